@@ -1,0 +1,253 @@
+# Makefile: builds ./pgtally and its library, and runs the unit, behaviour, bench and fuzz tests.
+#
+# Settings come from config.mk, which ./configure writes; when it is missing this Makefile
+# runs autoreconf and ./configure $(CONFIGURE_FLAGS) itself. `make help` lists the targets.
+
+PYTHON := /usr/bin/python3
+CONFIGURE_FLAGS ?=
+FUZZ_SECONDS ?= 60
+PYTEST_ARGS ?=
+RUN_ARGS ?=
+V ?= 0
+
+# Every Debian package a developer or CI needs, in one place: `make deps` installs the missing.
+DEB_PACKAGES := build-essential gcc make autoconf automake pkg-config \
+	libevent-dev libssl-dev libinih-dev libpq-dev libcmocka-dev libpg-query-dev \
+	postgresql-15 postgresql-client-15 pgbouncer \
+	python3-psycopg python3-psycopg2 python3-pytest python3-django \
+	clang valgrind prometheus openssl
+
+# Goals that must work before configure can (deps installs what configure looks for).
+NOCONFIG_GOALS := deps clean distclean help
+GOALS := $(or $(MAKECMDGOALS),all)
+ifneq ($(filter-out $(NOCONFIG_GOALS),$(GOALS)),)
+include config.mk
+endif
+
+PREFIX ?= $(or $(prefix),/usr/local)
+
+ifeq ($(V),1)
+Q :=
+msg := @true
+else
+Q := @
+msg := @printf '  %-7s %s\n'
+endif
+
+SRCS := $(wildcard src/*.c)
+OBJS := $(patsubst src/%.c,build/%.o,$(SRCS))
+LIB_OBJS := $(filter-out build/main.o,$(OBJS))
+LIB := build/libpgtally.a
+
+DEP_CFLAGS = $(LIBEVENT_CFLAGS) $(LIBEVENT_PTHREADS_CFLAGS) $(OPENSSL_CFLAGS) $(INIH_CFLAGS)
+ALL_CFLAGS = $(PGT_CPPFLAGS) -Iinclude $(DEP_CFLAGS) $(CPPFLAGS) $(WARN_CFLAGS) $(CFLAGS)
+PGT_LIBS = $(LIBEVENT_PTHREADS_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(INIH_LIBS) -lpthread
+
+UNIT_SRCS := $(wildcard test/unit/test_*.c)
+ifneq ($(HAVE_PG_QUERY),yes)
+UNIT_SKIPPED := $(filter %_pgquery.c,$(UNIT_SRCS))
+UNIT_SRCS := $(filter-out %_pgquery.c,$(UNIT_SRCS))
+endif
+UNIT_BINS := $(patsubst test/unit/%.c,build/test/%,$(UNIT_SRCS))
+
+BENCH_SRCS := $(wildcard test/bench/*.c)
+BENCH_BINS := $(patsubst test/bench/%.c,build/bench/%,$(BENCH_SRCS))
+
+# Fuzzers get their own objects: instrumented by clang, never mixed with the gcc ones.
+FUZZ_SRCS := $(wildcard test/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(patsubst test/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
+FUZZ_BINS := $(patsubst %,build/fuzz/fuzz_%,$(FUZZ_NAMES))
+FUZZ_OBJS := $(patsubst src/%.c,build/fuzz/obj/%.o,$(filter-out src/main.c,$(SRCS)))
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=c11 $(PGT_CPPFLAGS) -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -Iinclude \
+	$(DEP_CFLAGS) $(filter-out -Werror,$(WARN_CFLAGS)) -g -O1 $(FUZZ_SAN)
+
+.PHONY: all run check unit bench fuzz install uninstall clean distclean deps help
+.DEFAULT_GOAL := all
+
+# ------------------------------------------------------------------ configuration
+
+configure: configure.ac
+	autoreconf -fi
+	@touch $@
+
+config.mk: config.mk.in configure
+	@if [ -n "$(filter run check,$(GOALS))" ]; then $(MAKE) --no-print-directory deps; fi
+	@if [ -x config.status ]; then \
+		./config.status --recheck && ./config.status; \
+	else \
+		./configure $(CONFIGURE_FLAGS); \
+	fi
+	@touch $@
+
+# ------------------------------------------------------------------ build
+
+ifneq ($(wildcard src/main.c),)
+all: pgtally
+else
+all: $(LIB)
+	@echo "src/main.c is not written yet: built $(LIB) only, no ./pgtally"
+endif
+
+build build/test build/bench build/fuzz build/fuzz/obj:
+	$(Q)mkdir -p $@
+
+build/%.o: src/%.c config.mk | build
+	$(msg) CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB): $(LIB_OBJS)
+	$(msg) AR $@
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+pgtally: build/main.o $(LIB)
+	$(msg) LINK $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ build/main.o $(LIB) $(PGT_LIBS)
+
+# ------------------------------------------------------------------ tests
+
+build/test/%: test/unit/%.c $(LIB) config.mk | build/test
+	$(msg) TEST-CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -MF $@.d $(LDFLAGS) -o $@ $< $(LIB) \
+		$(CMOCKA_LIBS) $(if $(filter %_pgquery,$*),$(PG_QUERY_LIBS)) $(PGT_LIBS)
+
+unit: $(if $(filter yes,$(HAVE_CMOCKA)),$(UNIT_BINS))
+ifneq ($(HAVE_CMOCKA),yes)
+	@echo "make unit: cmocka was not found by configure; install libcmocka-dev" \
+		"(make deps) and run ./configure again"; exit 1
+else ifeq ($(strip $(UNIT_SRCS)),)
+	@echo "make unit: no test/unit/test_*.c yet"
+else
+	@$(if $(UNIT_SKIPPED),echo "make unit: no libpg_query so skipped $(UNIT_SKIPPED)",true)
+	@failed=""; \
+	for t in $(UNIT_BINS); do \
+		echo "== $$t"; \
+		./$$t || failed="$$failed $${t##*/}"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make unit: FAILED:$$failed"; exit 1; fi; \
+	echo "make unit: all $(words $(UNIT_BINS)) test programs passed"
+endif
+
+check:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	$(PYTHON) -m pytest -v $(PYTEST_ARGS) test/
+
+run:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory all
+	$(PYTHON) test/run_dev.py $(RUN_ARGS)
+
+build/bench/%: test/bench/%.c $(LIB) config.mk | build/bench
+	$(msg) BENCH-CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(PQ_CFLAGS) -MMD -MP -MF $@.d $(LDFLAGS) -o $@ $< $(LIB) \
+		$(PG_QUERY_LIBS) $(PQ_LIBS) $(PGT_LIBS)
+
+bench: $(if $(and $(wildcard test/bench/run.py),$(filter yes,$(HAVE_PG_QUERY))),all $(BENCH_BINS))
+ifeq ($(wildcard test/bench/run.py),)
+	@echo "make bench: not done yet (there is no test/bench/run.py)"
+else ifneq ($(HAVE_PG_QUERY),yes)
+	@echo "make bench: libpg_query was not found by configure; install libpg-query-dev"; exit 1
+else
+	$(PYTHON) test/bench/run.py
+endif
+
+build/fuzz/obj/%.o: src/%.c config.mk | build/fuzz/obj
+	$(msg) FUZZ-CC $<
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+build/fuzz/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_OBJS) config.mk | build/fuzz
+	$(msg) FUZZ-LD $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -MF $@.d -o $@ $< $(FUZZ_OBJS) \
+		$(PGT_LIBS)
+
+# New inputs go to build/fuzz/corpus/<name>; the committed seeds are only read.
+fuzz: $(if $(CLANG),$(FUZZ_BINS))
+ifeq ($(strip $(FUZZ_SRCS)),)
+	@echo "make fuzz: not done yet (there is no test/fuzz/fuzz_*.c)"
+else ifeq ($(CLANG),)
+	@echo "make fuzz: clang was not found by configure; install clang (make deps)"; exit 1
+else
+	@failed=""; \
+	for n in $(FUZZ_NAMES); do \
+		mkdir -p build/fuzz/corpus/$$n build/fuzz/artifacts/$$n; \
+		seeds=""; [ -d test/fuzz/corpus/$$n ] && seeds=test/fuzz/corpus/$$n; \
+		echo "== fuzz_$$n for $(FUZZ_SECONDS)s (log: build/fuzz/fuzz_$$n.log)"; \
+		if build/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=build/fuzz/artifacts/$$n/ \
+			build/fuzz/corpus/$$n $$seeds >build/fuzz/fuzz_$$n.log 2>&1; then \
+			grep -E '^(Done|stat::number_of_executed_units)' build/fuzz/fuzz_$$n.log || true; \
+		else \
+			tail -n 60 build/fuzz/fuzz_$$n.log; \
+			echo "fuzz_$$n FAILED: reproducer in build/fuzz/artifacts/$$n/"; \
+			failed="$$failed fuzz_$$n"; \
+		fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make fuzz: FAILED:$$failed"; exit 1; fi
+endif
+
+# ------------------------------------------------------------------ install
+
+MAN1 := $(wildcard doc/*.1)
+MAN5 := $(wildcard doc/*.5)
+
+install: $(if $(wildcard src/main.c),all)
+ifeq ($(wildcard src/main.c),)
+	@echo "make install: not done yet (src/main.c does not exist, so no ./pgtally)"
+else
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/pgtally
+	install -m 755 pgtally $(DESTDIR)$(PREFIX)/bin/pgtally
+	install -m 644 etc/pgtally.ini $(DESTDIR)$(PREFIX)/share/doc/pgtally/pgtally.ini
+	$(if $(MAN1),install -d $(DESTDIR)$(PREFIX)/share/man/man1)
+	$(if $(MAN1),install -m 644 $(MAN1) $(DESTDIR)$(PREFIX)/share/man/man1/)
+	$(if $(MAN5),install -d $(DESTDIR)$(PREFIX)/share/man/man5)
+	$(if $(MAN5),install -m 644 $(MAN5) $(DESTDIR)$(PREFIX)/share/man/man5/)
+endif
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/pgtally
+	rm -f $(DESTDIR)$(PREFIX)/share/doc/pgtally/pgtally.ini
+	-rmdir $(DESTDIR)$(PREFIX)/share/doc/pgtally 2>/dev/null
+	$(if $(MAN1),rm -f $(patsubst doc/%,$(DESTDIR)$(PREFIX)/share/man/man1/%,$(MAN1)))
+	$(if $(MAN5),rm -f $(patsubst doc/%,$(DESTDIR)$(PREFIX)/share/man/man5/%,$(MAN5)))
+
+# ------------------------------------------------------------------ housekeeping
+
+clean:
+	rm -rf build pgtally
+
+distclean: clean
+	rm -rf config.mk config.status config.log configure aclocal.m4 autom4te.cache
+
+# dpkg-query tells what is installed; apt-get update runs only when something is missing.
+deps:
+	@if ! command -v dpkg-query >/dev/null 2>&1; then \
+		echo "make deps: not a Debian system; install the equivalents of: $(DEB_PACKAGES)"; \
+		exit 0; \
+	fi; \
+	missing=""; \
+	for p in $(DEB_PACKAGES); do \
+		s=$$(dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null || true); \
+		[ "$$s" = installed ] || missing="$$missing $$p"; \
+	done; \
+	[ -n "$$missing" ] || exit 0; \
+	echo "make deps: installing$$missing"; \
+	sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+		$$missing
+
+help:
+	@echo "make [all]      build ./pgtally (configures first when needed)"
+	@echo "make run        a throwaway PostgreSQL and pgtally in front of it (RUN_ARGS='-- -v')"
+	@echo "make check      deps, all, unit, then the pytest suite (PYTEST_ARGS='-k x')"
+	@echo "make unit       build and run the cmocka tests in test/unit/"
+	@echo "make bench      the benchmark in test/bench/"
+	@echo "make fuzz       each libFuzzer target for FUZZ_SECONDS (default 60)"
+	@echo "make install    into DESTDIR/PREFIX (default /usr/local); make uninstall"
+	@echo "make deps       install missing Debian packages"
+	@echo "make clean      remove build products; distclean also the configure output"
+	@echo "V=1 shows full compiler command lines"
+
+-include $(wildcard build/*.d build/test/*.d build/bench/*.d build/fuzz/*.d build/fuzz/obj/*.d)

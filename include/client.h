@@ -1,0 +1,101 @@
+/* client: the client-side state machine: startup, authentication, forwarding, cancel. */
+#ifndef PGT_CLIENT_H
+#define PGT_CLIENT_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "list.h"
+#include "pool.h"
+#include "sbuf.h"
+
+struct server;
+struct worker;
+struct client_auth;
+
+/* Each state names the list the client is on. */
+enum client_state {
+	CL_LOGIN,         /* worker->login_clients: startup and authentication */
+	CL_WELCOME_WAIT,  /* pool->login_clients: authenticated, waiting for server parameters */
+	CL_IDLE,          /* pool->active_clients, no server: between transactions */
+	CL_WAITING,       /* pool->waiting_clients: wants a server */
+	CL_ACTIVE,        /* pool->active_clients, linked to a server */
+	CL_ADMIN,         /* worker->admin_clients: on the console */
+	CL_CLOSED,        /* worker->closed_clients: freed at the end of the loop iteration */
+};
+
+struct client {
+	struct list node;
+	struct sbuf sb;
+	struct worker *w;
+	struct pool *pool;
+	struct server *server;
+	enum client_state state;
+	uint64_t id;
+	uint32_t cancel_pid;
+	uint32_t cancel_key;
+	struct client *cancel_next; /* hash chain in worker->cancel_table */
+
+	struct sockaddr_storage addr; /* peer; AF_UNIX for the unix socket */
+	bool is_unix;
+	bool admin_may_control; /* admin_users (vs stats_users) */
+	bool closing;
+
+	usec_t connect_time;
+	usec_t request_time; /* last activity */
+	usec_t wait_start;   /* when it started waiting for a server */
+	usec_t xact_start;   /* first query of the current transaction */
+	usec_t query_start;  /* current request sent */
+
+	/* Streaming the rest of a large message to the server, or to nowhere when dropping. */
+	uint32_t fwd_remaining;
+
+	char *params[PARAM_COUNT]; /* what the client expects on its server */
+	char *db_name;             /* as the client asked for it */
+	char *user_name;
+
+	struct client_auth *auth; /* only during authentication */
+};
+
+/* Accepted connection: takes ownership of fd. */
+void client_accept(struct worker *w, int fd, const struct sockaddr *addr, socklen_t addrlen,
+		   bool is_unix);
+
+/* The one way out: log why, send an ErrorResponse when sqlstate is set, and free later. */
+void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The client is linked to a server now: push its buffered request through. */
+void client_linked(struct client *c);
+
+/* Change state and move the client to the list that state means. */
+void client_set_state(struct client *c, enum client_state st);
+
+/* Send a locally built message buffer to the client; false when the client is gone. */
+bool client_send(struct client *c, struct iobuf *b);
+
+/* Send an ErrorResponse without closing. */
+void client_send_error(struct client *c, const char *sqlstate, const char *msg);
+
+/* Authentication succeeded: go on to the pool (or the console when admin). */
+void client_auth_ok(struct client *c, bool admin, struct iobuf *b);
+
+/* Pool's welcome parameters arrived: finish the login of a waiting client. */
+void client_welcome(struct client *c, struct iobuf *b);
+
+/* Called by the server side when it has data for the client / failed. */
+void client_server_lost(struct client *c, const char *sqlstate, const char *msg);
+
+/* Free clients whose close was requested (never inside their own callbacks). */
+void client_reap(struct worker *w);
+
+/* CancelRequest arriving on a fresh connection. */
+void client_handle_cancel(struct worker *w, uint32_t pid, uint32_t key);
+
+/* Log prefix helper: "C-<id> db/user@addr:port". */
+const char *client_describe(const struct client *c, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,40 @@
+/* log: leveled logging to stderr, a logfile and/or syslog. */
+#ifndef PGT_LOG_H
+#define PGT_LOG_H
+
+#include <stdbool.h>
+
+enum log_level {
+	LOG_LVL_FATAL = 0,
+	LOG_LVL_ERROR,
+	LOG_LVL_WARNING,
+	LOG_LVL_INFO,  /* the default */
+	LOG_LVL_DEBUG, /* verbose=1 */
+	LOG_LVL_NOISE, /* verbose=2 */
+};
+
+/* The current level; messages above it are not formatted at all. */
+extern int log_level_cur;
+
+/*
+ * Configure outputs. logfile may be NULL or "" (no file); to_stderr is false when
+ * daemonized or quiet; syslog_ident non-NULL turns syslog on. Safe to call again on reload.
+ */
+void log_setup(const char *logfile, bool to_stderr, const char *syslog_ident, int level);
+
+void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_at(lvl, ...)                                                                            \
+	do {                                                                                           \
+		if ((int)(lvl) <= log_level_cur)                                                       \
+			log_msg((lvl), __VA_ARGS__);                                                   \
+	} while (0)
+
+#define log_fatal(...) log_at(LOG_LVL_FATAL, __VA_ARGS__)
+#define log_error(...) log_at(LOG_LVL_ERROR, __VA_ARGS__)
+#define log_warning(...) log_at(LOG_LVL_WARNING, __VA_ARGS__)
+#define log_info(...) log_at(LOG_LVL_INFO, __VA_ARGS__)
+#define log_debug(...) log_at(LOG_LVL_DEBUG, __VA_ARGS__)
+#define log_noise(...) log_at(LOG_LVL_NOISE, __VA_ARGS__)
+
+#endif

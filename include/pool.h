@@ -1,0 +1,134 @@
+/*
+ * pool: (database, user) pools of server connections, their limits, the FIFO of clients
+ * waiting for a server, and the counters behind SHOW POOLS / SHOW STATS.
+ */
+#ifndef PGT_POOL_H
+#define PGT_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "iobuf.h"
+#include "list.h"
+
+struct client;
+struct server;
+struct worker;
+
+/* Parameters pgtally keeps equal between a client and the server it is given. */
+enum param_id {
+	PARAM_CLIENT_ENCODING,
+	PARAM_DATESTYLE,
+	PARAM_TIMEZONE,
+	PARAM_INTERVALSTYLE,
+	PARAM_STANDARD_CONFORMING_STRINGS,
+	PARAM_APPLICATION_NAME,
+	PARAM_SEARCH_PATH,
+	PARAM_COUNT
+};
+extern const char *const param_names[PARAM_COUNT];
+/* Index of a tracked parameter by name (case-insensitive), or -1. */
+int param_lookup(const char *name);
+
+/* Counters for SHOW STATS; times in microseconds. */
+struct pool_stats {
+	uint64_t server_assignment_count;
+	uint64_t xact_count;
+	uint64_t query_count;
+	uint64_t bytes_received;
+	uint64_t bytes_sent;
+	uint64_t xact_time;
+	uint64_t query_time;
+	uint64_t wait_time;
+	uint64_t client_parse_count;
+	uint64_t server_parse_count;
+	uint64_t bind_count;
+	uint64_t client_login_count;
+};
+
+/* A database as configured, with its runtime switches. */
+struct pool_db {
+	struct list node; /* worker->dbs */
+	char *name;
+	struct config_db cfg; /* a deep copy; strings owned here */
+	bool paused;
+	bool disabled;
+	bool auto_created; /* made from the "*" entry */
+	bool removed;      /* gone from the config after a reload */
+	int n_servers;     /* across all users, for max_db_connections */
+	int n_clients;
+};
+
+/* A user known to the pooler: the stored secret and SCRAM passthrough keys. */
+struct pool_user {
+	struct list node; /* worker->users */
+	char *name;
+	char *password; /* from auth_file, or NULL */
+	bool have_scram_keys;
+	uint8_t scram_client_key[32];
+	uint8_t scram_server_key[32];
+	void *scram_cache; /* struct scram_secret derived from a plaintext password */
+	int n_servers;     /* for max_user_connections */
+	int n_clients;
+};
+
+struct pool {
+	struct list node; /* worker->pools */
+	struct worker *w;
+	struct pool_db *db;
+	struct pool_user *user;
+	int pool_mode; /* enum pool_mode */
+
+	/* Clients, by state. */
+	struct list active_clients;  /* linked to a server or idle between transactions */
+	struct list waiting_clients; /* FIFO, waiting for a server */
+	struct list login_clients;   /* logged in, waiting for the welcome parameters */
+
+	/* Servers, by state. */
+	struct list active_servers;
+	struct list idle_servers; /* most recently used last */
+	struct list used_servers; /* need a check before reuse */
+	struct list tested_servers;
+	struct list login_servers;
+
+	int n_servers; /* all states, for pool_size */
+
+	/* ParameterStatus messages from the first server login, sent to every new client. */
+	struct iobuf welcome;
+	bool have_welcome;
+	char *welcome_params[PARAM_COUNT]; /* defaults for clients that do not set them */
+
+	usec_t last_connect_failed; /* 0 = none: wait server_login_retry before trying again */
+	char *last_error;
+
+	struct pool_stats stats;
+	struct pool_stats stats_prev; /* at the last stats_period, for averages */
+	usec_t maxwait_start;       /* oldest waiting client's wait start, from the FIFO */
+};
+
+/* Find or make the pool; NULL when out of memory. */
+struct pool *pool_get(struct worker *w, struct pool_db *db, struct pool_user *user);
+
+/* Client wants a server: link one now or queue the client. */
+void pool_request_server(struct pool *pool, struct client *c);
+
+/* A server finished its work (login, release, check): hand it to a waiter or make it idle. */
+void pool_server_ready(struct pool *pool, struct server *s);
+
+/* Launch server connections while the pool has waiters or is below min_pool_size. */
+void pool_maintain(struct pool *pool);
+
+int pool_size_limit(const struct pool *pool);
+
+/* Find or create pool_db/pool_user entries. */
+struct pool_db *pool_db_find(struct worker *w, const char *name, bool create_from_fallback);
+struct pool_user *pool_user_find(struct worker *w, const char *name, bool create);
+
+/* Refresh a database's settings from the config (at creation and on reload). */
+void pool_db_configure(struct pool_db *db, const struct config_db *cfg, bool from_fallback);
+
+/* Free everything a pool owns once it has no connections. */
+void pool_free(struct pool *pool);
+
+#endif

@@ -1,0 +1,87 @@
+/* server: connections to PostgreSQL: connect, login, response processing, release. */
+#ifndef PGT_SERVER_H
+#define PGT_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "list.h"
+#include "pool.h"
+#include "sbuf.h"
+
+struct client;
+struct worker;
+struct scram_client;
+
+/* Each state names the list the server is on. */
+enum server_state {
+	SV_LOGIN,  /* pool->login_servers: connecting and authenticating */
+	SV_IDLE,   /* pool->idle_servers: clean, ready to be given out */
+	SV_ACTIVE, /* pool->active_servers: linked to a client */
+	SV_USED,   /* pool->used_servers: released, needs a check before reuse */
+	SV_TESTED, /* pool->tested_servers: running the check or reset query */
+	SV_CLOSED, /* worker->closed_servers: freed at the end of the loop iteration */
+};
+
+struct server {
+	struct list node;
+	struct sbuf sb;
+	struct worker *w;
+	struct pool *pool;
+	struct client *client;
+	enum server_state state;
+	uint64_t id;
+	uint32_t be_pid;
+	uint32_t be_key;
+
+	usec_t connect_time;
+	usec_t request_time; /* last request sent */
+	usec_t last_used;    /* released to the pool */
+	usec_t link_time;
+
+	int expect_rfq;  /* ReadyForQuery replies still due (Query, Sync, FunctionCall sent) */
+	int swallow_rfq; /* of those, how many belong to pgtally's own queries */
+	bool ext_open;   /* extended-protocol messages sent since the last Sync */
+	bool copy_in;    /* COPY FROM STDIN in progress */
+	bool copy_out;   /* COPY TO STDOUT in progress */
+	char txn_status; /* from the last ReadyForQuery: I, T or E */
+	bool ready;      /* login done */
+	bool close_needed; /* e.g. after RECONNECT: close instead of reuse */
+	bool closing;
+
+	uint32_t fwd_remaining; /* rest of a large message streamed to the client */
+
+	char *params[PARAM_COUNT]; /* values this session has */
+
+	struct scram_client *scram; /* during login */
+	struct iobuf login_params;  /* ParameterStatus pairs seen during login */
+	char *login_error;
+};
+
+/* Open a new connection for the pool (state SV_LOGIN). false when it cannot even start. */
+bool server_launch(struct pool *pool);
+
+/* Link to a client: state SV_ACTIVE; queue SETs for differing parameters. */
+void server_link(struct server *s, struct client *c);
+
+/* Client went away or finished: clean up the session and return it to the pool, or close. */
+void server_release(struct server *s);
+
+void server_close(struct server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void server_set_state(struct server *s, enum server_state st);
+void server_reap(struct worker *w);
+
+/* Send a message buffer built by pgtally to the server. */
+bool server_send(struct server *s, struct iobuf *b);
+
+/* Forward a cancel for the query running on s, over a new connection. */
+void server_send_cancel(struct server *s);
+
+/* Open a non-blocking socket connecting to the database's server; -1 on failure. */
+int server_connect_socket(const struct pool_db *db, char *err, size_t errlen);
+
+/* Process server input; called from the read callback and after a link. */
+void server_process(struct server *s);
+
+#endif

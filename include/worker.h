@@ -1,0 +1,81 @@
+/*
+ * worker: one event loop and everything it touches. No data-path state lives in globals, so
+ * several workers can run side by side in threads.
+ */
+#ifndef PGT_WORKER_H
+#define PGT_WORKER_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/time.h>
+
+#include "config.h"
+#include "list.h"
+
+struct client;
+struct userlist;
+
+#define CANCEL_TABLE_SIZE 4096
+
+struct worker {
+	int id;
+	struct event_base *base;
+	struct config *cfg;       /* current config; replaced on reload */
+	struct userlist *users_file; /* auth_file, or NULL */
+
+	/* Free list of SBUF_BUFSIZE buffers. */
+	uint8_t **free_bufs;
+	size_t n_free_bufs;
+	size_t cap_free_bufs;
+
+	struct list dbs;   /* struct pool_db */
+	struct list users; /* struct pool_user */
+	struct list pools; /* struct pool */
+
+	struct list login_clients;
+	struct list admin_clients;
+	struct list closed_clients;
+	struct list closed_servers;
+	int n_clients; /* all client connections, for max_client_conn */
+	int n_servers;
+
+	struct client *cancel_table[CANCEL_TABLE_SIZE];
+
+	struct event *janitor;
+	struct event *reaper; /* frees closed connections after the callbacks that closed them */
+	uint64_t next_id;
+
+	bool paused;        /* PAUSE: no new transactions */
+	bool shutting_down; /* no new clients */
+	int shutdown_mode;  /* 0 none, 1 wait for servers (SIGINT), 2 wait for clients (SIGTERM) */
+	usec_t start_time;
+};
+
+/* One process-wide worker for now (workers = 1). */
+struct worker *worker_create(struct config *cfg);
+void worker_free(struct worker *w);
+
+uint8_t *worker_buf_get(struct worker *w);
+void worker_buf_put(struct worker *w, uint8_t *buf);
+
+static inline usec_t worker_now(struct worker *w)
+{
+	struct timeval tv;
+	event_base_gettimeofday_cached(w->base, &tv);
+	return (usec_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+/* Ask the reaper to run at the end of this loop iteration. */
+void worker_schedule_reap(struct worker *w);
+
+/* Apply a newly loaded config (RELOAD / SIGHUP). */
+void worker_apply_config(struct worker *w, struct config *cfg);
+
+/* Start the periodic janitor (timeouts, pool maintenance). */
+void worker_start_janitor(struct worker *w);
+
+/* Drop SHUTDOWN when the conditions of the shutdown mode hold. */
+void worker_check_shutdown(struct worker *w);
+
+#endif

@@ -1,0 +1,295 @@
+/* auth: authenticating clients (trust, plain, md5, scram-sha-256) against auth_file. */
+#include "auth.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "log.h"
+#include "md5auth.h"
+#include "proto.h"
+#include "scram.h"
+#include "userlist.h"
+#include "worker.h"
+
+struct client_auth {
+	int method; /* enum auth_type actually used */
+	bool admin;
+	const char *stored; /* the auth_file entry, or NULL for an unknown user */
+	uint8_t md5_salt[4];
+	int sasl_step;
+	struct scram_secret secret;
+	struct scram_server scram;
+};
+
+bool auth_in_progress(const struct client *c)
+{
+	return c->auth != NULL;
+}
+
+void auth_free(struct client *c)
+{
+	if (!c->auth)
+		return;
+	scram_server_clear(&c->auth->scram);
+	OPENSSL_cleanse(c->auth, sizeof(*c->auth));
+	free(c->auth);
+	c->auth = NULL;
+}
+
+static void auth_fail(struct client *c, const char *why)
+{
+	char who[160];
+	log_warning("%s authentication failed: %s", client_describe(c, who, sizeof(who)), why);
+	/* The same words whatever the reason, so the reply does not reveal whether a user exists. */
+	client_close(c, "28P01", "password authentication failed for user \"%s\"", c->user_name);
+}
+
+static void auth_done(struct client *c, struct iobuf *b)
+{
+	bool admin = c->auth->admin;
+	client_auth_ok(c, admin, b);
+}
+
+static bool auth_send(struct client *c, struct iobuf *b)
+{
+	bool ok = client_send(c, b);
+	iobuf_release(b);
+	return ok;
+}
+
+/* The SCRAM secret for a stored entry: parsed, or derived once from a plaintext password. */
+static bool auth_scram_secret(struct client *c, struct scram_secret *out)
+{
+	struct client_auth *a = c->auth;
+	if (!a->stored) {
+		uint8_t key[32];
+		/* A per-process random key makes mock secrets stable but unguessable. */
+		static uint8_t mock_key[32];
+		static int mock_ready;
+		if (!__atomic_load_n(&mock_ready, __ATOMIC_ACQUIRE)) {
+			RAND_bytes(key, sizeof(key));
+			memcpy(mock_key, key, sizeof(key));
+			__atomic_store_n(&mock_ready, 1, __ATOMIC_RELEASE);
+		}
+		return scram_mock_secret(c->user_name, mock_key, sizeof(mock_key), out);
+	}
+	switch (pwd_kind_of(a->stored)) {
+	case PWD_SCRAM:
+		return scram_parse_secret(a->stored, out);
+	case PWD_PLAIN: {
+		struct pool_user *u = pool_user_find(c->w, c->user_name, true);
+		if (!u)
+			return false;
+		if (!u->scram_cache) {
+			uint8_t salt[16];
+			struct scram_secret *s = calloc(1, sizeof(*s));
+			if (!s)
+				return false;
+			RAND_bytes(salt, sizeof(salt));
+			if (!scram_secret_from_password(a->stored, salt, sizeof(salt),
+							SCRAM_DEFAULT_ITERATIONS, s)) {
+				free(s);
+				return false;
+			}
+			u->scram_cache = s;
+		}
+		*out = *(struct scram_secret *)u->scram_cache;
+		return true;
+	}
+	case PWD_MD5:
+		return false;
+	}
+	return false;
+}
+
+void auth_begin(struct client *c, bool admin)
+{
+	struct worker *w = c->w;
+	struct config *cfg = w->cfg;
+	struct iobuf b = {0};
+
+	c->auth = calloc(1, sizeof(*c->auth));
+	if (!c->auth) {
+		client_close(c, "53200", "out of memory");
+		return;
+	}
+	struct client_auth *a = c->auth;
+	a->admin = admin;
+	a->stored = w->users_file ? userlist_find(w->users_file, c->user_name) : NULL;
+	if (admin) {
+		bool is_admin = config_list_contains(cfg->admin_users, c->user_name);
+		bool is_stats = config_list_contains(cfg->stats_users, c->user_name);
+		if (!is_admin && !is_stats) {
+			char who[160];
+			log_warning("%s refused: not in admin_users or stats_users",
+				    client_describe(c, who, sizeof(who)));
+			client_close(c, "28000", "not allowed to connect to the admin console");
+			return;
+		}
+		c->admin_may_control = is_admin;
+	}
+	a->method = cfg->auth_type;
+	switch (a->method) {
+	case AUTH_TYPE_ANY:
+		auth_done(c, &b);
+		iobuf_release(&b);
+		return;
+	case AUTH_TYPE_TRUST:
+		if (w->users_file && !a->stored) {
+			auth_fail(c, "user not in auth_file (trust still needs an entry)");
+			return;
+		}
+		auth_done(c, &b);
+		iobuf_release(&b);
+		return;
+	case AUTH_TYPE_PLAIN:
+		proto_build_auth(&b, 3, NULL, 0);
+		(void)auth_send(c, &b);
+		return;
+	case AUTH_TYPE_MD5:
+		if (a->stored && pwd_kind_of(a->stored) == PWD_SCRAM) {
+			/* An md5 exchange cannot check a SCRAM secret: use SCRAM instead. */
+			a->method = AUTH_TYPE_SCRAM;
+			break;
+		}
+		RAND_bytes(a->md5_salt, sizeof(a->md5_salt));
+		proto_build_auth(&b, 5, a->md5_salt, sizeof(a->md5_salt));
+		(void)auth_send(c, &b);
+		return;
+	case AUTH_TYPE_SCRAM:
+		break;
+	default:
+		client_close(c, "28000", "auth_type %s is not supported by pgtally",
+			     cfg->auth_type == AUTH_TYPE_HBA ? "hba" : "cert");
+		return;
+	}
+	/* SASL: offer SCRAM-SHA-256 (no channel binding). */
+	static const char mechs[] = "SCRAM-SHA-256\0";
+	proto_build_auth(&b, 10, mechs, sizeof(mechs));
+	(void)auth_send(c, &b);
+}
+
+static bool check_plain(struct client *c, const char *given)
+{
+	const char *stored = c->auth->stored;
+	if (!stored)
+		return false;
+	switch (pwd_kind_of(stored)) {
+	case PWD_PLAIN: {
+		size_t a = strlen(stored), b = strlen(given);
+		return a == b && CRYPTO_memcmp(stored, given, a) == 0;
+	}
+	case PWD_MD5: {
+		char hash[MD5AUTH_LEN];
+		md5auth_password_hash(c->user_name, given, hash);
+		return CRYPTO_memcmp(hash, stored, MD5AUTH_LEN - 1) == 0;
+	}
+	case PWD_SCRAM: {
+		struct scram_secret want, got;
+		if (!scram_parse_secret(stored, &want))
+			return false;
+		if (!scram_secret_from_password(given, want.salt, want.salt_len, want.iterations,
+						&got))
+			return false;
+		return CRYPTO_memcmp(want.stored_key, got.stored_key, sizeof(got.stored_key)) == 0 &&
+		       CRYPTO_memcmp(want.server_key, got.server_key, sizeof(got.server_key)) == 0;
+	}
+	}
+	return false;
+}
+
+static void auth_sasl(struct client *c, const uint8_t *body, size_t len)
+{
+	struct client_auth *a = c->auth;
+	struct proto_reader r;
+	struct iobuf b = {0};
+	char out[SCRAM_MAX_MESSAGE_LEN];
+	size_t outlen = 0;
+	const char *err = NULL;
+
+	proto_reader_init(&r, body, len);
+	if (a->sasl_step == 0) {
+		const char *mech = proto_get_str(&r);
+		uint32_t dlen = proto_get_u32(&r);
+		if (!mech || r.bad || strcmp(mech, "SCRAM-SHA-256") != 0) {
+			client_close(c, "28000", "SASL mechanism not supported (use SCRAM-SHA-256)");
+			return;
+		}
+		if (dlen == 0xffffffffu || dlen != (size_t)(r.end - r.p)) {
+			client_close(c, "08P01", "malformed SASLInitialResponse");
+			return;
+		}
+		if (!auth_scram_secret(c, &a->secret)) {
+			if (a->stored && pwd_kind_of(a->stored) == PWD_MD5)
+				auth_fail(c, "auth_file holds an md5 hash, which cannot do SCRAM");
+			else
+				auth_fail(c, "cannot build a SCRAM secret");
+			return;
+		}
+		if (!scram_server_handle_first(&a->scram, &a->secret, (const char *)r.p, dlen, out,
+					       sizeof(out), &outlen, &err)) {
+			client_close(c, "08P01", "bad SCRAM message: %s", err ? err : "?");
+			return;
+		}
+		a->sasl_step = 1;
+		proto_build_auth(&b, 11, out, outlen);
+		(void)auth_send(c, &b);
+		return;
+	}
+	if (!scram_server_handle_final(&a->scram, (const char *)body, len, out, sizeof(out),
+				       &outlen, &err)) {
+		auth_fail(c, a->stored ? (err ? err : "wrong password") : "no such user");
+		return;
+	}
+	if (!a->stored) {
+		auth_fail(c, "no such user");
+		return;
+	}
+	/* Keep the keys so pgtally can log in to the server as this user (passthrough). */
+	if (pwd_kind_of(a->stored) == PWD_SCRAM && a->scram.have_client_key) {
+		struct pool_user *u = pool_user_find(c->w, c->user_name, true);
+		if (u) {
+			memcpy(u->scram_client_key, a->scram.client_key, 32);
+			memcpy(u->scram_server_key, a->secret.server_key, 32);
+			u->have_scram_keys = true;
+		}
+	}
+	proto_build_auth(&b, 12, out, outlen);
+	auth_done(c, &b);
+	iobuf_release(&b);
+}
+
+void auth_handle_message(struct client *c, const uint8_t *body, size_t len)
+{
+	struct client_auth *a = c->auth;
+	struct iobuf b = {0};
+
+	if (!a) {
+		client_close(c, "08P01", "unexpected password message");
+		return;
+	}
+	if (a->method == AUTH_TYPE_SCRAM) {
+		auth_sasl(c, body, len);
+		return;
+	}
+	if (len == 0 || body[len - 1] != '\0') {
+		client_close(c, "08P01", "malformed password message");
+		return;
+	}
+	const char *given = (const char *)body;
+	bool ok;
+	if (a->method == AUTH_TYPE_PLAIN)
+		ok = check_plain(c, given);
+	else
+		ok = a->stored && md5auth_check(a->stored, c->user_name, a->md5_salt, given);
+	if (!ok) {
+		auth_fail(c, a->stored ? "wrong password" : "no such user");
+		return;
+	}
+	auth_done(c, &b);
+	iobuf_release(&b);
+}

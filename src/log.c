@@ -1,0 +1,73 @@
+/* log: leveled logging to stderr, a logfile and/or syslog. */
+#include "log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+int log_level_cur = LOG_LVL_INFO;
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static FILE *log_file;
+static bool log_to_stderr = true;
+static bool log_to_syslog;
+
+static const char *const level_names[] = {"FATAL", "ERROR", "WARNING", "LOG", "DEBUG", "NOISE"};
+static const int level_syslog[] = {LOG_CRIT, LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG, LOG_DEBUG};
+
+void log_setup(const char *logfile, bool to_stderr, const char *syslog_ident, int level)
+{
+	pthread_mutex_lock(&log_lock);
+	if (log_file) {
+		fclose(log_file);
+		log_file = NULL;
+	}
+	if (logfile && *logfile) {
+		log_file = fopen(logfile, "a");
+		if (log_file)
+			setvbuf(log_file, NULL, _IOLBF, 0);
+		else
+			fprintf(stderr, "cannot open logfile %s: %s\n", logfile, strerror(errno));
+	}
+	log_to_stderr = to_stderr;
+	if (log_to_syslog)
+		closelog();
+	log_to_syslog = syslog_ident != NULL;
+	if (log_to_syslog)
+		openlog(syslog_ident, LOG_PID, LOG_DAEMON);
+	log_level_cur = level;
+	pthread_mutex_unlock(&log_lock);
+}
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+	char msg[2048];
+	char stamp[64];
+	va_list ap;
+	struct timeval tv;
+	struct tm tm;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+
+	gettimeofday(&tv, NULL);
+	localtime_r(&tv.tv_sec, &tm);
+	size_t n = strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(stamp + n, sizeof(stamp) - n, ".%03d", (int)(tv.tv_usec / 1000));
+
+	pthread_mutex_lock(&log_lock);
+	if (log_to_stderr)
+		fprintf(stderr, "%s [%d] %s %s\n", stamp, (int)getpid(), level_names[lvl], msg);
+	if (log_file)
+		fprintf(log_file, "%s [%d] %s %s\n", stamp, (int)getpid(), level_names[lvl], msg);
+	if (log_to_syslog)
+		syslog(level_syslog[lvl], "%s %s", level_names[lvl], msg);
+	pthread_mutex_unlock(&log_lock);
+}

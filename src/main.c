@@ -1,0 +1,366 @@
+/* main: command line, config loading, daemonizing, signals and the event loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "pool.h"
+#include "userlist.h"
+#include "worker.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"pgtally " PGTALLY_VERSION " - a PostgreSQL connection pooler that counts queries\n"
+		"\n"
+		"Usage: pgtally [OPTION]... CONFIG_FILE\n"
+		"\n"
+		"  -d, --daemon      run in the background (needs logfile or syslog)\n"
+		"  -q, --quiet       do not log to stderr\n"
+		"  -v, --verbose     log more (repeat for even more)\n"
+		"  -u, --user=USER   run as USER (when started as root)\n"
+		"      --check       check CONFIG_FILE, report every problem, and exit\n"
+		"  -V, --version     print the version and exit\n"
+		"  -h, --help        print this help and exit\n"
+		"\n"
+		"Signals: SIGHUP reload, SIGINT safe shutdown, SIGTERM wait for clients (twice:\n"
+		"immediate), SIGQUIT immediate, SIGUSR1 pause, SIGUSR2 resume.\n");
+}
+
+static void log_problems(const struct config_problems *probs)
+{
+	for (size_t i = 0; i < probs->n; i++) {
+		const struct config_problem *p = &probs->items[i];
+		if (p->is_error)
+			log_error("%s:%d: %s", p->file, p->line, p->message);
+		else
+			log_warning("%s:%d: %s", p->file, p->line, p->message);
+	}
+}
+
+static struct userlist *load_userlist(const struct config *cfg, char *err, size_t errlen)
+{
+	if (!cfg->auth_file || !*cfg->auth_file)
+		return NULL;
+	struct userlist *ul = userlist_load(cfg->auth_file, err, errlen);
+	if (ul && userlist_is_world_readable(cfg->auth_file))
+		log_warning("auth_file %s is readable by other users; chmod 600 it", cfg->auth_file);
+	return ul;
+}
+
+static void apply_userlist(struct worker *w, struct userlist *ul)
+{
+	struct userlist *old = w->users_file;
+	w->users_file = ul;
+	for (struct list *pos = w->users.next; pos != &w->users; pos = pos->next) {
+		struct pool_user *u = container_of(pos, struct pool_user, node);
+		const char *pw = ul ? userlist_find(ul, u->name) : NULL;
+		if ((pw == NULL) != (u->password == NULL) ||
+		    (pw && u->password && strcmp(pw, u->password) != 0)) {
+			free(u->password);
+			u->password = pw ? strdup(pw) : NULL;
+			free(u->scram_cache);
+			u->scram_cache = NULL;
+			u->have_scram_keys = false;
+		}
+	}
+	if (old)
+		userlist_free(old);
+}
+
+static int log_level_for(const struct config *cfg, int verbose_flags)
+{
+	int v = cfg->verbose > verbose_flags ? cfg->verbose : verbose_flags;
+	int lvl = LOG_LVL_INFO + v;
+	return lvl > LOG_LVL_NOISE ? LOG_LVL_NOISE : lvl;
+}
+
+static bool opt_quiet;
+static bool opt_daemon;
+static int opt_verbose;
+
+static void setup_logging(const struct config *cfg)
+{
+	log_setup(cfg->logfile, !opt_quiet && !opt_daemon,
+		  cfg->syslog ? (cfg->syslog_ident ? cfg->syslog_ident : "pgtally") : NULL,
+		  log_level_for(cfg, opt_verbose));
+}
+
+bool app_reload(struct worker *w, char *err, size_t errlen)
+{
+	struct config_problems probs = {0};
+	struct config *cfg = config_load(w->cfg->config_file, &probs);
+	log_problems(&probs);
+	config_problems_free(&probs);
+	if (!cfg) {
+		snprintf(err, errlen, "config file has errors; keeping the old one");
+		log_error("reload failed: %s", err);
+		return false;
+	}
+	char uerr[256] = "";
+	struct userlist *ul = NULL;
+	if (cfg->auth_file && *cfg->auth_file) {
+		ul = load_userlist(cfg, uerr, sizeof(uerr));
+		if (!ul) {
+			snprintf(err, errlen, "auth_file: %s", uerr);
+			log_error("reload failed: %s", err);
+			config_free(cfg);
+			return false;
+		}
+	}
+	struct config *old = w->cfg;
+	worker_apply_config(w, cfg);
+	apply_userlist(w, ul);
+	setup_logging(cfg);
+	config_free(old);
+	log_info("configuration reloaded");
+	return true;
+}
+
+void app_shutdown(struct worker *w, int mode)
+{
+	if (mode == 0) {
+		log_info("immediate shutdown");
+		event_base_loopbreak(w->base);
+		return;
+	}
+	w->shutting_down = true;
+	w->shutdown_mode = mode;
+	listener_stop();
+	log_info("shutdown requested: waiting for %s", mode == 1 ? "servers to be released"
+								 : "clients to leave");
+	worker_check_shutdown(w);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct worker *w = arg;
+	char err[256];
+	(void)what;
+	switch (sig) {
+	case SIGHUP:
+		log_info("got SIGHUP, reloading");
+		(void)app_reload(w, err, sizeof(err));
+		break;
+	case SIGINT:
+		log_info("got SIGINT");
+		app_shutdown(w, w->shutdown_mode == 1 ? 0 : 1);
+		break;
+	case SIGTERM:
+		log_info("got SIGTERM");
+		app_shutdown(w, w->shutdown_mode == 2 ? 0 : 2);
+		break;
+	case SIGQUIT:
+		log_info("got SIGQUIT");
+		app_shutdown(w, 0);
+		break;
+	case SIGUSR1:
+		log_info("got SIGUSR1, pausing");
+		w->paused = true;
+		break;
+	case SIGUSR2:
+		log_info("got SIGUSR2, resuming");
+		w->paused = false;
+		for (struct list *p = w->pools.next; p != &w->pools; p = p->next)
+			pool_maintain(container_of(p, struct pool, node));
+		break;
+	default:
+		break;
+	}
+}
+
+static bool drop_privileges(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+	if (!pw) {
+		log_fatal("unknown user %s", user);
+		return false;
+	}
+	if (getuid() == pw->pw_uid)
+		return true;
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		log_fatal("cannot become user %s: %s", user, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+static bool daemonize(void)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return false;
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	pid = fork();
+	if (pid < 0)
+		return false;
+	if (pid > 0)
+		_exit(0);
+	int fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	return true;
+}
+
+static bool write_pidfile(const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		log_fatal("cannot write pidfile %s: %s", path, strerror(errno));
+		return false;
+	}
+	fprintf(f, "%d\n", (int)getpid());
+	fclose(f);
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"daemon", no_argument, NULL, 'd'},  {"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'}, {"user", required_argument, NULL, 'u'},
+		{"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'},
+		{"check", no_argument, NULL, 'C'},   {"reboot", no_argument, NULL, 'R'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *run_as = NULL;
+	bool check = false;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "dqvu:VhR", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'd':
+			opt_daemon = true;
+			break;
+		case 'q':
+			opt_quiet = true;
+			break;
+		case 'v':
+			opt_verbose++;
+			break;
+		case 'u':
+			run_as = optarg;
+			break;
+		case 'V':
+			printf("pgtally %s\n", PGTALLY_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'C':
+			check = true;
+			break;
+		case 'R':
+			fprintf(stderr, "pgtally: -R (online restart) is not supported\n");
+			return 1;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return 1;
+	}
+	const char *cfgpath = argv[optind];
+	if (check)
+		return config_check_file(cfgpath, stdout);
+
+	log_setup(NULL, !opt_quiet, NULL, LOG_LVL_INFO + opt_verbose);
+	struct config_problems probs = {0};
+	struct config *cfg = config_load(cfgpath, &probs);
+	log_problems(&probs);
+	config_problems_free(&probs);
+	if (!cfg) {
+		log_fatal("cannot load config file %s", cfgpath);
+		return 1;
+	}
+	if (opt_daemon && (!cfg->logfile || !*cfg->logfile) && !cfg->syslog) {
+		log_fatal("in daemon mode, set logfile or syslog in the config");
+		return 1;
+	}
+	setup_logging(cfg);
+
+	char err[256] = "";
+	struct userlist *ul = NULL;
+	if (cfg->auth_file && *cfg->auth_file) {
+		ul = load_userlist(cfg, err, sizeof(err));
+		if (!ul) {
+			log_fatal("cannot load auth_file: %s", err);
+			return 1;
+		}
+	}
+	if (cfg->auth_type == AUTH_TYPE_HBA || cfg->auth_type == AUTH_TYPE_CERT) {
+		log_fatal("auth_type %s is not supported by pgtally",
+			  cfg->auth_type == AUTH_TYPE_HBA ? "hba" : "cert");
+		return 1;
+	}
+	if (cfg->workers > 1)
+		log_warning("workers = %d: only one worker is implemented so far; using 1",
+			    cfg->workers);
+
+	signal(SIGPIPE, SIG_IGN);
+	listener_raise_fd_limit(cfg);
+	if (opt_daemon && !daemonize()) {
+		log_fatal("cannot daemonize: %s", strerror(errno));
+		return 1;
+	}
+
+	struct worker *w = worker_create(cfg);
+	if (!w) {
+		log_fatal("cannot create the event loop");
+		return 1;
+	}
+	w->users_file = ul;
+	if (!listener_start(w, cfg)) {
+		log_fatal("no listening socket could be opened");
+		return 1;
+	}
+	const char *user = run_as ? run_as : (cfg->user && *cfg->user ? cfg->user : NULL);
+	if (user && getuid() == 0 && !drop_privileges(user))
+		return 1;
+	if (cfg->pidfile && *cfg->pidfile && !write_pidfile(cfg->pidfile))
+		return 1;
+
+	int sigs[] = {SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGUSR2};
+	struct event *sigev[6];
+	for (int i = 0; i < 6; i++) {
+		sigev[i] = evsignal_new(w->base, sigs[i], signal_cb, w);
+		event_add(sigev[i], NULL);
+	}
+	worker_start_janitor(w);
+	log_info("pgtally %s started", PGTALLY_VERSION);
+	event_base_dispatch(w->base);
+
+	listener_stop();
+	for (int i = 0; i < 6; i++)
+		event_free(sigev[i]);
+	struct config *last = w->cfg;
+	if (w->users_file)
+		userlist_free(w->users_file);
+	worker_free(w);
+	if (last->pidfile && *last->pidfile)
+		unlink(last->pidfile);
+	config_free(last);
+	log_info("pgtally stopped");
+	return 0;
+}

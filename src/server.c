@@ -1,0 +1,958 @@
+/* server: connections to PostgreSQL: connect, login, relaying replies, release to the pool. */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "log.h"
+#include "md5auth.h"
+#include "proto.h"
+#include "scram.h"
+#include "stats.h"
+#include "worker.h"
+
+static void server_read_cb(evutil_socket_t fd, short what, void *arg);
+static void server_write_cb(evutil_socket_t fd, short what, void *arg);
+
+static struct list *server_state_list(struct server *s, enum server_state st)
+{
+	switch (st) {
+	case SV_LOGIN:
+		return &s->pool->login_servers;
+	case SV_IDLE:
+		return &s->pool->idle_servers;
+	case SV_ACTIVE:
+		return &s->pool->active_servers;
+	case SV_USED:
+		return &s->pool->used_servers;
+	case SV_TESTED:
+		return &s->pool->tested_servers;
+	case SV_CLOSED:
+		return &s->w->closed_servers;
+	}
+	return &s->w->closed_servers;
+}
+
+void server_set_state(struct server *s, enum server_state st)
+{
+	list_del(&s->node);
+	s->state = st;
+	list_append(server_state_list(s, st), &s->node);
+}
+
+static const char *default_socket_dir(void)
+{
+	return access("/var/run/postgresql", F_OK) == 0 ? "/var/run/postgresql" : "/tmp";
+}
+
+int server_connect_socket(const struct pool_db *db, char *err, size_t errlen)
+{
+	const char *host = db->cfg.host;
+	int port = db->cfg.port > 0 ? db->cfg.port : 5432;
+	int fd;
+
+	if (!host || !*host || host[0] == '/') {
+		struct sockaddr_un sun;
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/.s.PGSQL.%d",
+				 host && *host ? host : default_socket_dir(), port);
+		if (n < 0 || (size_t)n >= sizeof(sun.sun_path)) {
+			snprintf(err, errlen, "unix socket path too long");
+			return -1;
+		}
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			snprintf(err, errlen, "socket: %s", strerror(errno));
+			return -1;
+		}
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 && errno != EINPROGRESS &&
+		    errno != EAGAIN) {
+			snprintf(err, errlen, "connect to %s: %s", sun.sun_path, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		return fd;
+	}
+
+	struct addrinfo hints, *res = NULL;
+	char portstr[16];
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	/* Host names resolve here, blocking the loop briefly; numeric hosts do not. */
+	int rc = getaddrinfo(host, portstr, &hints, &res);
+	if (rc != 0 || !res) {
+		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		freeaddrinfo(res);
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, res->ai_addr, res->ai_addrlen) < 0 && errno != EINPROGRESS) {
+		snprintf(err, errlen, "connect to %s:%d: %s", host, port, strerror(errno));
+		close(fd);
+		freeaddrinfo(res);
+		return -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+static const char *server_login_user(const struct server *s)
+{
+	return s->pool->db->cfg.user ? s->pool->db->cfg.user : s->pool->user->name;
+}
+
+/* The password to log in with: the database line's, else the auth_file entry. */
+static const char *server_password(const struct server *s)
+{
+	if (s->pool->db->cfg.password)
+		return s->pool->db->cfg.password;
+	return s->pool->user->password;
+}
+
+static void pool_fail_logins(struct pool *pool, const char *sqlstate, const char *msg)
+{
+	struct list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &pool->login_clients)
+	{
+		struct client *c = container_of(pos, struct client, node);
+		client_close(c, sqlstate, "%s", msg);
+	}
+}
+
+bool server_launch(struct pool *pool)
+{
+	struct worker *w = pool->w;
+	char err[256];
+	struct iobuf b = {0};
+
+	int fd = server_connect_socket(pool->db, err, sizeof(err));
+	if (fd < 0) {
+		log_warning("S-new %s/%s: %s", pool->db->name, pool->user->name, err);
+		pool->last_connect_failed = worker_now(w);
+		free(pool->last_error);
+		pool->last_error = strdup(err);
+		char msg[320];
+		snprintf(msg, sizeof(msg), "server login failed: %s", err);
+		pool_fail_logins(pool, "08006", msg);
+		return false;
+	}
+	struct server *s = calloc(1, sizeof(*s));
+	if (!s) {
+		close(fd);
+		return false;
+	}
+	s->w = w;
+	s->pool = pool;
+	s->id = ++w->next_id;
+	s->connect_time = s->request_time = worker_now(w);
+	s->txn_status = 'I';
+	list_init(&s->node);
+	s->state = SV_LOGIN;
+	list_append(&pool->login_servers, &s->node);
+	pool->n_servers++;
+	pool->db->n_servers++;
+	pool->user->n_servers++;
+	w->n_servers++;
+	sbuf_setup(w, &s->sb, fd, server_read_cb, server_write_cb, s);
+	s->sb.keep_in = true;
+
+	const struct config_db *d = &pool->db->cfg;
+	const char *kv[16];
+	int i = 0;
+	kv[i++] = "user";
+	kv[i++] = server_login_user(s);
+	kv[i++] = "database";
+	kv[i++] = d->dbname ? d->dbname : pool->db->name;
+	if (d->client_encoding) {
+		kv[i++] = "client_encoding";
+		kv[i++] = d->client_encoding;
+	}
+	if (d->datestyle) {
+		kv[i++] = "DateStyle";
+		kv[i++] = d->datestyle;
+	}
+	if (d->timezone) {
+		kv[i++] = "TimeZone";
+		kv[i++] = d->timezone;
+	}
+	kv[i++] = "application_name";
+	kv[i++] = d->application_name ? d->application_name : "pgtally";
+	kv[i] = NULL;
+	proto_build_startup(&b, kv);
+	if (!server_send(s, &b)) {
+		iobuf_release(&b);
+		return true; /* server_send closed it; the pool was told */
+	}
+	iobuf_release(&b);
+	log_debug("S-%llu %s/%s: new connection", (unsigned long long)s->id, pool->db->name,
+		  pool->user->name);
+	return true;
+}
+
+bool server_send(struct server *s, struct iobuf *b)
+{
+	if (!pkt_ok(b)) {
+		iobuf_reset(b);
+		server_close(s, "out of memory building a message");
+		return false;
+	}
+	bool ok = sbuf_send(&s->sb, b->data + b->rpos, iobuf_avail(b));
+	iobuf_reset(b);
+	if (!ok) {
+		server_close(s, "send to server failed: %s", strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+void server_close(struct server *s, const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+
+	if (s->state == SV_CLOSED)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+
+	struct pool *pool = s->pool;
+	struct worker *w = s->w;
+	bool was_login = s->state == SV_LOGIN;
+	log_at(was_login || s->client ? LOG_LVL_WARNING : LOG_LVL_INFO,
+	       "S-%llu %s/%s: closing because: %s", (unsigned long long)s->id, pool->db->name,
+	       pool->user->name, why);
+
+	if (s->client) {
+		struct client *c = s->client;
+		s->client = NULL;
+		char msg[600];
+		snprintf(msg, sizeof(msg), "server connection lost: %s", why);
+		client_server_lost(c, "08006", msg);
+	}
+	if (s->state == SV_LOGIN) {
+		pool->last_connect_failed = worker_now(w);
+		free(pool->last_error);
+		pool->last_error = strdup(why);
+		char msg[600];
+		snprintf(msg, sizeof(msg), "server login failed: %s", why);
+		if (list_count(&pool->login_servers) <= 1)
+			pool_fail_logins(pool, "08006", msg);
+	}
+	if (s->ready) {
+		struct iobuf b = {0};
+		proto_build_terminate(&b);
+		if (pkt_ok(&b) && sbuf_queued(&s->sb) == 0 &&
+		    !sbuf_send(&s->sb, b.data, iobuf_avail(&b)))
+			log_debug("could not send Terminate to the server");
+		iobuf_release(&b);
+	}
+	sbuf_close(w, &s->sb);
+	pool->n_servers--;
+	pool->db->n_servers--;
+	pool->user->n_servers--;
+	w->n_servers--;
+	server_set_state(s, SV_CLOSED);
+	worker_schedule_reap(w);
+	if (!was_login || !pool->last_connect_failed)
+		pool_maintain(pool);
+}
+
+void server_reap(struct worker *w)
+{
+	struct list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &w->closed_servers)
+	{
+		struct server *s = container_of(pos, struct server, node);
+		list_del(&s->node);
+		for (int i = 0; i < PARAM_COUNT; i++)
+			free(s->params[i]);
+		free(s->scram);
+		free(s->login_error);
+		iobuf_release(&s->login_params);
+		free(s);
+	}
+}
+
+/* ---- login ---- */
+
+static void server_set_param(struct server *s, const char *key, const char *value)
+{
+	int id = param_lookup(key);
+	if (id < 0)
+		return;
+	if (s->params[id] && strcmp(s->params[id], value) == 0)
+		return;
+	free(s->params[id]);
+	s->params[id] = strdup(value);
+}
+
+static void server_login_done(struct server *s)
+{
+	struct pool *pool = s->pool;
+	s->ready = true;
+	pool->last_connect_failed = 0;
+	if (!pool->have_welcome) {
+		/* The first login's parameters become what new clients are told. */
+		pool->have_welcome = true;
+		iobuf_release(&pool->welcome);
+		pool->welcome = s->login_params;
+		memset(&s->login_params, 0, sizeof(s->login_params));
+		for (int i = 0; i < PARAM_COUNT; i++)
+			if (s->params[i])
+				pool->welcome_params[i] = strdup(s->params[i]);
+		struct list *pos, *tmp;
+		list_for_each_safe(pos, tmp, &pool->login_clients)
+		{
+			struct client *c = container_of(pos, struct client, node);
+			struct iobuf b = {0};
+			client_welcome(c, &b);
+			iobuf_release(&b);
+		}
+	} else {
+		/* Still record parameters so welcome includes everything the server reports. */
+	}
+	log_debug("S-%llu %s/%s: login done, backend pid %u", (unsigned long long)s->id,
+		  pool->db->name, pool->user->name, s->be_pid);
+	pool_server_ready(pool, s);
+}
+
+static void server_handle_auth(struct server *s, const uint8_t *body, size_t len)
+{
+	struct proto_reader r;
+	struct iobuf b = {0};
+	const char *password = server_password(s);
+	const struct pool_user *u = s->pool->user;
+
+	proto_reader_init(&r, body, len);
+	uint32_t code = proto_get_u32(&r);
+	if (r.bad) {
+		server_close(s, "bad authentication message from server");
+		return;
+	}
+	switch (code) {
+	case 0: /* AuthenticationOk */
+		return;
+	case 3: /* cleartext */
+		if (!password || pwd_kind_of(password) != PWD_PLAIN) {
+			server_close(s, "server asks for a cleartext password; no plaintext "
+					"password for user \"%s\" in auth_file or the database line",
+				     server_login_user(s));
+			return;
+		}
+		proto_build_password(&b, password);
+		break;
+	case 5: { /* md5 */
+		const uint8_t *salt = proto_get_bytes(&r, 4);
+		char hash[36], resp[36];
+		if (!salt) {
+			server_close(s, "bad md5 request from server");
+			return;
+		}
+		if (!password || pwd_kind_of(password) == PWD_SCRAM) {
+			server_close(s, "server asks for md5; no usable password for user \"%s\"",
+				     server_login_user(s));
+			return;
+		}
+		if (pwd_kind_of(password) == PWD_MD5) {
+			md5auth_salted(password, salt, resp);
+		} else {
+			md5auth_password_hash(server_login_user(s), password, hash);
+			md5auth_salted(hash, salt, resp);
+		}
+		proto_build_password(&b, resp);
+		break;
+	}
+	case 10: { /* SASL: list of mechanisms */
+		bool have = false;
+		const char *mech;
+		while ((mech = proto_get_str(&r)) && *mech)
+			if (strcmp(mech, "SCRAM-SHA-256") == 0)
+				have = true;
+		if (!have) {
+			server_close(s, "server offers no SASL mechanism pgtally supports");
+			return;
+		}
+		bool plain_ok = password && pwd_kind_of(password) == PWD_PLAIN;
+		if (!plain_ok && !u->have_scram_keys) {
+			server_close(s, "server asks for SCRAM; no plaintext password for user \"%s\" "
+					"and no client has logged in with SCRAM yet to pass through",
+				     server_login_user(s));
+			return;
+		}
+		free(s->scram);
+		s->scram = calloc(1, sizeof(*s->scram));
+		char out[512];
+		size_t outlen = 0;
+		if (!s->scram || !scram_client_first(s->scram, out, sizeof(out), &outlen)) {
+			server_close(s, "SCRAM client-first failed");
+			return;
+		}
+		proto_build_sasl_initial(&b, "SCRAM-SHA-256", out, outlen);
+		break;
+	}
+	case 11: { /* SASL continue: server-first-message */
+		char out[512];
+		size_t outlen = 0;
+		const char *err = NULL;
+		bool plain_ok = password && pwd_kind_of(password) == PWD_PLAIN;
+		if (!s->scram) {
+			server_close(s, "unexpected SASL continue from server");
+			return;
+		}
+		bool ok = scram_client_final(s->scram, plain_ok ? password : NULL,
+					     plain_ok ? NULL : u->scram_client_key,
+					     plain_ok ? NULL : u->scram_server_key,
+					     (const char *)r.p, (size_t)(r.end - r.p), out,
+					     sizeof(out), &outlen, &err);
+		if (!ok) {
+			server_close(s, "SCRAM exchange with server failed: %s", err ? err : "?");
+			return;
+		}
+		proto_build_sasl_response(&b, out, outlen);
+		break;
+	}
+	case 12: { /* SASL final */
+		const char *err = NULL;
+		if (!s->scram || !scram_client_verify_final(s->scram, (const char *)r.p,
+							    (size_t)(r.end - r.p), &err)) {
+			server_close(s, "server's SCRAM signature is wrong: %s", err ? err : "?");
+			return;
+		}
+		free(s->scram);
+		s->scram = NULL;
+		return;
+	}
+	default:
+		server_close(s, "server asks for an unsupported authentication method %u", code);
+		return;
+	}
+	(void)server_send(s, &b);
+	iobuf_release(&b);
+}
+
+/* A login-phase message. */
+static void server_login_message(struct server *s, uint8_t type, const uint8_t *body, size_t len)
+{
+	struct proto_reader r;
+	proto_reader_init(&r, body, len);
+	switch (type) {
+	case 'R':
+		server_handle_auth(s, body, len);
+		break;
+	case 'S': {
+		const char *k = proto_get_str(&r);
+		const char *v = proto_get_str(&r);
+		if (!k || !v) {
+			server_close(s, "bad ParameterStatus from server");
+			return;
+		}
+		server_set_param(s, k, v);
+		/* Collect key\0value\0 pairs: the first login's become the pool's welcome. */
+		if (!s->pool->have_welcome &&
+		    (!iobuf_append(&s->login_params, k, strlen(k) + 1) ||
+		     !iobuf_append(&s->login_params, v, strlen(v) + 1))) {
+			server_close(s, "out of memory");
+			return;
+		}
+		break;
+	}
+	case 'K':
+		s->be_pid = proto_get_u32(&r);
+		s->be_key = proto_get_u32(&r);
+		break;
+	case 'E': {
+		struct proto_error e;
+		if (proto_parse_error(body, len, &e) && e.message) {
+			char msg[512];
+			snprintf(msg, sizeof(msg), "%s", e.message);
+			/* Tell waiting clients what PostgreSQL said, with its SQLSTATE. */
+			struct pool *pool = s->pool;
+			if (list_count(&pool->login_servers) <= 1)
+				pool_fail_logins(pool, e.sqlstate ? e.sqlstate : "08006", msg);
+			server_close(s, "login failed: %s", msg);
+		} else {
+			server_close(s, "login failed with a malformed error");
+		}
+		break;
+	}
+	case 'N':
+	case 'v':
+		break;
+	case 'Z':
+		server_login_done(s);
+		break;
+	default:
+		server_close(s, "unexpected message '%c' during login", type);
+		break;
+	}
+}
+
+/* ---- linking and release ---- */
+
+static void append_quoted(struct iobuf *b, const char *v)
+{
+	pkt_put_bytes(b, "'", 1);
+	for (const char *p = v; *p; p++) {
+		if (*p == '\'')
+			pkt_put_bytes(b, "'", 1);
+		pkt_put_bytes(b, p, 1);
+	}
+	pkt_put_bytes(b, "'", 1);
+}
+
+void server_link(struct server *s, struct client *c)
+{
+	struct iobuf b = {0};
+	size_t start = 0;
+	bool any = false;
+
+	s->client = c;
+	c->server = s;
+	s->link_time = worker_now(s->w);
+	server_set_state(s, SV_ACTIVE);
+	client_set_state(c, CL_ACTIVE);
+
+	/* Make the session look like the client's own: SET what differs, hide the replies. */
+	for (int i = 0; i < PARAM_COUNT; i++) {
+		const char *want = c->params[i];
+		if (!want || (s->params[i] && strcmp(s->params[i], want) == 0))
+			continue;
+		if (!any) {
+			start = pkt_begin(&b, 'Q');
+			any = true;
+		}
+		pkt_put_bytes(&b, "SET ", 4);
+		pkt_put_bytes(&b, param_names[i], strlen(param_names[i]));
+		pkt_put_bytes(&b, "=", 1);
+		append_quoted(&b, want);
+		pkt_put_bytes(&b, ";", 1);
+		free(s->params[i]);
+		s->params[i] = strdup(want);
+	}
+	if (any) {
+		pkt_put_u8(&b, 0);
+		pkt_end(&b, start);
+		s->swallow_rfq++;
+		(void)server_send(s, &b);
+	}
+	iobuf_release(&b);
+}
+
+static bool server_clean(const struct server *s)
+{
+	return s->ready && s->txn_status == 'I' && s->expect_rfq == 0 && s->swallow_rfq == 0 &&
+	       !s->ext_open && !s->copy_in && !s->copy_out && s->fwd_remaining == 0 &&
+	       iobuf_avail(&s->sb.in) == 0 && sbuf_queued(&s->sb) == 0;
+}
+
+void server_release(struct server *s)
+{
+	struct worker *w = s->w;
+	if (s->state == SV_CLOSED)
+		return;
+	s->client = NULL;
+	if (!server_clean(s)) {
+		server_close(s, "client left with the server in a transaction or mid-request");
+		return;
+	}
+	const char *reset = w->cfg->server_reset_query;
+	if (reset && *reset &&
+	    (s->pool->pool_mode == POOL_MODE_SESSION || w->cfg->server_reset_query_always)) {
+		struct iobuf b = {0};
+		proto_build_query(&b, reset);
+		s->swallow_rfq++;
+		server_set_state(s, SV_TESTED);
+		(void)server_send(s, &b);
+		iobuf_release(&b);
+		return;
+	}
+	pool_server_ready(s->pool, s);
+}
+
+/* End of a transaction-mode transaction: unlink and give the server back. */
+static void server_txn_done(struct server *s)
+{
+	struct client *c = s->client;
+	struct pool *pool = s->pool;
+	usec_t now = worker_now(s->w);
+
+	if (c->xact_start) {
+		pool->stats.xact_count++;
+		pool->stats.xact_time += (uint64_t)(now - c->xact_start);
+		c->xact_start = 0;
+	}
+	if (pool->pool_mode == POOL_MODE_SESSION)
+		return;
+	c->server = NULL;
+	s->client = NULL;
+	client_set_state(c, CL_IDLE);
+	pool_server_ready(pool, s);
+}
+
+/* ---- reading replies ---- */
+
+static bool server_needs_whole(uint8_t type)
+{
+	switch (type) {
+	case 'Z':
+	case 'C':
+	case 'E':
+	case 'S':
+	case 'G':
+	case 'H':
+	case 'W':
+	case 'R':
+	case 'K':
+	case 'N':
+	case 'A':
+	case 'v':
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool flush_to_client(struct server *s, size_t *run_start)
+{
+	struct iobuf *in = &s->sb.in;
+	size_t n = in->rpos - *run_start;
+	*run_start = in->rpos;
+	if (n == 0)
+		return true;
+	if (!s->client)
+		return true;
+	s->pool->stats.bytes_sent += n;
+	if (!sbuf_send(&s->client->sb, in->data + in->rpos - n, n)) {
+		struct client *c = s->client;
+		/* The client is gone; its server is dirty mid-reply. */
+		client_close(c, NULL, "client connection broken on send");
+		return false;
+	}
+	return true;
+}
+
+/* A message for an internal query (parameter SET, reset, check): consumed here. */
+static void server_internal_message(struct server *s, uint8_t type, const uint8_t *body,
+				    size_t len)
+{
+	if (type == 'E') {
+		struct proto_error e;
+		if (proto_parse_error(body, len, &e))
+			log_warning("S-%llu %s/%s: internal query failed: %s",
+				    (unsigned long long)s->id, s->pool->db->name, s->pool->user->name,
+				    e.message ? e.message : "?");
+	} else if (type == 'S') {
+		struct proto_reader r;
+		proto_reader_init(&r, body, len);
+		const char *k = proto_get_str(&r);
+		const char *v = proto_get_str(&r);
+		if (k && v)
+			server_set_param(s, k, v);
+	} else if (type == 'Z') {
+		s->swallow_rfq--;
+		s->txn_status = len ? (char)body[0] : 'I';
+		if (s->swallow_rfq == 0 && !s->client &&
+		    (s->state == SV_TESTED || s->state == SV_USED))
+			pool_server_ready(s->pool, s);
+	}
+}
+
+/* A message while no client is linked and nothing is expected. */
+static void server_unlinked_message(struct server *s, uint8_t type, const uint8_t *body,
+				    size_t len)
+{
+	struct proto_error e;
+	switch (type) {
+	case 'S':
+		server_internal_message(s, type, body, len);
+		break;
+	case 'N':
+	case 'A': /* a NOTIFY for a LISTEN nobody is around for */
+		break;
+	case 'E':
+		if (proto_parse_error(body, len, &e))
+			server_close(s, "server error while idle: %s", e.message ? e.message : "?");
+		else
+			server_close(s, "server error while idle");
+		break;
+	default:
+		server_close(s, "unexpected message '%c' from an idle server", type);
+		break;
+	}
+}
+
+void server_process(struct server *s)
+{
+	struct iobuf *in = &s->sb.in;
+	size_t run_start = in->rpos;
+	struct worker *w = s->w;
+
+	while (iobuf_avail(in) > 0 && s->state != SV_CLOSED) {
+		if (s->fwd_remaining) {
+			size_t take = iobuf_avail(in);
+			if (take > s->fwd_remaining)
+				take = s->fwd_remaining;
+			in->rpos += take;
+			s->fwd_remaining -= (uint32_t)take;
+			if (!s->client)
+				run_start = in->rpos; /* the client left: drop */
+			continue;
+		}
+		size_t avail = iobuf_avail(in);
+		if (avail < 5)
+			break;
+		const uint8_t *hdr = in->data + in->rpos;
+		uint8_t type = hdr[0];
+		uint32_t len = proto_be32(hdr + 1);
+		if (len < 4 || (len > 65536 && server_needs_whole(type))) {
+			flush_to_client(s, &run_start);
+			server_close(s, "bad message length %u from server (type '%c')", len, type);
+			return;
+		}
+		size_t total = (size_t)len + 1;
+		bool whole = server_needs_whole(type) || s->state == SV_LOGIN || s->swallow_rfq > 0 ||
+			     !s->client;
+		if (whole && avail < total) {
+			if (in->cap < total) {
+				if (!flush_to_client(s, &run_start))
+					return;
+				if (!iobuf_reserve(in, total - avail)) {
+					server_close(s, "out of memory for a server message");
+					return;
+				}
+				run_start = in->rpos;
+			}
+			break;
+		}
+		const uint8_t *body = hdr + 5;
+		size_t blen = len - 4;
+
+		if (s->state == SV_LOGIN) {
+			in->rpos += total;
+			run_start = in->rpos;
+			server_login_message(s, type, body, blen);
+			continue;
+		}
+		if (s->swallow_rfq > 0) {
+			if (!flush_to_client(s, &run_start))
+				return;
+			in->rpos += total;
+			run_start = in->rpos;
+			server_internal_message(s, type, body, blen);
+			continue;
+		}
+		if (!s->client) {
+			in->rpos += total;
+			run_start = in->rpos;
+			server_unlinked_message(s, type, body, blen);
+			continue;
+		}
+
+		struct client *c = s->client;
+		switch (type) {
+		case 'Z': {
+			in->rpos += total;
+			if (!flush_to_client(s, &run_start))
+				return;
+			char st = blen ? (char)body[0] : 'I';
+			s->txn_status = st;
+			s->expect_rfq--;
+			stats_ready(c, s, st, worker_now(w));
+			if (s->expect_rfq <= 0 && !s->ext_open && !s->copy_in && !s->copy_out) {
+				s->expect_rfq = 0;
+				if (st == 'I')
+					server_txn_done(s);
+			}
+			continue;
+		}
+		case 'C':
+			s->copy_in = s->copy_out = false;
+			stats_command_complete(c, s, (const char *)body, blen, worker_now(w));
+			break;
+		case 'I':
+			stats_command_complete(c, s, NULL, 0, worker_now(w));
+			break;
+		case 'E':
+			s->copy_in = s->copy_out = false;
+			stats_error(c, s, body, blen, worker_now(w));
+			break;
+		case 'S': {
+			struct proto_reader r;
+			proto_reader_init(&r, body, blen);
+			const char *k = proto_get_str(&r);
+			const char *v = proto_get_str(&r);
+			if (k && v) {
+				server_set_param(s, k, v);
+				int id = param_lookup(k);
+				if (id >= 0 && (!c->params[id] || strcmp(c->params[id], v) != 0)) {
+					free(c->params[id]);
+					c->params[id] = strdup(v);
+				}
+			}
+			break;
+		}
+		case 'G':
+			s->copy_in = true;
+			break;
+		case 'H':
+			s->copy_out = true;
+			break;
+		case 'W':
+			s->copy_in = s->copy_out = true;
+			break;
+		case 'c':
+			s->copy_out = false;
+			break;
+		default:
+			break;
+		}
+		if (avail >= total) {
+			in->rpos += total;
+		} else {
+			in->rpos += avail;
+			s->fwd_remaining = (uint32_t)(total - avail);
+		}
+	}
+	if (s->state == SV_CLOSED)
+		return;
+	if (!flush_to_client(s, &run_start))
+		return;
+	if (s->client && sbuf_queued(&s->client->sb) > SBUF_HIGH_WATER)
+		sbuf_pause_read(&s->sb);
+	if (iobuf_avail(in) == 0)
+		iobuf_reset(in);
+}
+
+static void server_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	(void)fd;
+
+	if (s->state == SV_CLOSED)
+		return;
+	if (what & EV_READ) {
+		ssize_t n = sbuf_read(s->w, &s->sb);
+		if (n == 0) {
+			server_close(s, "server closed the connection");
+			return;
+		}
+		if (n == -1) {
+			server_close(s, "read from server failed: %s", strerror(errno));
+			return;
+		}
+	}
+	server_process(s);
+}
+
+static void server_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	(void)fd;
+	(void)what;
+
+	if (s->state == SV_CLOSED)
+		return;
+	if (!sbuf_flush(&s->sb)) {
+		server_close(s, "send to server failed: %s", strerror(errno));
+		return;
+	}
+	if (sbuf_queued(&s->sb) == 0 && s->client) {
+		sbuf_resume_read(&s->client->sb);
+		if (iobuf_avail(&s->client->sb.in))
+			sbuf_kick(&s->client->sb);
+	}
+}
+
+/* ---- cancel ---- */
+
+struct cancel_conn {
+	struct event ev;
+	int fd;
+	uint8_t pkt[16];
+	size_t sent;
+};
+
+static void cancel_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cancel_conn *cc = arg;
+	(void)what;
+	if (cc->sent < sizeof(cc->pkt)) {
+		ssize_t n = send(fd, cc->pkt + cc->sent, sizeof(cc->pkt) - cc->sent, MSG_NOSIGNAL);
+		if (n > 0)
+			cc->sent += (size_t)n;
+		if (n < 0 && (errno == EAGAIN || errno == EINPROGRESS))
+			return;
+		if (n > 0 && cc->sent < sizeof(cc->pkt))
+			return;
+		if (n <= 0) {
+			log_warning("sending cancel request failed: %s", strerror(errno));
+			goto done;
+		}
+		/* Sent: PostgreSQL closes the connection when done; wait for that. */
+		event_del(&cc->ev);
+		event_assign(&cc->ev, event_get_base(&cc->ev), fd, EV_READ | EV_PERSIST, cancel_cb, cc);
+		struct timeval tv = {10, 0};
+		event_add(&cc->ev, &tv);
+		return;
+	}
+	{
+		char buf[64];
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR) && !(what & EV_TIMEOUT))
+			return;
+	}
+done:
+	event_del(&cc->ev);
+	close(cc->fd);
+	free(cc);
+}
+
+void server_send_cancel(struct server *s)
+{
+	char err[256];
+	struct iobuf b = {0};
+	int fd = server_connect_socket(s->pool->db, err, sizeof(err));
+	if (fd < 0) {
+		log_warning("cannot forward cancel request: %s", err);
+		return;
+	}
+	struct cancel_conn *cc = calloc(1, sizeof(*cc));
+	if (!cc) {
+		close(fd);
+		return;
+	}
+	proto_build_cancel(&b, s->be_pid, s->be_key);
+	if (!pkt_ok(&b) || iobuf_avail(&b) != sizeof(cc->pkt)) {
+		iobuf_release(&b);
+		close(fd);
+		free(cc);
+		return;
+	}
+	memcpy(cc->pkt, b.data, sizeof(cc->pkt));
+	iobuf_release(&b);
+	cc->fd = fd;
+	event_assign(&cc->ev, s->w->base, fd, EV_WRITE | EV_PERSIST, cancel_cb, cc);
+	struct timeval tv = {10, 0};
+	event_add(&cc->ev, &tv);
+	log_debug("S-%llu: forwarding cancel request", (unsigned long long)s->id);
+}
