@@ -29,9 +29,11 @@ PREFIX ?= $(or $(prefix),/usr/local)
 ifeq ($(V),1)
 Q :=
 msg := @true
+SUBMAKE = $(MAKE) --no-print-directory
 else
 Q := @
 msg := @printf '  %-7s %s\n'
+SUBMAKE = $(MAKE) --no-print-directory -s
 endif
 
 SRCS := $(wildcard src/*.c)
@@ -72,7 +74,7 @@ configure: configure.ac
 	@touch $@
 
 config.mk: config.mk.in configure
-	@if [ -n "$(filter run check,$(GOALS))" ]; then $(MAKE) --no-print-directory deps; fi
+	@if [ -n "$(filter run check,$(GOALS))" ]; then $(SUBMAKE) deps; fi
 	@if [ -x config.status ]; then \
 		./config.status --recheck && ./config.status; \
 	else \
@@ -129,14 +131,14 @@ else
 endif
 
 check:
-	@$(MAKE) --no-print-directory deps
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit
+	@$(SUBMAKE) deps
+	@$(SUBMAKE) all
+	@$(SUBMAKE) unit
 	$(PYTHON) -m pytest -v $(PYTEST_ARGS) test/
 
 run:
-	@$(MAKE) --no-print-directory deps
-	@$(MAKE) --no-print-directory all
+	@$(SUBMAKE) deps
+	@$(SUBMAKE) all
 	$(PYTHON) test/run_dev.py $(RUN_ARGS)
 
 build/bench/%: test/bench/%.c $(LIB) config.mk | build/bench
@@ -161,6 +163,9 @@ build/fuzz/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_OBJS) config.mk | build/fuzz
 	$(msg) FUZZ-LD $@
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -MF $@.d -o $@ $< $(FUZZ_OBJS) \
 		$(PGT_LIBS)
+
+# Kept between runs although only the fuzz_% pattern rule names them.
+.SECONDARY: $(FUZZ_OBJS)
 
 # New inputs go to build/fuzz/corpus/<name>; the committed seeds are only read.
 fuzz: $(if $(CLANG),$(FUZZ_BINS))

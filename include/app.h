@@ -6,6 +6,19 @@
 #include <stddef.h>
 
 struct worker;
+struct config;
+struct config_problems;
+struct userlist;
+
+/* Command-line flags that outlive start-up (logging after a reload). */
+extern bool app_opt_quiet;
+extern bool app_opt_daemon;
+extern int app_opt_verbose;
+
+void app_log_problems(const struct config_problems *probs);
+void app_setup_logging(const struct config *cfg);
+/* Load auth_file (warning when others may read it); NULL with err on failure. */
+struct userlist *app_load_userlist(const struct config *cfg, char *err, size_t errlen);
 
 #define PGTALLY_VERSION "0.1.0"
 

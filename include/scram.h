@@ -6,12 +6,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SCRAM_KEY_LEN 32          /* SHA-256 output */
-#define SCRAM_MAX_SALT_LEN 64     /* PostgreSQL makes 16-byte salts */
+#define SCRAM_KEY_LEN 32      /* SHA-256 output */
+#define SCRAM_MAX_SALT_LEN 64 /* PostgreSQL makes 16-byte salts */
 #define SCRAM_DEFAULT_ITERATIONS 4096
 #define SCRAM_MAX_ITERATIONS 10000000
-#define SCRAM_NONCE_RAW_LEN 18    /* random bytes in a nonce before base64 */
-#define SCRAM_MAX_NONCE_LEN 256   /* characters accepted in a peer's nonce */
+#define SCRAM_NONCE_RAW_LEN 18  /* random bytes in a nonce before base64 */
+#define SCRAM_MAX_NONCE_LEN 256 /* characters accepted in a peer's nonce */
 #define SCRAM_MAX_MESSAGE_LEN 1024
 
 /* What a stored password is: plaintext, "md5" + 32 lowercase hex, or a SCRAM secret. */
@@ -39,7 +39,7 @@ struct scram_server {
 	 */
 	bool fail_final;
 
-	int stage; /* 0: expect client-first, 1: expect client-final, 2: done */
+	int stage;       /* 0: expect client-first, 1: expect client-final, 2: done */
 	char cbind_flag; /* 'n' or 'y' */
 	struct scram_secret secret;
 	/* client-first-bare "," server-first-message ",": the start of the AuthMessage */
@@ -102,7 +102,8 @@ bool scram_mock_secret(const char *username, const uint8_t *key, size_t keylen,
 /* Server side: consume the client-first-message, produce the server-first-message. */
 bool scram_server_handle_first(struct scram_server *st, const struct scram_secret *secret,
 			       const char *msg, size_t len, char *out, size_t outcap,
-			       size_t *outlen, const char **err) __attribute__((warn_unused_result));
+			       size_t *outlen, const char **err)
+	__attribute__((warn_unused_result));
 
 /*
  * Server side: consume the client-final-message, verify the proof and produce the

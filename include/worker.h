@@ -41,6 +41,7 @@ struct worker {
 	int n_servers;
 
 	struct client *cancel_table[CANCEL_TABLE_SIZE];
+	uint8_t scram_mock_key[32]; /* random per worker: fake secrets for unknown users */
 
 	struct event *janitor;
 	struct event *reaper; /* frees closed connections after the callbacks that closed them */

@@ -65,18 +65,9 @@ static bool auth_send(struct client *c, struct iobuf *b)
 static bool auth_scram_secret(struct client *c, struct scram_secret *out)
 {
 	struct client_auth *a = c->auth;
-	if (!a->stored) {
-		uint8_t key[32];
-		/* A per-process random key makes mock secrets stable but unguessable. */
-		static uint8_t mock_key[32];
-		static int mock_ready;
-		if (!__atomic_load_n(&mock_ready, __ATOMIC_ACQUIRE)) {
-			RAND_bytes(key, sizeof(key));
-			memcpy(mock_key, key, sizeof(key));
-			__atomic_store_n(&mock_ready, 1, __ATOMIC_RELEASE);
-		}
-		return scram_mock_secret(c->user_name, mock_key, sizeof(mock_key), out);
-	}
+	if (!a->stored)
+		return scram_mock_secret(c->user_name, c->w->scram_mock_key,
+					 sizeof(c->w->scram_mock_key), out);
 	switch (pwd_kind_of(a->stored)) {
 	case PWD_SCRAM:
 		return scram_parse_secret(a->stored, out);

@@ -24,6 +24,9 @@
 /* Client messages larger than this are streamed through without being inspected. */
 #define CLIENT_INSPECT_MAX (1024 * 1024)
 
+/* PostgreSQL drops a connection without a word for messages of 1 GB or more; say why here. */
+#define PG_MAX_MESSAGE ((int64_t)0x3fffffff)
+
 static void client_read_cb(evutil_socket_t fd, short what, void *arg);
 static void client_write_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -552,7 +555,7 @@ static void client_process(struct client *c)
 		const uint8_t *hdr = in->data + in->rpos;
 		uint8_t type = hdr[0];
 		uint32_t len = proto_be32(hdr + 1);
-		if (len < 4 || (int64_t)len > w->cfg->max_packet_size) {
+		if (len < 4 || (int64_t)len > w->cfg->max_packet_size || (int64_t)len > PG_MAX_MESSAGE) {
 			flush_run(c, &run_start);
 			client_close(c, "08P01", "invalid message length %u for message type '%c'",
 				     len, type);

@@ -32,32 +32,44 @@
 
 /* ---- the option table ---- */
 
-static const char *const auth_type_words[] = {"trust", "plain", "md5", "scram-sha-256", "any",
-					      "hba",   "cert",  NULL};
+static const char *const auth_type_words[] = {"trust", "plain", "md5",  "scram-sha-256",
+					      "any",   "hba",   "cert", NULL};
 static const char *const pool_mode_words[] = {"session", "transaction", "statement", NULL};
 static const char *const nplus1_action_words[] = {"log", "notice", "error", NULL};
-static const char *const sslmode_words[] = {"disable", "allow",     "prefer", "require",
+static const char *const sslmode_words[] = {"disable",   "allow",       "prefer", "require",
 					    "verify-ca", "verify-full", NULL};
 
 #define OFF(field) offsetof(struct config, field)
 #define O_INT(nm, def, chg, lo, hi)                                                                \
-	{.name = #nm, .default_value = def, .changeable = chg, .type = CONFIG_T_INT,                \
-	 .offset = OFF(nm), .min = lo, .max = hi}
+	{                                                                                          \
+		.name = #nm, .default_value = def, .changeable = chg, .type = CONFIG_T_INT,        \
+		.offset = OFF(nm), .min = lo, .max = hi                                            \
+	}
 #define O_BOOL(nm, def, chg)                                                                       \
-	{.name = #nm, .default_value = def, .changeable = chg, .type = CONFIG_T_BOOL,               \
-	 .offset = OFF(nm)}
+	{                                                                                          \
+		.name = #nm, .default_value = def, .changeable = chg, .type = CONFIG_T_BOOL,       \
+		.offset = OFF(nm)                                                                  \
+	}
 #define O_STR(nm, def, chg)                                                                        \
-	{.name = #nm, .default_value = def, .changeable = chg, .type = CONFIG_T_STRING,             \
-	 .offset = OFF(nm)}
+	{                                                                                          \
+		.name = #nm, .default_value = def, .changeable = chg, .type = CONFIG_T_STRING,     \
+		.offset = OFF(nm)                                                                  \
+	}
 #define O_TIME(nm, def, chg)                                                                       \
-	{.name = #nm, .default_value = def, .changeable = chg, .type = CONFIG_T_TIME,               \
-	 .offset = OFF(nm)}
+	{                                                                                          \
+		.name = #nm, .default_value = def, .changeable = chg, .type = CONFIG_T_TIME,       \
+		.offset = OFF(nm)                                                                  \
+	}
 #define O_ENUM(nm, def, chg, w)                                                                    \
-	{.name = #nm, .default_value = def, .changeable = chg, .type = CONFIG_T_ENUM,               \
-	 .offset = OFF(nm), .words = w}
+	{                                                                                          \
+		.name = #nm, .default_value = def, .changeable = chg, .type = CONFIG_T_ENUM,       \
+		.offset = OFF(nm), .words = w                                                      \
+	}
 #define O_KW(nm, def, chg, w)                                                                      \
-	{.name = #nm, .default_value = def, .changeable = chg, .type = CONFIG_T_KEYWORD,            \
-	 .offset = OFF(nm), .words = w}
+	{                                                                                          \
+		.name = #nm, .default_value = def, .changeable = chg, .type = CONFIG_T_KEYWORD,    \
+		.offset = OFF(nm), .words = w                                                      \
+	}
 
 #define AUTH_QUERY_DEFAULT                                                                         \
 	"SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END "          \
@@ -83,7 +95,10 @@ static const struct config_option options[] = {
 	O_STR(client_tls_protocols, "secure", true),
 	O_KW(client_tls_sslmode, "disable", true, sslmode_words),
 	/* read-only: where the config came from (RELOAD reads it again) */
-	{.name = "conffile", .default_value = "", .type = CONFIG_T_STRING, .offset = OFF(config_file)},
+	{.name = "conffile",
+	 .default_value = "",
+	 .type = CONFIG_T_STRING,
+	 .offset = OFF(config_file)},
 	O_INT(default_pool_size, "20", true, 0, INT_MAX),
 	O_BOOL(disable_pqexec, "0", false),
 	O_BOOL(fingerprints, "1", true),
@@ -98,20 +113,31 @@ static const struct config_option options[] = {
 	O_STR(logfile, "", true),
 	O_INT(max_client_conn, "100", true, 0, INT_MAX),
 	O_INT(max_db_connections, "0", true, 0, INT_MAX),
-	{.name = "max_packet_size", .default_value = "2147483647", .changeable = true,
-	 .type = CONFIG_T_SIZE, .offset = OFF(max_packet_size), .min = 1, .max = 4294967295LL},
+	{.name = "max_packet_size",
+	 .default_value = "2147483647",
+	 .changeable = true,
+	 .type = CONFIG_T_SIZE,
+	 .offset = OFF(max_packet_size),
+	 .min = 1,
+	 .max = 4294967295LL},
 	O_INT(max_prepared_statements, "200", true, 0, INT_MAX),
 	O_INT(max_user_connections, "0", true, 0, INT_MAX),
 	O_STR(metrics_listen, "", false),
 	O_INT(min_pool_size, "0", true, 0, INT_MAX),
 	O_ENUM(nplus1_action, "log", true, nplus1_action_words),
-	{.name = "nplus1_idle_gap_ms", .default_value = "500", .changeable = true,
-	 .type = CONFIG_T_TIME_MS, .offset = OFF(nplus1_idle_gap)},
+	{.name = "nplus1_idle_gap_ms",
+	 .default_value = "500",
+	 .changeable = true,
+	 .type = CONFIG_T_TIME_MS,
+	 .offset = OFF(nplus1_idle_gap)},
 	O_TIME(nplus1_log_interval, "60", true),
 	O_INT(nplus1_max_findings, "1000", false, 0, INT_MAX),
 	O_INT(nplus1_max_statements, "10000", true, 1, INT_MAX),
-	{.name = "nplus1_min_time_ms", .default_value = "0", .changeable = true,
-	 .type = CONFIG_T_TIME_MS, .offset = OFF(nplus1_min_time)},
+	{.name = "nplus1_min_time_ms",
+	 .default_value = "0",
+	 .changeable = true,
+	 .type = CONFIG_T_TIME_MS,
+	 .offset = OFF(nplus1_min_time)},
 	O_INT(nplus1_threshold, "5", true, 2, INT_MAX),
 	O_STR(pidfile, "", false),
 	O_INT(pkt_buf, "4096", false, 512, 16 * 1024 * 1024),
@@ -397,7 +423,8 @@ static bool option_parse(struct config *cfg, const struct config_option *opt, co
 		return true;
 	case CONFIG_T_BOOL:
 		if (!parse_bool(text, &b)) {
-			snprintf(err, errlen, "not a boolean (use 0/1, yes/no, true/false, on/off)");
+			snprintf(err, errlen,
+				 "not a boolean (use 0/1, yes/no, true/false, on/off)");
 			return false;
 		}
 		*(bool *)field = b;
@@ -454,7 +481,7 @@ static void format_fixed(int64_t v, int scale, char *buf, size_t len)
 {
 	int64_t unit = 1;
 	int64_t frac;
-	char digits[16];
+	char digits[24];
 	int n;
 
 	for (int i = 0; i < scale; i++)
@@ -513,8 +540,7 @@ void config_value_text(const struct config *cfg, const struct config_option *opt
 	buf[0] = '\0';
 }
 
-bool config_set(struct config *cfg, const char *key, const char *value, char *err,
-		size_t errlen)
+bool config_set(struct config *cfg, const char *key, const char *value, char *err, size_t errlen)
 {
 	const struct config_option *opt = config_find_option(key);
 	char why[256];
@@ -548,12 +574,12 @@ enum section {
 };
 
 struct source {
-	char *name;    /* as written, for messages */
-	char *data;    /* whole file */
+	char *name; /* as written, for messages */
+	char *data; /* whole file */
 	size_t len;
 	size_t pos;
 	int line;
-	dev_t dev;     /* for include loops; 0/0 for memory */
+	dev_t dev; /* for include loops; 0/0 for memory */
 	ino_t ino;
 };
 
@@ -580,8 +606,8 @@ struct load_ctx {
 static void problem(struct load_ctx *ctx, bool is_error, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static void problem_add(struct config_problems *probs, const char *file, int line,
-			bool is_error, const char *msg)
+static void problem_add(struct config_problems *probs, const char *file, int line, bool is_error,
+			const char *msg)
 {
 	struct config_problem *items;
 

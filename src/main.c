@@ -38,111 +38,6 @@ static void usage(FILE *out)
 		"immediate), SIGQUIT immediate, SIGUSR1 pause, SIGUSR2 resume.\n");
 }
 
-static void log_problems(const struct config_problems *probs)
-{
-	for (size_t i = 0; i < probs->n; i++) {
-		const struct config_problem *p = &probs->items[i];
-		if (p->is_error)
-			log_error("%s:%d: %s", p->file, p->line, p->message);
-		else
-			log_warning("%s:%d: %s", p->file, p->line, p->message);
-	}
-}
-
-static struct userlist *load_userlist(const struct config *cfg, char *err, size_t errlen)
-{
-	if (!cfg->auth_file || !*cfg->auth_file)
-		return NULL;
-	struct userlist *ul = userlist_load(cfg->auth_file, err, errlen);
-	if (ul && userlist_is_world_readable(cfg->auth_file))
-		log_warning("auth_file %s is readable by other users; chmod 600 it", cfg->auth_file);
-	return ul;
-}
-
-static void apply_userlist(struct worker *w, struct userlist *ul)
-{
-	struct userlist *old = w->users_file;
-	w->users_file = ul;
-	for (struct list *pos = w->users.next; pos != &w->users; pos = pos->next) {
-		struct pool_user *u = container_of(pos, struct pool_user, node);
-		const char *pw = ul ? userlist_find(ul, u->name) : NULL;
-		if ((pw == NULL) != (u->password == NULL) ||
-		    (pw && u->password && strcmp(pw, u->password) != 0)) {
-			free(u->password);
-			u->password = pw ? strdup(pw) : NULL;
-			free(u->scram_cache);
-			u->scram_cache = NULL;
-			u->have_scram_keys = false;
-		}
-	}
-	if (old)
-		userlist_free(old);
-}
-
-static int log_level_for(const struct config *cfg, int verbose_flags)
-{
-	int v = cfg->verbose > verbose_flags ? cfg->verbose : verbose_flags;
-	int lvl = LOG_LVL_INFO + v;
-	return lvl > LOG_LVL_NOISE ? LOG_LVL_NOISE : lvl;
-}
-
-static bool opt_quiet;
-static bool opt_daemon;
-static int opt_verbose;
-
-static void setup_logging(const struct config *cfg)
-{
-	log_setup(cfg->logfile, !opt_quiet && !opt_daemon,
-		  cfg->syslog ? (cfg->syslog_ident ? cfg->syslog_ident : "pgtally") : NULL,
-		  log_level_for(cfg, opt_verbose));
-}
-
-bool app_reload(struct worker *w, char *err, size_t errlen)
-{
-	struct config_problems probs = {0};
-	struct config *cfg = config_load(w->cfg->config_file, &probs);
-	log_problems(&probs);
-	config_problems_free(&probs);
-	if (!cfg) {
-		snprintf(err, errlen, "config file has errors; keeping the old one");
-		log_error("reload failed: %s", err);
-		return false;
-	}
-	char uerr[256] = "";
-	struct userlist *ul = NULL;
-	if (cfg->auth_file && *cfg->auth_file) {
-		ul = load_userlist(cfg, uerr, sizeof(uerr));
-		if (!ul) {
-			snprintf(err, errlen, "auth_file: %s", uerr);
-			log_error("reload failed: %s", err);
-			config_free(cfg);
-			return false;
-		}
-	}
-	struct config *old = w->cfg;
-	worker_apply_config(w, cfg);
-	apply_userlist(w, ul);
-	setup_logging(cfg);
-	config_free(old);
-	log_info("configuration reloaded");
-	return true;
-}
-
-void app_shutdown(struct worker *w, int mode)
-{
-	if (mode == 0) {
-		log_info("immediate shutdown");
-		event_base_loopbreak(w->base);
-		return;
-	}
-	w->shutting_down = true;
-	w->shutdown_mode = mode;
-	listener_stop();
-	log_info("shutdown requested: waiting for %s", mode == 1 ? "servers to be released"
-								 : "clients to leave");
-	worker_check_shutdown(w);
-}
-
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct worker *w = arg;
@@ -249,13 +144,13 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "dqvu:VhR", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'd':
-			opt_daemon = true;
+			app_opt_daemon = true;
 			break;
 		case 'q':
-			opt_quiet = true;
+			app_opt_quiet = true;
 			break;
 		case 'v':
-			opt_verbose++;
+			app_opt_verbose++;
 			break;
 		case 'u':
 			run_as = optarg;
@@ -285,25 +180,25 @@ int main(int argc, char **argv)
 	if (check)
 		return config_check_file(cfgpath, stdout);
 
-	log_setup(NULL, !opt_quiet, NULL, LOG_LVL_INFO + opt_verbose);
+	log_setup(NULL, !app_opt_quiet, NULL, LOG_LVL_INFO + app_opt_verbose);
 	struct config_problems probs = {0};
 	struct config *cfg = config_load(cfgpath, &probs);
-	log_problems(&probs);
+	app_log_problems(&probs);
 	config_problems_free(&probs);
 	if (!cfg) {
 		log_fatal("cannot load config file %s", cfgpath);
 		return 1;
 	}
-	if (opt_daemon && (!cfg->logfile || !*cfg->logfile) && !cfg->syslog) {
+	if (app_opt_daemon && (!cfg->logfile || !*cfg->logfile) && !cfg->syslog) {
 		log_fatal("in daemon mode, set logfile or syslog in the config");
 		return 1;
 	}
-	setup_logging(cfg);
+	app_setup_logging(cfg);
 
 	char err[256] = "";
 	struct userlist *ul = NULL;
 	if (cfg->auth_file && *cfg->auth_file) {
-		ul = load_userlist(cfg, err, sizeof(err));
+		ul = app_load_userlist(cfg, err, sizeof(err));
 		if (!ul) {
 			log_fatal("cannot load auth_file: %s", err);
 			return 1;
@@ -320,7 +215,7 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	listener_raise_fd_limit(cfg);
-	if (opt_daemon && !daemonize()) {
+	if (app_opt_daemon && !daemonize()) {
 		log_fatal("cannot daemonize: %s", strerror(errno));
 		return 1;
 	}

@@ -9,8 +9,7 @@
 #include "scram.h"
 
 /* md5 of a + b as "md5" + lowercase hex. EVP_Digest*: MD5() itself is deprecated in 3.0. */
-static void md5_hex2(const void *a, size_t alen, const void *b, size_t blen,
-		     char out[MD5AUTH_LEN])
+static void md5_hex2(const void *a, size_t alen, const void *b, size_t blen, char out[MD5AUTH_LEN])
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char d[EVP_MAX_MD_SIZE];

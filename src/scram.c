@@ -152,8 +152,8 @@ static bool keys_from_password(const char *password, const uint8_t *salt, size_t
 
 	if (iterations < 1 || iterations > SCRAM_MAX_ITERATIONS || salt_len > INT32_MAX)
 		return false;
-	ok = PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, (int)salt_len, iterations,
-			       EVP_sha256(), SCRAM_KEY_LEN, salted) == 1 &&
+	ok = PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, (int)salt_len, iterations, EVP_sha256(),
+			       SCRAM_KEY_LEN, salted) == 1 &&
 	     hmac_sha256(salted, sizeof(salted), ck_label, strlen(ck_label), client_key) &&
 	     hmac_sha256(salted, sizeof(salted), sk_label, strlen(sk_label), server_key);
 	OPENSSL_cleanse(salted, sizeof(salted));
@@ -442,7 +442,12 @@ bool scram_server_handle_first(struct scram_server *st, const struct scram_secre
 	if (c.p < c.end && *c.p == 'p')
 		return set_err(err, "client requires SCRAM channel binding, which is not offered");
 	if (c.p >= c.end || (*c.p != 'n' && *c.p != 'y'))
-		return set_err(err, "malformed SCRAM client-first-message: bad channel binding flag");
+		return set_err(err,
+			       "malformed SCRAM client-first-message: bad channel binding flag");
+	/*
+	 * 'y' (the client could bind but believes the server cannot) is only acceptable because
+	 * pgtally never offers SCRAM-SHA-256-PLUS; offering it over TLS would make 'y' a downgrade.
+	 */
 	st->cbind_flag = *c.p++;
 	if (!skip_comma(&c))
 		return set_err(err, "malformed SCRAM client-first-message: bad GS2 header");
@@ -669,9 +674,11 @@ bool scram_client_final(struct scram_client *st, const char *password, const uin
 	    !scram_b64_decode(val, vlen, salt, sizeof(salt), &salt_len) || salt_len == 0)
 		return set_err(err, "malformed SCRAM server-first-message: bad salt");
 	if (!skip_comma(&c) || !read_attr(&c, 'i', &val, &vlen))
-		return set_err(err, "malformed SCRAM server-first-message: missing iteration count");
+		return set_err(err,
+			       "malformed SCRAM server-first-message: missing iteration count");
 	if (!parse_count(val, vlen, max_iter, &iterations))
-		return set_err(err, "SCRAM iteration count from the server is invalid or too large");
+		return set_err(err,
+			       "SCRAM iteration count from the server is invalid or too large");
 	if (!skip_extensions(&c))
 		return set_err(err, "malformed SCRAM server-first-message: garbage at the end");
 

@@ -286,6 +286,8 @@ void server_reap(struct worker *w)
 		list_del(&s->node);
 		for (int i = 0; i < PARAM_COUNT; i++)
 			free(s->params[i]);
+		if (s->scram)
+			scram_client_clear(s->scram);
 		free(s->scram);
 		free(s->login_error);
 		iobuf_release(&s->login_params);
@@ -438,6 +440,7 @@ static void server_handle_auth(struct server *s, const uint8_t *body, size_t len
 			server_close(s, "server's SCRAM signature is wrong: %s", err ? err : "?");
 			return;
 		}
+		scram_client_clear(s->scram);
 		free(s->scram);
 		s->scram = NULL;
 		return;

@@ -1,6 +1,7 @@
 /* worker: an event loop's context, its buffer free list, the janitor and the reaper. */
 #include "worker.h"
 
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,6 +68,7 @@ struct worker *worker_create(struct config *cfg)
 		return NULL;
 	}
 	w->cfg = cfg;
+	RAND_bytes(w->scram_mock_key, sizeof(w->scram_mock_key));
 	list_init(&w->dbs);
 	list_init(&w->users);
 	list_init(&w->pools);

@@ -243,6 +243,7 @@ class Pooler:
         else:
             with open(self.userlist_path, 'w') as f:
                 f.write(render_userlist(self.userlist))
+        os.chmod(self.userlist_path, 0o600)  # it holds passwords; poolers warn otherwise
         if self.kind == 'pgbouncer':
             # It runs as postgres when we are root and must read these and write its log.
             util.chown_tree(self.tmpdir)

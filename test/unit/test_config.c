@@ -42,8 +42,8 @@ static void remove_temp(char *path)
 }
 
 /* The problem at index i must be at line with this severity and contain needle. */
-static void expect_problem(const struct config_problems *probs, size_t i, int line,
-			   bool is_error, const char *needle)
+static void expect_problem(const struct config_problems *probs, size_t i, int line, bool is_error,
+			   const char *needle)
 {
 	assert_true(i < probs->n);
 	assert_int_equal(probs->items[i].line, line);
@@ -258,13 +258,26 @@ static void test_types(void **state)
 static void test_bad_values_name_file_and_line(void **state)
 {
 	static const char *const bad[] = {
-		"listen_port = abc",          "listen_port = 70000",     "listen_port = 12x",
-		"listen_port =",              "default_pool_size = -1",  "so_reuseport = maybe",
-		"query_wait_timeout = -1",    "query_wait_timeout = 1s", "query_wait_timeout = abc",
-		"query_wait_timeout = 1.2.3", "nplus1_min_time_ms = x",  "pool_mode = sometimes",
-		"auth_type = password",       "nplus1_action = shout",   "client_tls_sslmode = on",
-		"max_packet_size = 1TB",      "max_packet_size = 0",     "workers = 0",
-		"pkt_buf = 100",              "nplus1_threshold = 1",
+		"listen_port = abc",
+		"listen_port = 70000",
+		"listen_port = 12x",
+		"listen_port =",
+		"default_pool_size = -1",
+		"so_reuseport = maybe",
+		"query_wait_timeout = -1",
+		"query_wait_timeout = 1s",
+		"query_wait_timeout = abc",
+		"query_wait_timeout = 1.2.3",
+		"nplus1_min_time_ms = x",
+		"pool_mode = sometimes",
+		"auth_type = password",
+		"nplus1_action = shout",
+		"client_tls_sslmode = on",
+		"max_packet_size = 1TB",
+		"max_packet_size = 0",
+		"workers = 0",
+		"pkt_buf = 100",
+		"nplus1_threshold = 1",
 	};
 
 	(void)state;
@@ -542,13 +555,14 @@ static void test_users(void **state)
 {
 	struct config_problems probs = {0};
 	const struct config_user *u;
-	struct config *cfg = load_text("[users]\n"
-				       "bob = pool_mode=statement pool_size=3 max_user_connections=9 "
-				       "max_user_client_connections=11\n"
-				       "alice =\n"
-				       "carol = colour=blue\n"
-				       "dave = pool_mode=never\n",
-				       &probs);
+	struct config *cfg =
+		load_text("[users]\n"
+			  "bob = pool_mode=statement pool_size=3 max_user_connections=9 "
+			  "max_user_client_connections=11\n"
+			  "alice =\n"
+			  "carol = colour=blue\n"
+			  "dave = pool_mode=never\n",
+			  &probs);
 
 	(void)state;
 	assert_null(cfg); /* dave's pool_mode */
@@ -657,8 +671,7 @@ static void test_include_errors(void **state)
 	remove_temp(self);
 
 	/* missing file, directory, empty name */
-	snprintf(text, sizeof(text),
-		 "%%include /nonexistent/pgt.ini\n%%include /tmp\n%%include\n");
+	snprintf(text, sizeof(text), "%%include /nonexistent/pgt.ini\n%%include /tmp\n%%include\n");
 	cfg = load_text(text, &probs);
 	assert_null(cfg);
 	assert_int_equal(probs.n, 3);
@@ -761,8 +774,7 @@ static void test_check_file(void **state)
 	char *path;
 
 	(void)state;
-	assert_int_equal(check_text("[pgtally]\nlisten_port = 7004\n", out, sizeof(out), &path),
-			 0);
+	assert_int_equal(check_text("[pgtally]\nlisten_port = 7004\n", out, sizeof(out), &path), 0);
 	assert_string_equal(out, "ok\n");
 	remove_temp(path);
 

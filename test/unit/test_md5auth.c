@@ -52,26 +52,26 @@ static void test_check(void **state)
 {
 	(void)state;
 	/* stored plaintext */
-	assert_true(md5auth_check("s3cr3t pass!", "bob", salt1,
-				  "md5682912ab080f3cb1df666a45d09019f8"));
+	assert_true(
+		md5auth_check("s3cr3t pass!", "bob", salt1, "md5682912ab080f3cb1df666a45d09019f8"));
 	/* stored md5 hash */
 	assert_true(md5auth_check("md50b1249ad9a687d03d0e3528b611f1ffa", "bob", salt1,
 				  "md5682912ab080f3cb1df666a45d09019f8"));
 	assert_true(md5auth_check("md54d45974e13472b5a0be3533de4666414", "user", salt2,
 				  "md51b9db6132a24afffa2977ba84e4b389b"));
 	/* wrong salt, user, password, truncated or longer response, uppercase digits */
-	assert_false(md5auth_check("s3cr3t pass!", "bob", salt2,
-				   "md5682912ab080f3cb1df666a45d09019f8"));
+	assert_false(
+		md5auth_check("s3cr3t pass!", "bob", salt2, "md5682912ab080f3cb1df666a45d09019f8"));
 	assert_false(md5auth_check("s3cr3t pass!", "bobby", salt1,
 				   "md5682912ab080f3cb1df666a45d09019f8"));
-	assert_false(md5auth_check("s3cr3t pass?", "bob", salt1,
-				   "md5682912ab080f3cb1df666a45d09019f8"));
-	assert_false(md5auth_check("s3cr3t pass!", "bob", salt1,
-				   "md5682912ab080f3cb1df666a45d09019f"));
+	assert_false(
+		md5auth_check("s3cr3t pass?", "bob", salt1, "md5682912ab080f3cb1df666a45d09019f8"));
+	assert_false(
+		md5auth_check("s3cr3t pass!", "bob", salt1, "md5682912ab080f3cb1df666a45d09019f"));
 	assert_false(md5auth_check("s3cr3t pass!", "bob", salt1,
 				   "md5682912ab080f3cb1df666a45d09019f88"));
-	assert_false(md5auth_check("s3cr3t pass!", "bob", salt1,
-				   "md5682912AB080F3CB1DF666A45D09019F8"));
+	assert_false(
+		md5auth_check("s3cr3t pass!", "bob", salt1, "md5682912AB080F3CB1DF666A45D09019F8"));
 	assert_false(md5auth_check("s3cr3t pass!", "bob", salt1, ""));
 	/* a client sending the stored hash itself does not get in */
 	assert_false(md5auth_check("md50b1249ad9a687d03d0e3528b611f1ffa", "bob", salt1,

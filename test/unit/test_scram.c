@@ -44,11 +44,11 @@ static void rfc_secret(struct scram_secret *s)
 static void test_b64(void **state)
 {
 	static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-	static const char *const enc[] = {"",	  "Zg==",     "Zm8=",	 "Zm9v",
+	static const char *const enc[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
 					  "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
-	static const char *const bad[] = {"Zg=",  "Zg",	      "Z===",	  "Zh==",     "Zm9=",
-					  "Zm9v!A==", "=Zm9",     "Zg==Zg==", "Zm=v",     "Zm9v\n",
-					  "Zm 9v",    "Zm9vYg=A", "-_-_"};
+	static const char *const bad[] = {
+		"Zg=",      "Zg",   "Z===",   "Zh==",  "Zm9=",     "Zm9v!A==", "=Zm9",
+		"Zg==Zg==", "Zm=v", "Zm9v\n", "Zm 9v", "Zm9vYg=A", "-_-_"};
 	char out[64];
 	uint8_t dec[64];
 	size_t n;
@@ -84,7 +84,8 @@ static void test_rfc7677_server(void **state)
 	rfc_secret(&secret);
 	srv.test_nonce = RFC_SERVER_NONCE;
 	assert_true(scram_server_handle_first(&srv, &secret, RFC_CLIENT_FIRST,
-					      strlen(RFC_CLIENT_FIRST), out, sizeof(out), &n, &err));
+					      strlen(RFC_CLIENT_FIRST), out, sizeof(out), &n,
+					      &err));
 	assert_string_equal(out, RFC_SERVER_FIRST);
 	assert_int_equal(n, strlen(RFC_SERVER_FIRST));
 	assert_false(srv.have_client_key);
@@ -121,8 +122,8 @@ static void test_rfc7677_client(void **state)
 				       strlen(RFC_SERVER_FIRST), out, sizeof(out), &n, &err));
 	assert_string_equal(out, RFC_CLIENT_FINAL);
 	assert_int_equal(n, strlen(RFC_CLIENT_FINAL));
-	assert_true(scram_client_verify_final(&cl, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL),
-					      &err));
+	assert_true(
+		scram_client_verify_final(&cl, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL), &err));
 
 	/* a server that does not know the secret gives another signature */
 	memset(&cl, 0, sizeof(cl));
@@ -210,8 +211,8 @@ static void test_real_pg_secret(void **state)
 	assert_int_equal(parsed.iterations, 4096);
 	assert_int_equal(parsed.salt_len, 16);
 	/* our derivation from the password gives libpq's keys */
-	assert_true(scram_secret_from_password("pencil", parsed.salt, parsed.salt_len, 4096,
-					       &mine));
+	assert_true(
+		scram_secret_from_password("pencil", parsed.salt, parsed.salt_len, 4096, &mine));
 	assert_memory_equal(mine.stored_key, parsed.stored_key, 32);
 	assert_memory_equal(mine.server_key, parsed.server_key, 32);
 	assert_true(scram_secret_to_text(&mine, text, sizeof(text)));
@@ -237,23 +238,31 @@ static void test_parse_secret_bad(void **state)
 		"",
 		"pencil",
 		"SCRAM-SHA-256$",
-		"SCRAM-SHA-1$4096:LLWVfCZRsBKx09bmMpXaCQ==$xy7qL3EaMzDAhF6L6C72oGzYvMwVRqW3WHEC8fiuGjU="
+		"SCRAM-SHA-1$4096:LLWVfCZRsBKx09bmMpXaCQ==$"
+		"xy7qL3EaMzDAhF6L6C72oGzYvMwVRqW3WHEC8fiuGjU="
 		":4St0rqnhgacwJkIZdPm1U4XXPRw8VoQSpHGgAlv8abw=",
-		"SCRAM-SHA-256$0:LLWVfCZRsBKx09bmMpXaCQ==$xy7qL3EaMzDAhF6L6C72oGzYvMwVRqW3WHEC8fiuGjU="
+		"SCRAM-SHA-256$0:LLWVfCZRsBKx09bmMpXaCQ==$"
+		"xy7qL3EaMzDAhF6L6C72oGzYvMwVRqW3WHEC8fiuGjU="
 		":4St0rqnhgacwJkIZdPm1U4XXPRw8VoQSpHGgAlv8abw=",
-		"SCRAM-SHA-256$-1:LLWVfCZRsBKx09bmMpXaCQ==$xy7qL3EaMzDAhF6L6C72oGzYvMwVRqW3WHEC8fiuGjU="
+		"SCRAM-SHA-256$-1:LLWVfCZRsBKx09bmMpXaCQ==$"
+		"xy7qL3EaMzDAhF6L6C72oGzYvMwVRqW3WHEC8fiuGjU="
 		":4St0rqnhgacwJkIZdPm1U4XXPRw8VoQSpHGgAlv8abw=",
-		"SCRAM-SHA-256$99999999999:LLWVfCZRsBKx09bmMpXaCQ==$xy7qL3EaMzDAhF6L6C72oGzYvMwVRqW3WHE"
+		"SCRAM-SHA-256$99999999999:LLWVfCZRsBKx09bmMpXaCQ==$"
+		"xy7qL3EaMzDAhF6L6C72oGzYvMwVRqW3WHE"
 		"C8fiuGjU=:4St0rqnhgacwJkIZdPm1U4XXPRw8VoQSpHGgAlv8abw=",
 		"SCRAM-SHA-256$4096:$xy7qL3EaMzDAhF6L6C72oGzYvMwVRqW3WHEC8fiuGjU="
 		":4St0rqnhgacwJkIZdPm1U4XXPRw8VoQSpHGgAlv8abw=",
-		"SCRAM-SHA-256$4096:LLWVfCZRsBKx09bmMpXaC!==$xy7qL3EaMzDAhF6L6C72oGzYvMwVRqW3WHEC8fiuGjU="
+		"SCRAM-SHA-256$4096:LLWVfCZRsBKx09bmMpXaC!==$"
+		"xy7qL3EaMzDAhF6L6C72oGzYvMwVRqW3WHEC8fiuGjU="
 		":4St0rqnhgacwJkIZdPm1U4XXPRw8VoQSpHGgAlv8abw=",
 		/* StoredKey of 31 bytes */
-		"SCRAM-SHA-256$4096:LLWVfCZRsBKx09bmMpXaCQ==$xy7qL3EaMzDAhF6L6C72oGzYvMwVRqW3WHEC8fiuGg=="
+		"SCRAM-SHA-256$4096:LLWVfCZRsBKx09bmMpXaCQ==$"
+		"xy7qL3EaMzDAhF6L6C72oGzYvMwVRqW3WHEC8fiuGg=="
 		":4St0rqnhgacwJkIZdPm1U4XXPRw8VoQSpHGgAlv8abw=",
-		"SCRAM-SHA-256$4096:LLWVfCZRsBKx09bmMpXaCQ==$xy7qL3EaMzDAhF6L6C72oGzYvMwVRqW3WHEC8fiuGjU=",
-		"SCRAM-SHA-256$4096:LLWVfCZRsBKx09bmMpXaCQ==$xy7qL3EaMzDAhF6L6C72oGzYvMwVRqW3WHEC8fiuGjU="
+		"SCRAM-SHA-256$4096:LLWVfCZRsBKx09bmMpXaCQ==$"
+		"xy7qL3EaMzDAhF6L6C72oGzYvMwVRqW3WHEC8fiuGjU=",
+		"SCRAM-SHA-256$4096:LLWVfCZRsBKx09bmMpXaCQ==$"
+		"xy7qL3EaMzDAhF6L6C72oGzYvMwVRqW3WHEC8fiuGjU="
 		":4St0rqnhgacwJkIZdPm1U4XXPRw8VoQSpHGgAlv8abw=x",
 	};
 	struct scram_secret s;
@@ -357,8 +366,8 @@ static void first_fails(const char *msg, size_t len)
 	else
 		fail_msg("client-first accepted: %.*s", (int)len, msg);
 	/* and the state refuses to go on */
-	assert_false(scram_server_handle_final(&srv, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL), out,
-					       sizeof(out), &n, &err));
+	assert_false(scram_server_handle_final(&srv, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL),
+					       out, sizeof(out), &n, &err));
 }
 
 static void test_bad_client_first(void **state)
@@ -394,8 +403,8 @@ static void test_bad_client_first(void **state)
 	first_fails(big, sizeof(big));
 
 	/* accepted variants: 'y' flag, user names, extensions */
-	static const char *const good[] = {"y,,n=,r=abc", "n,,n=bob,r=abc", "n,,n=,r=abc,x=1,y=",
-					   "n,,n=*,r=" RFC_CLIENT_NONCE};
+	static const char *const good[] = {"y,,n=,r=abc", "n,,n=bob,r=abc",
+					   "n,,n=,r=abc,x=1,y=", ("n,,n=*,r=" RFC_CLIENT_NONCE)};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		struct scram_secret secret;
 		struct scram_server srv = {0};
@@ -449,7 +458,8 @@ static void test_bad_client_final(void **state)
 		{"c=biws,r=" NONCE ",", "missing proof"},
 		{"c=bi!s,r=" NONCE "," PROOF, "bad channel binding"},
 		{"c=eSws,r=" NONCE "," PROOF, "does not match"}, /* "y,," after 'n' */
-		{"c=cD10bHMtdW5pcXVlLCw=,r=" NONCE "," PROOF, "does not match"}, /* "p=tls-unique" */
+		{"c=cD10bHMtdW5pcXVlLCw=,r=" NONCE "," PROOF,
+		 "does not match"}, /* "p=tls-unique" */
 		{"c=biws,r=" RFC_CLIENT_NONCE "," PROOF, "nonce does not match"},
 		{"c=biws,r=" NONCE "x," PROOF, "nonce does not match"},
 		{"c=biws,r=X" NONCE "," PROOF, "nonce does not match"},
@@ -477,8 +487,8 @@ static void test_bad_client_final(void **state)
 	char out[256];
 	size_t n;
 	const char *err = NULL;
-	assert_false(scram_server_handle_final(&srv, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL), out,
-					       sizeof(out), &n, &err));
+	assert_false(scram_server_handle_final(&srv, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL),
+					       out, sizeof(out), &n, &err));
 	assert_non_null(err);
 }
 
@@ -499,17 +509,17 @@ static void server_first_fails(const char *msg, int max_iterations)
 		fail_msg("server-first accepted: %s", msg);
 	assert_non_null(err);
 	/* and nothing follows */
-	assert_false(scram_client_verify_final(&cl, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL),
-					       &err));
+	assert_false(
+		scram_client_verify_final(&cl, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL), &err));
 }
 
 static void test_bad_server_messages(void **state)
 {
 	static const char *const bad[] = {
 		"",
-		"r=" RFC_CLIENT_NONCE ",s=" RFC_SALT ",i=4096",      /* no server part */
-		"r=abc" RFC_SERVER_NONCE ",s=" RFC_SALT ",i=4096",   /* not our nonce */
-		"r=" NONCE ",s=" RFC_SALT,                           /* no count */
+		"r=" RFC_CLIENT_NONCE ",s=" RFC_SALT ",i=4096",    /* no server part */
+		"r=abc" RFC_SERVER_NONCE ",s=" RFC_SALT ",i=4096", /* not our nonce */
+		"r=" NONCE ",s=" RFC_SALT,                         /* no count */
 		"r=" NONCE ",s=" RFC_SALT ",i=0",
 		"r=" NONCE ",s=" RFC_SALT ",i=-4096",
 		"r=" NONCE ",s=" RFC_SALT ",i=+4096",
@@ -545,8 +555,8 @@ static void test_bad_server_messages(void **state)
 		assert_true(scram_client_final(&cl, "pencil", NULL, NULL, RFC_SERVER_FIRST,
 					       strlen(RFC_SERVER_FIRST), out, sizeof(out), &n,
 					       &err));
-		assert_false(scram_client_verify_final(&cl, bad_final[i], strlen(bad_final[i]),
-						       &err));
+		assert_false(
+			scram_client_verify_final(&cl, bad_final[i], strlen(bad_final[i]), &err));
 		assert_non_null(err);
 	}
 }

@@ -81,7 +81,8 @@ static void test_duplicates(void **state)
 static void expect_error(const char *text, size_t len, const char *want)
 {
 	char err[256] = "";
-	struct userlist *ul = userlist_parse(text, len ? len : strlen(text), "users.txt", err, sizeof(err));
+	struct userlist *ul =
+		userlist_parse(text, len ? len : strlen(text), "users.txt", err, sizeof(err));
 
 	if (ul) {
 		userlist_free(ul);
@@ -183,7 +184,7 @@ static void test_load_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_basic),	       cmocka_unit_test(test_quotes),
+		cmocka_unit_test(test_basic),          cmocka_unit_test(test_quotes),
 		cmocka_unit_test(test_duplicates),     cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_empty_and_many), cmocka_unit_test(test_load_file),
 	};

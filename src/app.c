@@ -1,0 +1,120 @@
+/* app: process-wide control shared by signals and the admin console: reload, shutdown. */
+#include "app.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "pool.h"
+#include "userlist.h"
+#include "worker.h"
+
+bool app_opt_quiet;
+bool app_opt_daemon;
+int app_opt_verbose;
+
+void app_log_problems(const struct config_problems *probs)
+{
+	for (size_t i = 0; i < probs->n; i++) {
+		const struct config_problem *p = &probs->items[i];
+		if (p->is_error)
+			log_error("%s:%d: %s", p->file, p->line, p->message);
+		else
+			log_warning("%s:%d: %s", p->file, p->line, p->message);
+	}
+}
+
+struct userlist *app_load_userlist(const struct config *cfg, char *err, size_t errlen)
+{
+	if (!cfg->auth_file || !*cfg->auth_file)
+		return NULL;
+	struct userlist *ul = userlist_load(cfg->auth_file, err, errlen);
+	if (ul && userlist_is_world_readable(cfg->auth_file))
+		log_warning("auth_file %s is readable by other users; chmod 600 it", cfg->auth_file);
+	return ul;
+}
+
+static void apply_userlist(struct worker *w, struct userlist *ul)
+{
+	struct userlist *old = w->users_file;
+	w->users_file = ul;
+	for (struct list *pos = w->users.next; pos != &w->users; pos = pos->next) {
+		struct pool_user *u = container_of(pos, struct pool_user, node);
+		const char *pw = ul ? userlist_find(ul, u->name) : NULL;
+		if ((pw == NULL) != (u->password == NULL) ||
+		    (pw && u->password && strcmp(pw, u->password) != 0)) {
+			free(u->password);
+			u->password = pw ? strdup(pw) : NULL;
+			free(u->scram_cache);
+			u->scram_cache = NULL;
+			u->have_scram_keys = false;
+		}
+	}
+	if (old)
+		userlist_free(old);
+}
+
+static int log_level_for(const struct config *cfg, int verbose_flags)
+{
+	int v = cfg->verbose > verbose_flags ? cfg->verbose : verbose_flags;
+	int lvl = LOG_LVL_INFO + v;
+	return lvl > LOG_LVL_NOISE ? LOG_LVL_NOISE : lvl;
+}
+
+
+void app_setup_logging(const struct config *cfg)
+{
+	log_setup(cfg->logfile, !app_opt_quiet && !app_opt_daemon,
+		  cfg->syslog ? (cfg->syslog_ident ? cfg->syslog_ident : "pgtally") : NULL,
+		  log_level_for(cfg, app_opt_verbose));
+}
+
+bool app_reload(struct worker *w, char *err, size_t errlen)
+{
+	struct config_problems probs = {0};
+	struct config *cfg = config_load(w->cfg->config_file, &probs);
+	app_log_problems(&probs);
+	config_problems_free(&probs);
+	if (!cfg) {
+		snprintf(err, errlen, "config file has errors; keeping the old one");
+		log_error("reload failed: %s", err);
+		return false;
+	}
+	char uerr[256] = "";
+	struct userlist *ul = NULL;
+	if (cfg->auth_file && *cfg->auth_file) {
+		ul = app_load_userlist(cfg, uerr, sizeof(uerr));
+		if (!ul) {
+			snprintf(err, errlen, "auth_file: %s", uerr);
+			log_error("reload failed: %s", err);
+			config_free(cfg);
+			return false;
+		}
+	}
+	struct config *old = w->cfg;
+	worker_apply_config(w, cfg);
+	apply_userlist(w, ul);
+	app_setup_logging(cfg);
+	config_free(old);
+	log_info("configuration reloaded");
+	return true;
+}
+
+void app_shutdown(struct worker *w, int mode)
+{
+	if (mode == 0) {
+		log_info("immediate shutdown");
+		event_base_loopbreak(w->base);
+		return;
+	}
+	w->shutting_down = true;
+	w->shutdown_mode = mode;
+	listener_stop();
+	log_info("shutdown requested: waiting for %s", mode == 1 ? "servers to be released"
+								 : "clients to leave");
+	worker_check_shutdown(w);
+}
+

@@ -1,0 +1,353 @@
+"""Transaction-mode pooling with real drivers: multiplexing, limits, parameters, cancel."""
+
+import threading
+import time
+
+import psycopg
+import psycopg2
+import pytest
+
+TRUST = {'auth_type': 'trust'}
+
+
+def backends(pg, dbname='app', user='app'):
+    """Client backends of PostgreSQL for the pool (not our own monitoring connection)."""
+    rows = pg.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND usename = %s "
+                  "AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                  (dbname, user))
+    return rows[0][0]
+
+
+def wait_no_backends(pg, timeout=10):
+    """Backends of earlier tests' poolers may still be exiting; wait them out."""
+    deadline = time.time() + timeout
+    while backends(pg) and time.time() < deadline:
+        time.sleep(0.05)
+    assert backends(pg) == 0
+
+
+def test_psycopg3_psycopg2_and_simple_queries(pgtally):
+    p = pgtally()
+    with p.connect() as conn:
+        assert conn.execute('SELECT 1 + 1, current_user').fetchone() == (2, 'app')
+    conn2 = psycopg2.connect(p.dsn())
+    try:
+        cur = conn2.cursor()
+        cur.execute('SELECT %s::int * 3', (7,))
+        assert cur.fetchone() == (21,)
+        conn2.commit()
+    finally:
+        conn2.close()
+
+
+def test_200_clients_share_5_servers(pgtally, pg):
+    wait_no_backends(pg)
+    p = pgtally(ini={'default_pool_size': 5, 'max_client_conn': 400})
+    errors = []
+    peak = [0]
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            peak[0] = max(peak[0], backends(pg))
+            time.sleep(0.02)
+
+    def client(i):
+        try:
+            with p.connect() as conn:
+                for j in range(5):
+                    row = conn.execute('SELECT %s::int, pg_sleep(0.005)', (i * 10 + j,)).fetchone()
+                    assert row[0] == i * 10 + j
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(repr(e))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    stop.set()
+    watcher.join()
+    assert errors == []
+    assert 1 <= peak[0] <= 5, peak[0]
+    pools = p.admin('SHOW POOLS')
+    app = [r for r in pools if r['database'] == 'app' and r['user'] == 'app'][0]
+    assert app['sv_active'] + app['sv_idle'] + app['sv_used'] + app['sv_login'] <= 5
+
+
+def test_transaction_keeps_its_server_and_others_interleave(pgtally):
+    p = pgtally(ini={'default_pool_size': 2})
+    with p.connect() as a, p.connect() as b:
+        with a.transaction():
+            pid1 = a.execute('SELECT pg_backend_pid()').fetchone()[0]
+            # b runs on the other server while a's transaction holds one.
+            pid_b = b.execute('SELECT pg_backend_pid()').fetchone()[0]
+            pid2 = a.execute('SELECT pg_backend_pid()').fetchone()[0]
+        assert pid1 == pid2
+        assert pid_b != pid1
+
+
+def test_temp_table_visible_only_inside_transaction(pgtally):
+    p = pgtally()
+    with p.connect() as conn:
+        with conn.transaction():
+            conn.execute('CREATE TEMP TABLE t (x int) ON COMMIT DROP')
+            conn.execute('INSERT INTO t VALUES (1), (2), (3)')
+            assert conn.execute('SELECT sum(x) FROM t').fetchone()[0] == 6
+
+
+def test_multi_statement_simple_query(pgtally):
+    p = pgtally()
+    with p.connect() as conn:
+        cur = psycopg.ClientCursor(conn)
+        cur.execute('SELECT 1; SELECT 2; SELECT 3')
+        got = [cur.fetchone()[0]]
+        while cur.nextset():
+            got.append(cur.fetchone()[0])
+        assert got == [1, 2, 3]
+
+
+def test_empty_query_and_notice(pgtally):
+    p = pgtally()
+    notices = []
+    with p.connect() as conn:
+        conn.add_notice_handler(lambda n: notices.append(n.message_primary))
+        cur = psycopg.ClientCursor(conn)
+        cur.execute("DO $$ BEGIN RAISE NOTICE 'hello from plpgsql'; END $$")
+        assert notices == ['hello from plpgsql']
+        # An empty query gets EmptyQueryResponse and the connection stays usable.
+        conn.pgconn.send_query(b'')
+        res = conn.pgconn.get_result()
+        assert res.status == psycopg.pq.ExecStatus.EMPTY_QUERY
+        while conn.pgconn.get_result() is not None:
+            pass
+        assert conn.execute('SELECT 42').fetchone() == (42,)
+
+
+def test_pipeline_mode_and_error_mid_pipeline(pgtally):
+    p = pgtally(ini={'default_pool_size': 1})
+    with p.connect() as conn:
+        with conn.pipeline():
+            curs = [conn.execute('SELECT %s::int', (i,)) for i in range(50)]
+        assert [c.fetchone()[0] for c in curs] == list(range(50))
+
+        # An error inside a pipeline: later statements up to Sync are skipped by the server.
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            with conn.pipeline():
+                conn.execute('SELECT 1')
+                conn.execute('SELECT 1/0')
+                conn.execute('SELECT 2')
+        # The pooler's bookkeeping is right: the connection (and server) work afterwards.
+        assert conn.execute('SELECT 7').fetchone() == (7,)
+    with p.connect() as other:
+        assert other.execute("SELECT current_setting('transaction_isolation')").fetchone()
+        status = other.execute('SELECT 1').fetchone()
+        assert status == (1,)
+
+
+def test_copy_in_and_out_both_protocols(pgtally, pg):
+    pg.sql('DROP TABLE IF EXISTS copy_t', dbname='app')
+    pg.sql('CREATE TABLE copy_t (id int, name text)', dbname='app')
+    pg.sql('GRANT ALL ON copy_t TO app', dbname='app')
+    p = pgtally(ini={'default_pool_size': 1})
+    with p.connect() as conn:
+        with conn.cursor() as cur:
+            with cur.copy('COPY copy_t (id, name) FROM STDIN') as copy:
+                for i in range(1000):
+                    copy.write_row((i, 'row %d' % i))
+            out = []
+            with cur.copy('COPY copy_t TO STDOUT') as copy:
+                for row in copy.rows():
+                    out.append(row)
+        assert len(out) == 1000
+        assert conn.execute('SELECT count(*) FROM copy_t').fetchone()[0] == 1000
+    conn2 = psycopg2.connect(p.dsn())
+    try:
+        import io
+        cur = conn2.cursor()
+        cur.copy_expert('COPY copy_t TO STDOUT', buf := io.StringIO())
+        assert buf.getvalue().count('\n') == 1000
+        cur.copy_expert('COPY copy_t (id, name) FROM STDIN', io.StringIO('5000\tx\n'))
+        conn2.commit()
+        cur.execute('SELECT count(*) FROM copy_t')
+        assert cur.fetchone()[0] == 1001
+        conn2.commit()
+    finally:
+        conn2.close()
+
+
+def test_client_parameters_follow_each_client(pgtally):
+    p = pgtally(ini={'default_pool_size': 1})
+    a = psycopg.connect(p.dsn(options='-c TimeZone=UTC', application_name='alpha'),
+                        autocommit=True)
+    b = psycopg.connect(p.dsn(options='-c TimeZone=Asia/Tokyo', application_name='beta'),
+                        autocommit=True)
+    try:
+        for _ in range(3):
+            assert a.execute('SHOW TimeZone').fetchone()[0] == 'UTC'
+            assert b.execute('SHOW TimeZone').fetchone()[0] == 'Asia/Tokyo'
+            assert a.execute("SELECT current_setting('application_name')").fetchone()[0] == 'alpha'
+            assert b.execute("SELECT current_setting('application_name')").fetchone()[0] == 'beta'
+        # A SET by the client sticks to that client, not to the server it happened on.
+        a.execute("SET DateStyle = 'German'")
+        assert a.execute('SHOW DateStyle').fetchone()[0].startswith('German')
+        assert b.execute('SHOW DateStyle').fetchone()[0].startswith('ISO')
+        assert a.execute('SHOW DateStyle').fetchone()[0].startswith('German')
+    finally:
+        a.close()
+        b.close()
+
+
+def test_session_mode_keeps_server(pgtally):
+    p = pgtally(ini={'pool_mode': 'session', 'default_pool_size': 2})
+    with p.connect() as a:
+        a.execute("SET work_mem = '7MB'")
+        pids = {a.execute('SELECT pg_backend_pid()').fetchone()[0] for _ in range(5)}
+        assert len(pids) == 1
+        assert a.execute('SHOW work_mem').fetchone()[0] == '7MB'
+    # After disconnect the server was reset (DISCARD ALL) before reuse.
+    with p.connect() as b:
+        assert b.execute('SHOW work_mem').fetchone()[0] == '4MB'
+
+
+def test_cancel_reaches_the_running_query(pgtally):
+    p = pgtally()
+    with p.connect() as conn:
+        timer = threading.Timer(0.5, conn.cancel)
+        start = time.monotonic()
+        timer.start()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            conn.execute('SELECT pg_sleep(30)')
+        assert time.monotonic() - start < 5
+        assert conn.execute('SELECT 1').fetchone() == (1,)
+
+
+def test_late_cancel_hits_nobody(pgtally):
+    p = pgtally(ini={'default_pool_size': 1})
+    with p.connect() as a, p.connect() as b:
+        a.execute('SELECT 1')  # a's transaction is over; its server went back to the pool
+        done = []
+
+        def run_b():
+            done.append(b.execute('SELECT pg_sleep(1), 5').fetchone()[1])
+
+        t = threading.Thread(target=run_b)
+        t.start()
+        time.sleep(0.3)
+        a.cancel()  # a is idle: must not cancel b's query on the shared server
+        t.join(10)
+        assert done == [5]
+
+
+def test_queue_wait_timeout(pgtally):
+    p = pgtally(ini={'default_pool_size': 1, 'query_wait_timeout': 1})
+    with p.connect() as holder:
+        holder.execute('BEGIN')
+        holder.execute('SELECT 1')
+        with p.connect() as waiter:
+            start = time.monotonic()
+            with pytest.raises(psycopg.OperationalError) as ei:
+                waiter.execute('SELECT 1')
+            assert 'query_wait_timeout' in str(ei.value)
+            assert time.monotonic() - start < 5
+        holder.execute('ROLLBACK')
+
+
+def test_waiting_clients_are_served_in_order(pgtally):
+    p = pgtally(ini={'default_pool_size': 1})
+    order = []
+    with p.connect() as holder:
+        holder.execute('BEGIN')
+        holder.execute('SELECT 1')
+        conns = [p.connect() for _ in range(3)]
+        threads = []
+        for i, c in enumerate(conns):
+            # Each holds the server a while, so completions are far apart.
+            t = threading.Thread(
+                target=lambda c=c, i=i: (c.execute('SELECT pg_sleep(0.2)'), order.append(i)))
+            t.start()
+            threads.append(t)
+            time.sleep(0.2)
+        holder.execute('COMMIT')
+        for t in threads:
+            t.join(10)
+        for c in conns:
+            c.close()
+    assert order == [0, 1, 2]
+
+
+def test_unix_socket(pgtally):
+    p = pgtally(ini={'listen_addr': ''})
+    with p.connect() as conn:
+        assert conn.execute('SELECT 1').fetchone() == (1,)
+
+
+def test_max_client_conn(pgtally):
+    p = pgtally(ini={'max_client_conn': 2})
+    a = p.connect()
+    b = p.connect()
+    try:
+        with pytest.raises(psycopg.OperationalError) as ei:
+            p.connect()
+        assert 'max_client_conn' in str(ei.value)
+    finally:
+        a.close()
+        b.close()
+    with p.connect() as c:
+        assert c.execute('SELECT 1').fetchone() == (1,)
+
+
+def test_idle_transaction_timeout(pgtally, pg):
+    p = pgtally(ini={'idle_transaction_timeout': 1})
+    with p.connect() as conn:
+        conn.execute('BEGIN')
+        conn.execute('SELECT 1')
+        time.sleep(2)
+        with pytest.raises(psycopg.OperationalError):
+            conn.execute('SELECT 1')
+    # The server it held is not left idle in transaction.
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        n = pg.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'app' "
+                   "AND state LIKE 'idle in transaction%%'")[0][0]
+        if n == 0:
+            break
+        time.sleep(0.1)
+    assert n == 0
+
+
+def test_query_timeout(pgtally):
+    p = pgtally(ini={'query_timeout': 1})
+    with p.connect() as conn:
+        start = time.monotonic()
+        with pytest.raises(psycopg.OperationalError) as ei:
+            conn.execute('SELECT pg_sleep(10)')
+        assert 'query_timeout' in str(ei.value)
+        assert time.monotonic() - start < 5
+
+
+def test_client_idle_timeout(pgtally):
+    p = pgtally(ini={'client_idle_timeout': 1})
+    with p.connect() as conn:
+        conn.execute('SELECT 1')
+        time.sleep(2)
+        with pytest.raises(psycopg.OperationalError):
+            conn.execute('SELECT 1')
+
+
+def test_min_pool_size_prefills(pgtally, pg):
+    wait_no_backends(pg)
+    p = pgtally(ini={'min_pool_size': 3, 'default_pool_size': 5})
+    # Pools are made on first use; after that the janitor keeps min_pool_size servers open.
+    with p.connect() as conn:
+        conn.execute('SELECT 1')
+    deadline = time.time() + 5
+    n = 0
+    while time.time() < deadline:
+        n = backends(pg)
+        if n >= 3:
+            break
+        time.sleep(0.1)
+    assert n == 3
