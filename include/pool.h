@@ -11,6 +11,7 @@
 #include "config.h"
 #include "iobuf.h"
 #include "list.h"
+#include "metrics.h"
 
 struct client;
 struct server;
@@ -105,6 +106,7 @@ struct pool {
 	struct pool_stats stats;
 	struct pool_stats stats_prev; /* at the last stats_period, for averages */
 	usec_t maxwait_start;       /* oldest waiting client's wait start, from the FIFO */
+	struct metrics_pool metrics; /* latency histograms and the last stats_period */
 };
 
 /* Find or make the pool; NULL when out of memory. */

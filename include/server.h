@@ -65,6 +65,9 @@ bool server_launch(struct pool *pool);
 /* Link to a client: state SV_ACTIVE; queue SETs for differing parameters. */
 void server_link(struct server *s, struct client *c);
 
+/* Run server_check_query on an idle server (state SV_TESTED until it answers). */
+void server_start_check(struct server *s);
+
 /* Client went away or finished: clean up the session and return it to the pool, or close. */
 void server_release(struct server *s);
 

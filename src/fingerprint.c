@@ -1263,6 +1263,8 @@ static void stmt_token(struct norm *n, const struct token *t)
 		sl = 1;
 		how = 1;
 	}
+	if (type == TK_OP && sl == 2 && src[0] == '!' && src[1] == '=')
+		src = (const unsigned char *)"<>"; /* the server's lexer does the same */
 	if (type == TK_CONST) {
 		feed_param(n, src, sl, t->type == TK_WORD);
 		how = 2;

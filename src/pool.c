@@ -189,12 +189,31 @@ static bool pool_paused(struct worker *w, const struct pool *pool)
 	return w->paused || pool->db->paused;
 }
 
-/* Take an idle server (most recently used first, so warm sessions get reused). */
+/* Does an idle server need server_check_query before it is given out? */
+static bool pool_needs_check(struct worker *w, const struct server *s, usec_t now)
+{
+	const char *q = w->cfg->server_check_query;
+	if (!q || !*q)
+		return false;
+	return w->cfg->server_check_delay <= 0 || now - s->last_used > w->cfg->server_check_delay;
+}
+
+/*
+ * Take an idle server (most recently used first, so warm sessions get reused). Servers idle
+ * for longer than server_check_delay are sent to be checked instead; they come back through
+ * pool_server_ready().
+ */
 static struct server *pool_take_idle(struct pool *pool)
 {
-	if (list_empty(&pool->idle_servers))
-		return NULL;
-	return container_of(pool->idle_servers.prev, struct server, node);
+	struct worker *w = pool->w;
+	usec_t now = worker_now(w);
+	while (!list_empty(&pool->idle_servers)) {
+		struct server *s = container_of(pool->idle_servers.prev, struct server, node);
+		if (!pool_needs_check(w, s, now))
+			return s;
+		server_start_check(s);
+	}
+	return NULL;
 }
 
 static void pool_link(struct worker *w, struct pool *pool, struct server *s, struct client *c)

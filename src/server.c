@@ -561,6 +561,18 @@ void server_link(struct server *s, struct client *c)
 	iobuf_release(&b);
 }
 
+void server_start_check(struct server *s)
+{
+	struct iobuf b = {0};
+	const char *q = s->w->cfg->server_check_query;
+	/* "<empty>" (the default) means an empty query: the cheapest round trip there is. */
+	proto_build_query(&b, strcmp(q, "<empty>") == 0 ? "" : q);
+	s->swallow_rfq++;
+	server_set_state(s, SV_TESTED);
+	(void)server_send(s, &b);
+	iobuf_release(&b);
+}
+
 static bool server_clean(const struct server *s)
 {
 	return s->ready && s->txn_status == 'I' && s->expect_rfq == 0 && s->swallow_rfq == 0 &&
@@ -675,8 +687,12 @@ static void server_internal_message(struct server *s, uint8_t type, const uint8_
 		s->swallow_rfq--;
 		s->txn_status = len ? (char)body[0] : 'I';
 		if (s->swallow_rfq == 0 && !s->client &&
-		    (s->state == SV_TESTED || s->state == SV_USED))
-			pool_server_ready(s->pool, s);
+		    (s->state == SV_TESTED || s->state == SV_USED)) {
+			if (s->txn_status != 'I')
+				server_close(s, "check or reset query left the server in a transaction");
+			else
+				pool_server_ready(s->pool, s);
+		}
 	}
 }
 

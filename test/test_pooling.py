@@ -351,3 +351,27 @@ def test_min_pool_size_prefills(pgtally, pg):
             break
         time.sleep(0.1)
     assert n == 3
+
+
+def test_server_check_query_runs_after_check_delay(pgtally, pg):
+    pg.sql("ALTER SYSTEM SET log_statement = 'all'")
+    pg.sql('SELECT pg_reload_conf()')
+    try:
+        p = pgtally(ini={'server_check_delay': 0, 'server_check_query': 'SELECT 4242'})
+        with p.connect() as conn:
+            conn.execute('SELECT 1')
+            conn.execute('SELECT 2')
+        assert 'statement: SELECT 4242' in pg.log()
+    finally:
+        pg.sql('ALTER SYSTEM RESET log_statement')
+        pg.sql('SELECT pg_reload_conf()')
+
+
+def test_server_check_query_drops_dead_server(pgtally, pg):
+    p = pgtally(ini={'server_check_delay': 0, 'default_pool_size': 1})
+    with p.connect() as conn:
+        pid = conn.execute('SELECT pg_backend_pid()').fetchone()[0]
+        # Whether pgtally sees the EOF first or the check query finds the server dead, the
+        # client's next query runs on a fresh server.
+        pg.sql('SELECT pg_terminate_backend(%s)', (pid,))
+        assert conn.execute('SELECT 1').fetchone() == (1,)
