@@ -10,11 +10,20 @@
 #include "config.h"
 #include "list.h"
 #include "pool.h"
+#include "prepared.h"
 #include "sbuf.h"
 
 struct server;
 struct worker;
 struct client_auth;
+struct pstmt_map;
+
+/* The unnamed portal: which statement it runs and with what parameter values. */
+struct portal_info {
+	uint64_t fp;
+	uint64_t params;
+	uint8_t kind;
+};
 
 /* Each state names the list the client is on. */
 enum client_state {
@@ -58,6 +67,12 @@ struct client {
 	char *user_name;
 
 	struct client_auth *auth; /* only during authentication */
+
+	/* Extended protocol: what the unnamed statement/portal and named statements are. */
+	struct stmt_info unnamed_stmt;
+	struct portal_info unnamed_portal;
+	struct pstmt_map *pstmts; /* NULL until the first named Parse */
+	bool in_txn;              /* inside an explicit transaction, as far as we know */
 };
 
 /* Accepted connection: takes ownership of fd. */

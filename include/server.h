@@ -8,6 +8,7 @@
 #include "config.h"
 #include "list.h"
 #include "pool.h"
+#include "rq.h"
 #include "sbuf.h"
 
 struct client;
@@ -39,9 +40,9 @@ struct server {
 	usec_t request_time; /* last request sent */
 	usec_t last_used;    /* released to the pool */
 	usec_t link_time;
+	usec_t last_done; /* last statement completion: pipelined statements start then */
 
-	int expect_rfq;  /* ReadyForQuery replies still due (Query, Sync, FunctionCall sent) */
-	int swallow_rfq; /* of those, how many belong to pgtally's own queries */
+	struct rq rq;    /* requests sent and not yet answered, in order */
 	bool ext_open;   /* extended-protocol messages sent since the last Sync */
 	bool copy_in;    /* COPY FROM STDIN in progress */
 	bool copy_out;   /* COPY TO STDOUT in progress */

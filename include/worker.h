@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "list.h"
+#include "stats.h"
 
 struct client;
 struct userlist;
@@ -41,6 +42,7 @@ struct worker {
 	int n_servers;
 
 	struct client *cancel_table[CANCEL_TABLE_SIZE];
+	struct fp_table fps; /* per-fingerprint statistics */
 	uint8_t scram_mock_key[32]; /* random per worker: fake secrets for unknown users */
 
 	struct event *janitor;

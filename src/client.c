@@ -16,7 +16,10 @@
 #include "admin.h"
 #include "auth.h"
 #include "log.h"
+#include "fingerprint.h"
+#include "prepared.h"
 #include "proto.h"
+#include "rq.h"
 #include "server.h"
 #include "stats.h"
 #include "worker.h"
@@ -214,6 +217,7 @@ void client_reap(struct worker *w)
 			free(c->params[i]);
 		free(c->db_name);
 		free(c->user_name);
+		pstmt_map_free(c->pstmts);
 		free(c);
 	}
 }
@@ -520,16 +524,141 @@ static bool flush_run(struct client *c, size_t *run_start)
 	return true;
 }
 
-/* Note a request that will produce a ReadyForQuery. */
-static void client_count_request(struct client *c, struct server *s, usec_t now)
+/* Queue an entry for a reply the server owes; closes the client when out of memory. */
+static struct rq_entry *client_expect(struct client *c, struct server *s, enum rq_type type,
+				      usec_t now)
 {
-	if (s->expect_rfq == 0) {
+	bool was_idle = s->rq.count == 0;
+	struct rq_entry *e = rq_push(&s->rq, type);
+	if (!e) {
+		client_close(c, "53200", "out of memory tracking requests");
+		return NULL;
+	}
+	e->sent = now;
+	if (was_idle) {
 		c->query_start = now;
 		s->request_time = now;
 		if (!c->xact_start)
 			c->xact_start = now;
 	}
-	s->expect_rfq++;
+	return e;
+}
+
+/* A simple Query: one entry per statement (fingerprinted), then one for ReadyForQuery. */
+static bool client_query(struct client *c, struct server *s, const char *sql, size_t len,
+			 bool whole, usec_t now)
+{
+	struct worker *w = c->w;
+	if (whole && w->cfg->fingerprints) {
+		size_t pos = 0;
+		struct fp_stmt st;
+		/* The text is NUL-terminated inside the message; never read past it. */
+		size_t n = strnlen(sql, len);
+		while (fp_next(sql, n, &pos, NULL, 0, &st)) {
+			struct rq_entry *e = client_expect(c, s, RQ_STMT, now);
+			if (!e)
+				return false;
+			e->fp = st.id;
+			e->params = st.params_hash;
+			e->kind = (uint8_t)st.kind;
+			if (st.txn == FP_TXN_BEGIN)
+				c->in_txn = true;
+			if (c->in_txn)
+				e->flags |= RQF_IN_TXN;
+			if (st.txn == FP_TXN_COMMIT || st.txn == FP_TXN_ROLLBACK)
+				c->in_txn = false;
+			stats_fp_note(w, c->pool, st.id, st.kind, sql, st.start, st.end);
+		}
+	}
+	return client_expect(c, s, RQ_QEND, now) != NULL;
+}
+
+/* Parse: remember what the statement is, by name. */
+static bool client_parse(struct client *c, struct server *s, const uint8_t *body, size_t len,
+			 bool whole, usec_t now)
+{
+	struct rq_entry *e = client_expect(c, s, RQ_PARSE, now);
+	if (!e)
+		return false;
+	if (!whole)
+		return true;
+	struct proto_reader r;
+	proto_reader_init(&r, body, len);
+	const char *name = proto_get_str(&r);
+	const char *sql = proto_get_str(&r);
+	if (!name || !sql)
+		return true; /* the server will say what is wrong */
+	struct stmt_info info = {0};
+	if (c->w->cfg->fingerprints) {
+		struct fp_stmt st;
+		size_t pos = 0, n = strlen(sql);
+		if (fp_next(sql, n, &pos, NULL, 0, &st)) {
+			info.fp = st.id;
+			info.kind = (uint8_t)st.kind;
+			info.valid = true;
+			stats_fp_note(c->w, c->pool, st.id, st.kind, sql, st.start, st.end);
+		}
+	}
+	if (!*name) {
+		c->unnamed_stmt = info;
+		return true;
+	}
+	if (!c->pstmts && !(c->pstmts = pstmt_map_new())) {
+		client_close(c, "53200", "out of memory");
+		return false;
+	}
+	if (!pstmt_define(c->pstmts, name, &info)) {
+		client_close(c, "53200", "out of memory");
+		return false;
+	}
+	return true;
+}
+
+/* Bind: the portal runs a known statement with these parameter values. */
+static bool client_bind(struct client *c, struct server *s, const uint8_t *body, size_t len,
+			bool whole, usec_t now)
+{
+	if (!client_expect(c, s, RQ_BIND, now))
+		return false;
+	struct proto_reader r;
+	proto_reader_init(&r, body, len);
+	const char *portal = whole ? proto_get_str(&r) : NULL;
+	const char *stmt = portal ? proto_get_str(&r) : NULL;
+	struct portal_info pi = {0};
+	if (stmt) {
+		const struct stmt_info *si = *stmt ? pstmt_find(c->pstmts, stmt) : &c->unnamed_stmt;
+		if (si && si->valid) {
+			pi.fp = si->fp;
+			pi.kind = si->kind;
+			/* Parameter values: everything after the format codes, hashed as one. */
+			uint16_t nfmt = proto_get_u16(&r);
+			proto_get_bytes(&r, (size_t)nfmt * 2);
+			if (!r.bad)
+				pi.params = fp_hash(r.p, (size_t)(r.end - r.p));
+		}
+	}
+	if (portal && *portal == '\0')
+		c->unnamed_portal = pi;
+	else
+		c->unnamed_portal = (struct portal_info){0}; /* named portals are not tracked */
+	return true;
+}
+
+static bool client_execute(struct client *c, struct server *s, const uint8_t *body, size_t len,
+			   usec_t now)
+{
+	struct rq_entry *e = client_expect(c, s, RQ_EXECUTE, now);
+	if (!e)
+		return false;
+	/* Only the unnamed portal is tracked (what drivers use outside of cursors). */
+	if (len >= 1 && body[0] == '\0' && c->unnamed_portal.fp) {
+		e->fp = c->unnamed_portal.fp;
+		e->params = c->unnamed_portal.params;
+		e->kind = c->unnamed_portal.kind;
+		if (c->in_txn)
+			e->flags |= RQF_IN_TXN;
+	}
+	return true;
 }
 
 static void client_process(struct client *c)
@@ -605,44 +734,49 @@ static void client_process(struct client *c)
 		}
 
 		struct server *s = c->server;
+		bool ok = true;
 		switch (type) {
 		case 'Q':
-			client_count_request(c, s, now);
-			if (whole)
-				stats_client_query(c, (const char *)hdr + 5, len - 4, now);
-			break;
-		case 'S':
-			client_count_request(c, s, now);
-			s->ext_open = false;
-			break;
-		case 'F':
-			client_count_request(c, s, now);
+			ok = client_query(c, s, (const char *)hdr + 5, len - 4, whole, now);
 			break;
 		case 'P':
 			s->ext_open = true;
 			c->pool->stats.client_parse_count++;
 			c->pool->stats.server_parse_count++;
-			if (whole)
-				stats_client_parse(c, hdr + 5, len - 4);
+			ok = client_parse(c, s, hdr + 5, len - 4, whole, now);
 			break;
 		case 'B':
 			s->ext_open = true;
 			c->pool->stats.bind_count++;
-			if (whole)
-				stats_client_bind(c, hdr + 5, len - 4);
+			ok = client_bind(c, s, hdr + 5, len - 4, whole, now);
 			break;
 		case 'E':
 			s->ext_open = true;
-			stats_client_execute(c, now);
+			ok = client_execute(c, s, hdr + 5, avail >= 6 ? 1 : 0, now);
 			break;
 		case 'D':
+			s->ext_open = true;
+			ok = client_expect(c, s, RQ_DESCRIBE, now) != NULL;
+			break;
 		case 'C':
+			s->ext_open = true;
+			ok = client_expect(c, s, RQ_CLOSE, now) != NULL;
+			break;
 		case 'H':
 			s->ext_open = true;
+			break;
+		case 'S':
+			s->ext_open = false;
+			ok = client_expect(c, s, RQ_SYNC, now) != NULL;
+			break;
+		case 'F':
+			ok = client_expect(c, s, RQ_FUNC, now) != NULL;
 			break;
 		default: /* d, c, f: COPY data flows as it comes */
 			break;
 		}
+		if (!ok)
+			return;
 		if (avail >= total) {
 			in->rpos += total;
 		} else {

@@ -166,17 +166,18 @@ static inline unsigned char lower(unsigned char c)
 
 /* Keywords the normalizer cares about; every other word is just an identifier. */
 enum kw {
-	KW_NONE, KW_ABORT, KW_ABSOLUTE, KW_ALL, KW_AND, KW_ANY, KW_ARRAY, KW_AS, KW_ATOMIC,
-	KW_BACKWARD, KW_BEGIN, KW_BETWEEN, KW_BY, KW_CASE, KW_CLOSE, KW_COMMIT, KW_COPY,
-	KW_CREATE, KW_DEALLOCATE, KW_DECLARE, KW_DEFAULT, KW_DELETE, KW_DISCARD, KW_DISTINCT,
-	KW_ELSE, KW_END, KW_EXCEPT, KW_EXECUTE, KW_EXISTS, KW_FALSE, KW_FETCH, KW_FILTER,
-	KW_FIRST, KW_FORWARD, KW_FROM, KW_GROUP, KW_HAVING, KW_ILIKE, KW_IN, KW_INSERT,
-	KW_INTERSECT, KW_INTO, KW_IS, KW_JOIN, KW_LAST, KW_LATERAL, KW_LIKE, KW_LIMIT,
-	KW_LISTEN, KW_MERGE, KW_MOVE, KW_NEXT, KW_NOT, KW_NOTIFY, KW_NULL, KW_OFFSET, KW_ON,
-	KW_OR, KW_OVER, KW_PREPARE, KW_PREPARED, KW_PRIOR, KW_RELATIVE, KW_RELEASE, KW_RESET,
-	KW_RETURNING, KW_ROLLBACK, KW_SAVEPOINT, KW_SELECT, KW_SET, KW_SHOW, KW_SIMILAR,
-	KW_SOME, KW_START, KW_TABLE, KW_THEN, KW_TO, KW_TRANSACTION, KW_TRUE, KW_UNION,
-	KW_UNLISTEN, KW_UPDATE, KW_USING, KW_VALUES, KW_WHEN, KW_WHERE, KW_WITH, KW_WORK,
+	KW_NONE, KW_ABORT, KW_ABSOLUTE, KW_ALL, KW_ALSO, KW_AND, KW_ANY, KW_ARRAY, KW_AS,
+	KW_ATOMIC, KW_BACKWARD, KW_BEGIN, KW_BETWEEN, KW_BY, KW_CASE, KW_CHECK, KW_CLOSE,
+	KW_COMMIT, KW_CONFLICT, KW_COPY, KW_CREATE, KW_DEALLOCATE, KW_DECLARE, KW_DEFAULT,
+	KW_DELETE, KW_DISCARD, KW_DISTINCT, KW_DO, KW_ELSE, KW_END, KW_EXCEPT, KW_EXECUTE,
+	KW_EXISTS, KW_FALSE, KW_FETCH, KW_FILTER, KW_FIRST, KW_FORWARD, KW_FROM, KW_GROUP,
+	KW_HAVING, KW_ILIKE, KW_IN, KW_INSERT, KW_INTERSECT, KW_INTO, KW_IS, KW_JOIN, KW_KEY,
+	KW_LAST, KW_LATERAL, KW_LIKE, KW_LIMIT, KW_LISTEN, KW_MERGE, KW_MOVE, KW_NEXT, KW_NOT,
+	KW_NOTIFY, KW_NULL, KW_OFFSET, KW_ON, KW_OR, KW_OVER, KW_PREPARE, KW_PREPARED,
+	KW_PRIOR, KW_REFERENCES, KW_RELATIVE, KW_RELEASE, KW_RESET, KW_RETURNING, KW_ROLLBACK,
+	KW_SAVEPOINT, KW_SELECT, KW_SET, KW_SHOW, KW_SIMILAR, KW_SOME, KW_START, KW_TABLE,
+	KW_THEN, KW_TO, KW_TRANSACTION, KW_TRUE, KW_UNION, KW_UNIQUE, KW_UNLISTEN, KW_UPDATE,
+	KW_USING, KW_VALUES, KW_WHEN, KW_WHERE, KW_WITH, KW_WORK,
 };
 #define KWF_SP 1 /* a '(' after it gets a space: "in (", not a function call "in(" */
 #define KWF_UN 2 /* a '-' right after it is a sign: "limit -1" */
@@ -189,106 +190,62 @@ struct kwent {
 	uint8_t flags;
 };
 
-#define KW_HASH_MUL 0x15ee8981u
-static const struct kwent kwtab[87] = {
-	{"using", 5, KW_USING, KWF_SP},
-	{"and", 3, KW_AND, KWF_SP | KWF_UN},
-	{"move", 4, KW_MOVE, KWF_UN},
-	{"array", 5, KW_ARRAY, 0},
-	{"savepoint", 9, KW_SAVEPOINT, 0},
-	{"table", 5, KW_TABLE, KWF_SP},
-	{"on", 2, KW_ON, KWF_SP | KWF_UN},
-	{"begin", 5, KW_BEGIN, 0},
-	{"between", 7, KW_BETWEEN, KWF_SP | KWF_UN},
-	{"work", 4, KW_WORK, 0},
-	{"union", 5, KW_UNION, KWF_SP},
-	{"case", 4, KW_CASE, KWF_SP | KWF_UN},
-	{"into", 4, KW_INTO, 0},
-	{"by", 2, KW_BY, KWF_SP | KWF_UN},
-	{"relative", 8, KW_RELATIVE, KWF_UN},
-	{"lateral", 7, KW_LATERAL, KWF_SP},
-	{"listen", 6, KW_LISTEN, 0},
-	{"when", 4, KW_WHEN, KWF_SP | KWF_UN},
-	{"merge", 5, KW_MERGE, 0},
-	{"fetch", 5, KW_FETCH, KWF_UN},
-	{"commit", 6, KW_COMMIT, 0},
-	{"as", 2, KW_AS, KWF_SP},
-	{"execute", 7, KW_EXECUTE, 0},
-	{"exists", 6, KW_EXISTS, KWF_SP},
-	{"values", 6, KW_VALUES, KWF_SP},
-	{"select", 6, KW_SELECT, KWF_SP | KWF_UN},
-	{"any", 3, KW_ANY, KWF_UN},
-	{"intersect", 9, KW_INTERSECT, KWF_SP},
-	{"like", 4, KW_LIKE, KWF_SP | KWF_UN},
-	{"end", 3, KW_END, 0},
-	{"ilike", 5, KW_ILIKE, KWF_SP | KWF_UN},
-	{"first", 5, KW_FIRST, 0},
-	{"forward", 7, KW_FORWARD, KWF_UN},
-	{"true", 4, KW_TRUE, 0},
-	{"abort", 5, KW_ABORT, 0},
-	{"similar", 7, KW_SIMILAR, KWF_SP | KWF_UN},
-	{"declare", 7, KW_DECLARE, 0},
-	{"all", 3, KW_ALL, KWF_SP | KWF_UN},
-	{"null", 4, KW_NULL, 0},
-	{"default", 7, KW_DEFAULT, KWF_UN},
-	{"backward", 8, KW_BACKWARD, KWF_UN},
-	{"from", 4, KW_FROM, KWF_SP},
-	{"some", 4, KW_SOME, KWF_UN},
-	{"else", 4, KW_ELSE, KWF_SP | KWF_UN},
-	{"prepared", 8, KW_PREPARED, 0},
-	{"prior", 5, KW_PRIOR, 0},
-	{"in", 2, KW_IN, KWF_SP | KWF_UN},
-	{"atomic", 6, KW_ATOMIC, 0},
-	{"prepare", 7, KW_PREPARE, 0},
-	{"join", 4, KW_JOIN, KWF_SP},
-	{"having", 6, KW_HAVING, KWF_SP | KWF_UN},
-	{"unlisten", 8, KW_UNLISTEN, 0},
-	{"discard", 7, KW_DISCARD, 0},
-	{"release", 7, KW_RELEASE, 0},
-	{"update", 6, KW_UPDATE, 0},
-	{"not", 3, KW_NOT, KWF_SP | KWF_UN},
-	{"show", 4, KW_SHOW, 0},
-	{"reset", 5, KW_RESET, 0},
-	{"rollback", 8, KW_ROLLBACK, 0},
-	{"over", 4, KW_OVER, KWF_SP},
-	{"group", 5, KW_GROUP, KWF_SP},
-	{"returning", 9, KW_RETURNING, KWF_SP | KWF_UN},
-	{"distinct", 8, KW_DISTINCT, KWF_SP | KWF_UN},
-	{"start", 5, KW_START, 0},
-	{"set", 3, KW_SET, KWF_SP},
-	{"transaction", 11, KW_TRANSACTION, 0},
-	{"except", 6, KW_EXCEPT, KWF_SP},
-	{"insert", 6, KW_INSERT, 0},
-	{"filter", 6, KW_FILTER, KWF_SP},
-	{"next", 4, KW_NEXT, 0},
-	{"notify", 6, KW_NOTIFY, 0},
-	{"where", 5, KW_WHERE, KWF_SP | KWF_UN},
-	{"offset", 6, KW_OFFSET, KWF_SP | KWF_UN},
-	{"close", 5, KW_CLOSE, 0},
-	{"false", 5, KW_FALSE, 0},
-	{"absolute", 8, KW_ABSOLUTE, KWF_UN},
-	{"with", 4, KW_WITH, KWF_SP},
-	{"copy", 4, KW_COPY, 0},
-	{"limit", 5, KW_LIMIT, KWF_SP | KWF_UN},
-	{"is", 2, KW_IS, KWF_SP | KWF_UN},
-	{"then", 4, KW_THEN, KWF_SP | KWF_UN},
-	{"delete", 6, KW_DELETE, 0},
-	{"last", 4, KW_LAST, 0},
-	{"deallocate", 10, KW_DEALLOCATE, 0},
-	{"or", 2, KW_OR, KWF_SP | KWF_UN},
-	{"create", 6, KW_CREATE, 0},
-	{"to", 2, KW_TO, KWF_SP | KWF_UN},
+#define KW_HASH_MUL 0x41c1602fu
+static const struct kwent kwtab[94] = {
+	{"first", 5, KW_FIRST, 0}, {"any", 3, KW_ANY, KWF_UN}, {"delete", 6, KW_DELETE, 0},
+	{"savepoint", 9, KW_SAVEPOINT, 0}, {"distinct", 8, KW_DISTINCT, KWF_SP | KWF_UN},
+	{"some", 4, KW_SOME, KWF_UN}, {"reset", 5, KW_RESET, 0},
+	{"between", 7, KW_BETWEEN, KWF_SP | KWF_UN}, {"check", 5, KW_CHECK, KWF_SP},
+	{"prepare", 7, KW_PREPARE, 0}, {"and", 3, KW_AND, KWF_SP | KWF_UN},
+	{"join", 4, KW_JOIN, KWF_SP}, {"end", 3, KW_END, 0}, {"merge", 5, KW_MERGE, 0},
+	{"unique", 6, KW_UNIQUE, KWF_SP}, {"when", 4, KW_WHEN, KWF_SP | KWF_UN},
+	{"else", 4, KW_ELSE, KWF_SP | KWF_UN}, {"declare", 7, KW_DECLARE, 0},
+	{"over", 4, KW_OVER, KWF_SP}, {"not", 3, KW_NOT, KWF_SP | KWF_UN},
+	{"offset", 6, KW_OFFSET, KWF_SP | KWF_UN}, {"transaction", 11, KW_TRANSACTION, 0},
+	{"except", 6, KW_EXCEPT, KWF_SP}, {"intersect", 9, KW_INTERSECT, KWF_SP},
+	{"on", 2, KW_ON, KWF_SP | KWF_UN}, {"conflict", 8, KW_CONFLICT, KWF_SP},
+	{"last", 4, KW_LAST, 0}, {"false", 5, KW_FALSE, 0}, {"work", 4, KW_WORK, 0},
+	{"absolute", 8, KW_ABSOLUTE, KWF_UN}, {"as", 2, KW_AS, KWF_SP},
+	{"case", 4, KW_CASE, KWF_SP | KWF_UN}, {"union", 5, KW_UNION, KWF_SP},
+	{"by", 2, KW_BY, KWF_SP | KWF_UN}, {"array", 5, KW_ARRAY, 0},
+	{"is", 2, KW_IS, KWF_SP | KWF_UN}, {"ilike", 5, KW_ILIKE, KWF_SP | KWF_UN},
+	{"then", 4, KW_THEN, KWF_SP | KWF_UN}, {"abort", 5, KW_ABORT, 0},
+	{"filter", 6, KW_FILTER, KWF_SP}, {"copy", 4, KW_COPY, KWF_SP},
+	{"backward", 8, KW_BACKWARD, KWF_UN}, {"fetch", 5, KW_FETCH, KWF_UN},
+	{"listen", 6, KW_LISTEN, 0}, {"into", 4, KW_INTO, 0},
+	{"select", 6, KW_SELECT, KWF_SP | KWF_UN}, {"move", 4, KW_MOVE, KWF_UN},
+	{"using", 5, KW_USING, KWF_SP}, {"show", 4, KW_SHOW, 0},
+	{"limit", 5, KW_LIMIT, KWF_SP | KWF_UN}, {"group", 5, KW_GROUP, KWF_SP},
+	{"create", 6, KW_CREATE, 0}, {"true", 4, KW_TRUE, 0}, {"do", 2, KW_DO, KWF_SP},
+	{"all", 3, KW_ALL, KWF_SP | KWF_UN}, {"references", 10, KW_REFERENCES, KWF_SP},
+	{"prior", 5, KW_PRIOR, 0}, {"start", 5, KW_START, 0}, {"notify", 6, KW_NOTIFY, 0},
+	{"with", 4, KW_WITH, KWF_SP}, {"update", 6, KW_UPDATE, 0}, {"begin", 5, KW_BEGIN, 0},
+	{"to", 2, KW_TO, KWF_SP | KWF_UN}, {"like", 4, KW_LIKE, KWF_SP | KWF_UN},
+	{"insert", 6, KW_INSERT, KWF_SP}, {"in", 2, KW_IN, KWF_SP | KWF_UN},
+	{"deallocate", 10, KW_DEALLOCATE, 0}, {"having", 6, KW_HAVING, KWF_SP | KWF_UN},
+	{"key", 3, KW_KEY, KWF_SP}, {"rollback", 8, KW_ROLLBACK, 0},
+	{"release", 7, KW_RELEASE, 0}, {"execute", 7, KW_EXECUTE, 0},
+	{"or", 2, KW_OR, KWF_SP | KWF_UN}, {"atomic", 6, KW_ATOMIC, 0},
+	{"default", 7, KW_DEFAULT, KWF_UN}, {"discard", 7, KW_DISCARD, 0},
+	{"next", 4, KW_NEXT, 0}, {"close", 5, KW_CLOSE, 0}, {"lateral", 7, KW_LATERAL, KWF_SP},
+	{"values", 6, KW_VALUES, KWF_SP}, {"exists", 6, KW_EXISTS, KWF_SP},
+	{"forward", 7, KW_FORWARD, KWF_UN}, {"prepared", 8, KW_PREPARED, 0},
+	{"returning", 9, KW_RETURNING, KWF_SP | KWF_UN}, {"also", 4, KW_ALSO, KWF_SP},
+	{"table", 5, KW_TABLE, KWF_SP}, {"null", 4, KW_NULL, 0}, {"unlisten", 8, KW_UNLISTEN, 0},
+	{"commit", 6, KW_COMMIT, 0}, {"set", 3, KW_SET, KWF_SP},
+	{"similar", 7, KW_SIMILAR, KWF_SP | KWF_UN}, {"relative", 8, KW_RELATIVE, KWF_UN},
+	{"where", 5, KW_WHERE, KWF_SP | KWF_UN}, {"from", 4, KW_FROM, KWF_SP},
 };
 static const uint8_t kwidx[129] = {
-	0, 0, 0, 1, 2, 3, 4, 4, 4, 4, 5, 5, 6, 7, 8, 10,
-	11, 13, 13, 14, 14, 15, 15, 16, 16, 16, 18, 18, 19, 19, 20, 21,
-	23, 23, 24, 24, 24, 25, 26, 26, 27, 27, 27, 28, 28, 28, 29, 29,
-	30, 30, 30, 31, 32, 33, 33, 34, 34, 34, 36, 37, 39, 39, 39, 39,
-	39, 39, 40, 41, 42, 42, 43, 44, 45, 45, 46, 47, 47, 49, 50, 50,
-	50, 50, 52, 53, 54, 55, 56, 56, 56, 57, 59, 60, 60, 61, 61, 62,
-	63, 63, 64, 64, 65, 66, 66, 67, 67, 67, 68, 69, 69, 69, 70, 70,
-	72, 73, 74, 75, 76, 77, 79, 80, 80, 81, 82, 83, 84, 85, 86, 86,
-	87, 
+	0, 0, 1, 2, 3, 3, 4, 5, 5, 6, 7, 8, 8, 8, 9, 10,
+	10, 11, 12, 12, 14, 14, 14, 14, 14, 16, 16, 17, 19, 19, 19, 20,
+	21, 22, 22, 23, 23, 23, 24, 25, 25, 25, 26, 27, 28, 29, 31, 31,
+	31, 32, 33, 33, 34, 36, 38, 38, 38, 39, 40, 40, 40, 41, 42, 44,
+	44, 45, 45, 46, 47, 48, 49, 49, 50, 51, 51, 51, 53, 53, 54, 54,
+	56, 57, 57, 57, 57, 58, 59, 59, 59, 60, 60, 61, 63, 63, 63, 64,
+	65, 66, 67, 67, 67, 69, 69, 70, 71, 72, 73, 73, 74, 75, 76, 77,
+	79, 79, 80, 81, 82, 82, 83, 84, 86, 88, 88, 89, 90, 91, 91, 93,
+	94, 
 };
 
 static inline unsigned kw_bucket(uint32_t c0, uint32_t c1, uint32_t clast, uint32_t len)
@@ -770,7 +727,11 @@ enum mode {
 	M_CLOSE,
 	M_FETCH,
 	M_CREATE, /* BEGIN ATOMIC ... END bodies contain ';' */
+	M_SET,    /* SET x TO y is written SET x = y */
 };
+
+/* What stmt_mode() wants written instead of the token. */
+enum repl { R_NONE, R_CURSOR, R_EQ };
 
 struct norm {
 	struct lexer lx;
@@ -980,9 +941,13 @@ static void list_track(struct norm *n, uint8_t type, int kw)
 			if (!c->cast)
 				c->cst = false;
 			break;
+		case TK_LBRACK:
+			/* ARRAY[[1,2],[3,4]] has two sub-arrays, a different value than [[1,2]] */
+			if (c->type == L_ARRAY)
+				c->cst = false;
+			break;
 		case TK_LPAREN:
 		case TK_RPAREN:
-		case TK_LBRACK:
 		case TK_RBRACK:
 		case TK_COMMA:
 			break;
@@ -1054,6 +1019,8 @@ static void stmt_first(struct norm *n, uint8_t type, int kw)
 		n->kind = FP_KIND_PREPARE;
 		break;
 	case KW_SET:
+		n->mode = M_SET;
+		/* fall through */
 	case KW_SHOW:
 	case KW_RESET:
 	case KW_DISCARD:
@@ -1112,10 +1079,10 @@ static bool fetch_direction(int kw)
 }
 
 /*
- * Special handling of later tokens. Returns true when the token is consumed; sets *cursor
- * when the token is a cursor name to be written as "_".
+ * Special handling of later tokens. Returns true when the token is consumed; sets *repl
+ * when the token is to be written differently.
  */
-static bool stmt_mode(struct norm *n, const struct token *t, int kw, bool *cursor)
+static bool stmt_mode(struct norm *n, const struct token *t, int kw, enum repl *repl)
 {
 	bool second = n->ntok == 2;
 
@@ -1185,18 +1152,22 @@ static bool stmt_mode(struct norm *n, const struct token *t, int kw, bool *curso
 		return true;
 	case M_DECLARE:
 		if (t->type == TK_QIDENT || t->type == TK_WORD)
-			*cursor = true;
+			*repl = R_CURSOR;
 		n->mode = M_NONE;
 		break;
 	case M_CLOSE:
 		if (t->type == TK_QIDENT || (t->type == TK_WORD && kw != KW_ALL))
-			*cursor = true;
+			*repl = R_CURSOR;
 		n->mode = M_NONE;
 		break;
 	case M_FETCH:
 		if (n->depth == 0 && (t->type == TK_QIDENT ||
 				      (t->type == TK_WORD && !fetch_direction(kw))))
-			*cursor = true;
+			*repl = R_CURSOR;
+		break;
+	case M_SET:
+		if (n->depth == 0 && kw == KW_TO)
+			*repl = R_EQ;
 		break;
 	case M_CREATE:
 		if (t->type != TK_WORD)
@@ -1229,14 +1200,14 @@ static void stmt_token(struct norm *n, const struct token *t)
 	size_t sl = t->e - t->s;
 	uint8_t type = t->type, kwf = 0, prev_kw = n->prev_kw;
 	int kw = KW_NONE, how = 0;
-	bool cursor = false;
+	enum repl repl = R_NONE;
 
 	n->ntok++;
 	if (type == TK_WORD)
 		kw = kw_lookup(src, sl, &kwf);
 	if (n->ntok == 1)
 		stmt_first(n, type, kw);
-	else if (n->mode != M_NONE && stmt_mode(n, t, kw, &cursor)) {
+	else if (n->mode != M_NONE && stmt_mode(n, t, kw, &repl)) {
 		if (type == TK_LPAREN || type == TK_LBRACK)
 			n->depth++;
 		else if ((type == TK_RPAREN || type == TK_RBRACK) && n->depth > 0)
@@ -1244,9 +1215,15 @@ static void stmt_token(struct norm *n, const struct token *t)
 		return;
 	}
 
-	if (type == TK_WORD) {
+	if (repl == R_EQ) {
+		type = TK_OP;
+		src = (const unsigned char *)"=";
+		sl = 1;
+		kw = KW_NONE;
+		kwf = 0;
+	} else if (type == TK_WORD) {
 		how = 1;
-		if (cursor) {
+		if (repl == R_CURSOR) {
 			src = (const unsigned char *)"_";
 			sl = 1;
 			kw = KW_NONE;
@@ -1257,7 +1234,7 @@ static void stmt_token(struct norm *n, const struct token *t)
 		} else if (kw == KW_ALL && prev_kw == KW_LIMIT) {
 			type = TK_CONST;
 		}
-	} else if (type == TK_QIDENT && cursor) {
+	} else if (type == TK_QIDENT && repl == R_CURSOR) {
 		type = TK_WORD;
 		src = (const unsigned char *)"_";
 		sl = 1;
@@ -1265,7 +1242,9 @@ static void stmt_token(struct norm *n, const struct token *t)
 	}
 	if (type == TK_OP && sl == 2 && src[0] == '!' && src[1] == '=')
 		src = (const unsigned char *)"<>"; /* the server's lexer does the same */
-	if (type == TK_CONST) {
+	if (type == TK_CONST && t->sub == CS_NUM && n->mode == M_FETCH) {
+		how = 0; /* a FETCH count is the cursor's chunk size, part of the statement */
+	} else if (type == TK_CONST) {
 		feed_param(n, src, sl, t->type == TK_WORD);
 		how = 2;
 		kw = KW_NONE;

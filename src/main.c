@@ -15,6 +15,7 @@
 #include "config.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "userlist.h"
 #include "worker.h"
@@ -230,6 +231,11 @@ int main(int argc, char **argv)
 		log_fatal("no listening socket could be opened");
 		return 1;
 	}
+	struct metrics *metrics = metrics_start(w);
+	if (!metrics) {
+		log_fatal("cannot start the metrics endpoint (metrics_listen)");
+		return 1;
+	}
 	const char *user = run_as ? run_as : (cfg->user && *cfg->user ? cfg->user : NULL);
 	if (user && getuid() == 0 && !drop_privileges(user))
 		return 1;
@@ -249,6 +255,7 @@ int main(int argc, char **argv)
 	listener_stop();
 	for (int i = 0; i < 6; i++)
 		event_free(sigev[i]);
+	metrics_free(metrics);
 	struct config *last = w->cfg;
 	if (w->users_file)
 		userlist_free(w->users_file);

@@ -291,6 +291,7 @@ void server_reap(struct worker *w)
 		free(s->scram);
 		free(s->login_error);
 		iobuf_release(&s->login_params);
+		rq_free(&s->rq);
 		free(s);
 	}
 }
@@ -512,6 +513,19 @@ static void server_login_message(struct server *s, uint8_t type, const uint8_t *
 
 /* ---- linking and release ---- */
 
+/* Send one of pgtally's own queries; its replies are hidden (an RQ_INTERNAL entry). */
+static void server_send_internal(struct server *s, struct iobuf *b)
+{
+	struct rq_entry *e = rq_push(&s->rq, RQ_INTERNAL);
+	if (!e) {
+		iobuf_reset(b);
+		server_close(s, "out of memory");
+		return;
+	}
+	e->sent = worker_now(s->w);
+	(void)server_send(s, b);
+}
+
 static void append_quoted(struct iobuf *b, const char *v)
 {
 	pkt_put_bytes(b, "'", 1);
@@ -555,8 +569,7 @@ void server_link(struct server *s, struct client *c)
 	if (any) {
 		pkt_put_u8(&b, 0);
 		pkt_end(&b, start);
-		s->swallow_rfq++;
-		(void)server_send(s, &b);
+		server_send_internal(s, &b);
 	}
 	iobuf_release(&b);
 }
@@ -567,16 +580,14 @@ void server_start_check(struct server *s)
 	const char *q = s->w->cfg->server_check_query;
 	/* "<empty>" (the default) means an empty query: the cheapest round trip there is. */
 	proto_build_query(&b, strcmp(q, "<empty>") == 0 ? "" : q);
-	s->swallow_rfq++;
 	server_set_state(s, SV_TESTED);
-	(void)server_send(s, &b);
+	server_send_internal(s, &b);
 	iobuf_release(&b);
 }
 
 static bool server_clean(const struct server *s)
 {
-	return s->ready && s->txn_status == 'I' && s->expect_rfq == 0 && s->swallow_rfq == 0 &&
-	       !s->ext_open && !s->copy_in && !s->copy_out && s->fwd_remaining == 0 &&
+	return s->ready && s->txn_status == 'I' && s->rq.count == 0 && !s->ext_open && !s->copy_in && !s->copy_out && s->fwd_remaining == 0 &&
 	       iobuf_avail(&s->sb.in) == 0 && sbuf_queued(&s->sb) == 0;
 }
 
@@ -595,9 +606,8 @@ void server_release(struct server *s)
 	    (s->pool->pool_mode == POOL_MODE_SESSION || w->cfg->server_reset_query_always)) {
 		struct iobuf b = {0};
 		proto_build_query(&b, reset);
-		s->swallow_rfq++;
 		server_set_state(s, SV_TESTED);
-		(void)server_send(s, &b);
+		server_send_internal(s, &b);
 		iobuf_release(&b);
 		return;
 	}
@@ -666,6 +676,36 @@ static bool flush_to_client(struct server *s, size_t *run_start)
 	return true;
 }
 
+/* Send the replies pgtally makes itself (RQF_SYNTH entries) that are now due. */
+static bool server_emit_synth(struct server *s, size_t *run_start)
+{
+	struct rq_entry *h;
+	while ((h = rq_head(&s->rq)) && (h->flags & RQF_SYNTH)) {
+		uint8_t msg[5] = {h->synth, 0, 0, 0, 4};
+		rq_pop(&s->rq);
+		if (!flush_to_client(s, run_start))
+			return false;
+		if (s->client && !sbuf_send(&s->client->sb, msg, sizeof(msg))) {
+			client_close(s->client, NULL, "client connection broken on send");
+			return false;
+		}
+	}
+	return true;
+}
+
+/* A statement completed (tag set), or failed: statistics and N+1 bookkeeping. */
+static void server_statement_done(struct server *s, const struct rq_entry *e, const char *tag,
+				  size_t taglen, bool failed)
+{
+	uint64_t rows = 0;
+	if (tag && taglen && tag[taglen - 1] == '\0')
+		rows = proto_command_rows(tag);
+	usec_t now = worker_now(s->w);
+	usec_t start = e->sent > s->last_done ? e->sent : s->last_done;
+	s->last_done = now;
+	stats_fp_record(s->w, s->pool, e, rows, now - start, failed);
+}
+
 /* A message for an internal query (parameter SET, reset, check): consumed here. */
 static void server_internal_message(struct server *s, uint8_t type, const uint8_t *body,
 				    size_t len)
@@ -684,9 +724,9 @@ static void server_internal_message(struct server *s, uint8_t type, const uint8_
 		if (k && v)
 			server_set_param(s, k, v);
 	} else if (type == 'Z') {
-		s->swallow_rfq--;
+		rq_pop(&s->rq);
 		s->txn_status = len ? (char)body[0] : 'I';
-		if (s->swallow_rfq == 0 && !s->client &&
+		if (s->rq.count == 0 && !s->client &&
 		    (s->state == SV_TESTED || s->state == SV_USED)) {
 			if (s->txn_status != 'I')
 				server_close(s, "check or reset query left the server in a transaction");
@@ -749,8 +789,8 @@ void server_process(struct server *s)
 			return;
 		}
 		size_t total = (size_t)len + 1;
-		bool whole = server_needs_whole(type) || s->state == SV_LOGIN || s->swallow_rfq > 0 ||
-			     !s->client;
+		bool whole = server_needs_whole(type) || s->state == SV_LOGIN || !s->client ||
+			     (s->rq.count && rq_head(&s->rq)->type == RQ_INTERNAL);
 		if (whole && avail < total) {
 			if (in->cap < total) {
 				if (!flush_to_client(s, &run_start))
@@ -772,7 +812,7 @@ void server_process(struct server *s)
 			server_login_message(s, type, body, blen);
 			continue;
 		}
-		if (s->swallow_rfq > 0) {
+		if (s->rq.count && rq_head(&s->rq)->type == RQ_INTERNAL) {
 			if (!flush_to_client(s, &run_start))
 				return;
 			in->rpos += total;
@@ -788,6 +828,7 @@ void server_process(struct server *s)
 		}
 
 		struct client *c = s->client;
+		struct rq_entry *h = rq_head(&s->rq);
 		switch (type) {
 		case 'Z': {
 			in->rpos += total;
@@ -795,25 +836,81 @@ void server_process(struct server *s)
 				return;
 			char st = blen ? (char)body[0] : 'I';
 			s->txn_status = st;
-			s->expect_rfq--;
-			stats_ready(c, s, st, worker_now(w));
-			if (s->expect_rfq <= 0 && !s->ext_open && !s->copy_in && !s->copy_out) {
-				s->expect_rfq = 0;
-				if (st == 'I')
-					server_txn_done(s);
+			c->in_txn = st != 'I';
+			/* Everything up to this request's end is answered (or was skipped). */
+			while ((h = rq_head(&s->rq))) {
+				uint8_t t = h->type;
+				rq_pop(&s->rq);
+				if (t == RQ_SYNC || t == RQ_QEND || t == RQ_FUNC)
+					break;
 			}
+			stats_ready(c, s, st, worker_now(w));
+			if (!server_emit_synth(s, &run_start))
+				return;
+			if (s->rq.count == 0 && !s->ext_open && !s->copy_in && !s->copy_out &&
+			    st == 'I')
+				server_txn_done(s);
 			continue;
 		}
-		case 'C':
-			s->copy_in = s->copy_out = false;
-			stats_command_complete(c, s, (const char *)body, blen, worker_now(w));
+		case '1':
+		case '2':
+		case '3':
+			if (h && (h->type == RQ_PARSE || h->type == RQ_BIND || h->type == RQ_CLOSE)) {
+				bool drop = h->flags & RQF_SWALLOW;
+				rq_pop(&s->rq);
+				if (drop) {
+					if (!flush_to_client(s, &run_start))
+						return;
+					in->rpos += total;
+					run_start = in->rpos;
+				} else {
+					in->rpos += total;
+				}
+				if (!server_emit_synth(s, &run_start))
+					return;
+				continue;
+			}
 			break;
+		case 'T':
+		case 'n':
+			if (h && h->type == RQ_DESCRIBE) {
+				rq_pop(&s->rq);
+				in->rpos += total;
+				if (!server_emit_synth(s, &run_start))
+					return;
+				continue;
+			}
+			break;
+		case 'C':
 		case 'I':
-			stats_command_complete(c, s, NULL, 0, worker_now(w));
+		case 's':
+			if (type == 'C')
+				s->copy_in = s->copy_out = false;
+			if (h && (h->type == RQ_STMT || h->type == RQ_EXECUTE)) {
+				if (type != 's')
+					server_statement_done(s, h, type == 'C' ? (const char *)body : NULL,
+							      blen, false);
+				rq_pop(&s->rq);
+				in->rpos += total;
+				if (!server_emit_synth(s, &run_start))
+					return;
+				continue;
+			}
 			break;
 		case 'E':
 			s->copy_in = s->copy_out = false;
-			stats_error(c, s, body, blen, worker_now(w));
+			if (h && h->type == RQ_STMT) {
+				/* The rest of this Query's statements will not run. */
+				server_statement_done(s, h, NULL, 0, true);
+				while ((h = rq_head(&s->rq)) && h->type == RQ_STMT)
+					rq_pop(&s->rq);
+			} else if (h && h->type != RQ_SYNC && h->type != RQ_QEND && h->type != RQ_FUNC) {
+				/* Extended protocol: the server skips everything up to Sync. */
+				if (h->type == RQ_EXECUTE)
+					server_statement_done(s, h, NULL, 0, true);
+				while ((h = rq_head(&s->rq)) && h->type != RQ_SYNC)
+					rq_pop(&s->rq);
+			}
 			break;
 		case 'S': {
 			struct proto_reader r;

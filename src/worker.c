@@ -120,6 +120,7 @@ void worker_free(struct worker *w)
 	}
 	client_reap(w);
 	server_reap(w);
+	stats_fp_table_free(&w->fps);
 	list_for_each_safe(pos, tmp, &w->pools)
 	{
 		pool_free(container_of(pos, struct pool, node));
@@ -202,12 +203,12 @@ static void janitor_clients(struct worker *w, usec_t now)
 					client_close(c, "08P01", "client_idle_timeout");
 				continue;
 			}
-			if (cfg->query_timeout > 0 && s->expect_rfq > 0 &&
+			if (cfg->query_timeout > 0 && s->rq.count > 0 &&
 			    now - s->request_time > cfg->query_timeout) {
 				client_close(c, "57014", "query_timeout");
 				continue;
 			}
-			if (cfg->idle_transaction_timeout > 0 && s->expect_rfq == 0 &&
+			if (cfg->idle_transaction_timeout > 0 && s->rq.count == 0 &&
 			    s->txn_status != 'I' &&
 			    now - c->request_time > cfg->idle_transaction_timeout)
 				client_close(c, "25P03", "idle_transaction_timeout");
