@@ -73,6 +73,8 @@ struct client {
 	struct portal_info unnamed_portal;
 	struct pstmt_map *pstmts; /* NULL until the first named Parse */
 	bool in_txn;              /* inside an explicit transaction, as far as we know */
+	bool skip_to_sync;        /* pgtally failed a message: drop the rest up to Sync */
+	bool warned_sql_prepare;
 };
 
 /* Accepted connection: takes ownership of fd. */

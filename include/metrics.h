@@ -79,4 +79,7 @@ bool metrics_ready(struct worker *w, char *why, size_t whylen);
  * max_chars characters of v. Returns out. */
 char *metrics_label_escape(const char *v, size_t max_chars, char *out, size_t cap);
 
+/* Length of the valid UTF-8 sequence at s (n > 0 bytes left), or 0 when it is not one. */
+size_t metrics_utf8_len(const unsigned char *s, size_t n);
+
 #endif

@@ -107,6 +107,7 @@ struct nplus1_finding {
 	uint64_t bursts;     /* units flagged */
 	uint64_t last_calls; /* executions in the last flagged unit */
 	uint64_t max_calls;
+	uint64_t total_calls; /* executions summed over the flagged units */
 	uint64_t total_time; /* usec summed over the flagged executions */
 	usec_t first_seen;   /* wall clock usec since the epoch */
 	usec_t last_seen;
@@ -125,9 +126,49 @@ struct nplus1_counter {
 	const char *database;
 	const char *route;
 	enum nplus1_kind kind;
-	uint64_t count;
+	uint64_t count;      /* units of work with a finding */
+	uint64_t statements; /* executions in those bursts (addition) */
 };
 void nplus1_table_foreach_counter(const struct nplus1_table *t,
 				  bool (*fn)(const struct nplus1_counter *c, void *arg), void *arg);
+
+/* ---- additions for the data path and the tests (see doc/nplus1.md) ---- */
+
+/* SQLSTATE of the error sent with nplus1_action = error (and of the notice). */
+#define NPLUS1_SQLSTATE "PT001"
+
+/* Distinct fingerprints tracked per unit of work; later ones are not counted in that unit. */
+#define NPLUS1_MAX_TRACKED 256
+
+/* What the last nplus1_before() that returned true flagged, for the notice or error. */
+struct nplus1_signal {
+	enum nplus1_kind kind;
+	uint64_t fp;
+	uint64_t calls;      /* executions so far in the unit, this one included */
+	uint64_t source_fp;  /* 0 when none */
+	uint64_t source_rows;
+	const char *route;   /* "" when none; valid until the next call on the unit */
+};
+
+/* Fills sig and returns true when nplus1_before() returned true in the current unit. */
+bool nplus1_unit_signal(const struct nplus1_unit *u, struct nplus1_signal *sig);
+
+/* The message of the notice/error for sig (doc/nplus1.md), NUL-terminated, cut to cap. */
+void nplus1_signal_message(const struct nplus1_signal *sig, char *buf, size_t cap);
+
+/* A one-line hint for the notice/error (e.g. "use select_related() ..."). */
+const char *nplus1_kind_hint(enum nplus1_kind kind);
+
+/*
+ * The statement nplus1_before() signalled was refused without being sent (nplus1_action =
+ * error): count it as an execution anyway so that the finding is recorded. Call it instead
+ * of nplus1_done() for that statement.
+ */
+void nplus1_refused(struct nplus1_unit *u, struct nplus1_table *t,
+		    const struct nplus1_settings *s, const struct nplus1_ctx *ctx,
+		    const struct nplus1_stmt *st, usec_t now);
+
+/* Log lines written since the table was created (for tests of the rate limit). */
+uint64_t nplus1_table_logged(const struct nplus1_table *t);
 
 #endif

@@ -26,6 +26,7 @@ enum rq_type {
 	RQ_SYNC,     /* ReadyForQuery */
 	RQ_FUNC,     /* FunctionCall: FunctionCallResponse, ReadyForQuery */
 	RQ_INTERNAL, /* pgtally's own simple query: every reply up to ReadyForQuery is hidden */
+	RQ_SYNTH,    /* nothing sent: pgtally's own messages (data), sent when due */
 };
 
 #define RQF_SWALLOW 0x01 /* the reply is for a message pgtally injected: drop it */
@@ -42,6 +43,10 @@ struct rq_entry {
 	uint64_t fp;     /* RQ_STMT / RQ_EXECUTE: fingerprint (0: not fingerprinted) */
 	uint64_t params; /* hash of the parameter values */
 	usec_t sent;     /* when it went to the server */
+	/* Owned, freed on pop: RQF_SYNTH with synth 0: whole messages to send when due;
+	 * RQ_PARSE: the client's name for the statement (forgotten again if the Parse fails). */
+	char *data;
+	uint32_t data_len;
 };
 
 struct rq {
@@ -64,6 +69,7 @@ static inline struct rq_entry *rq_at(struct rq *q, uint32_t i)
 static inline void rq_pop(struct rq *q)
 {
 	if (q->count) {
+		free(q->e[q->head].data);
 		q->head = (q->head + 1) & (q->cap - 1);
 		q->count--;
 	}
@@ -92,11 +98,14 @@ static inline struct rq_entry *rq_push(struct rq *q, enum rq_type type)
 
 static inline void rq_clear(struct rq *q)
 {
-	q->head = q->count = 0;
+	while (q->count)
+		rq_pop(q);
+	q->head = 0;
 }
 
 static inline void rq_free(struct rq *q)
 {
+	rq_clear(q);
 	free(q->e);
 	q->e = NULL;
 	q->head = q->count = q->cap = 0;

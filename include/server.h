@@ -8,6 +8,7 @@
 #include "config.h"
 #include "list.h"
 #include "pool.h"
+#include "prepared.h"
 #include "rq.h"
 #include "sbuf.h"
 
@@ -43,6 +44,7 @@ struct server {
 	usec_t last_done; /* last statement completion: pipelined statements start then */
 
 	struct rq rq;    /* requests sent and not yet answered, in order */
+	struct server_pstmts pstmts; /* shared prepared statements this session holds */
 	bool ext_open;   /* extended-protocol messages sent since the last Sync */
 	bool copy_in;    /* COPY FROM STDIN in progress */
 	bool copy_out;   /* COPY TO STDOUT in progress */
@@ -84,6 +86,9 @@ void server_send_cancel(struct server *s);
 
 /* Open a non-blocking socket connecting to the database's server; -1 on failure. */
 int server_connect_socket(const struct pool_db *db, char *err, size_t errlen);
+
+/* Send pgtally's own replies that are due (from the client side, between messages). */
+void server_emit_due(struct server *s);
 
 /* Process server input; called from the read callback and after a link. */
 void server_process(struct server *s);

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "list.h"
+#include "prepared.h"
 #include "stats.h"
 
 struct client;
@@ -43,6 +44,7 @@ struct worker {
 
 	struct client *cancel_table[CANCEL_TABLE_SIZE];
 	struct fp_table fps; /* per-fingerprint statistics */
+	struct pstmt_registry pstmts; /* shared prepared statements */
 	uint8_t scram_mock_key[32]; /* random per worker: fake secrets for unknown users */
 
 	struct event *janitor;

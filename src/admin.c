@@ -1007,6 +1007,40 @@ static void show_fds(struct worker *w, struct iobuf *b)
 	}
 }
 
+/*
+ * Query texts come from clients and were cut at a byte limit: psql and drivers reject a
+ * result that is not UTF-8, so bad bytes become '?'. Returns s itself when it is clean, else
+ * a copy to free (*tofree), or NULL when out of memory.
+ */
+static const char *clean_utf8(const char *s, char **tofree)
+{
+	*tofree = NULL;
+	if (!s)
+		return NULL;
+	size_t n = strlen(s), i = 0;
+	while (i < n) {
+		size_t len = metrics_utf8_len((const unsigned char *)s + i, n - i);
+		if (!len)
+			break;
+		i += len;
+	}
+	if (i == n)
+		return s;
+	char *copy = strdup(s);
+	if (!copy)
+		return NULL;
+	while (i < n) {
+		size_t len = metrics_utf8_len((const unsigned char *)copy + i, n - i);
+		if (!len) {
+			copy[i] = '?';
+			len = 1;
+		}
+		i += len;
+	}
+	*tofree = copy;
+	return copy;
+}
+
 static void fmt_us(struct row *r, uint64_t us)
 {
 	row_u64(r, us);
@@ -1032,8 +1066,10 @@ static void fp_emit(void *arg, const struct admin_fp_row *f)
 	row_u64(&r, f->errors);
 	row_time(&r, f->first_seen);
 	row_time(&r, f->last_seen);
-	row_str(&r, f->query);
+	char *q;
+	row_str(&r, clean_utf8(f->query, &q));
 	send_row(ctx->b, &r);
+	free(q);
 }
 
 static void show_fingerprints(struct worker *w, struct iobuf *b)
@@ -1057,7 +1093,8 @@ static void nplus1_emit(void *arg, const struct admin_nplus1_row *f)
 	row_str(&r, f->kind);
 	row_str(&r, f->database);
 	row_str(&r, f->user);
-	row_str(&r, f->route);
+	char *route;
+	row_str(&r, clean_utf8(f->route, &route));
 	row_hex(&r, f->fingerprint);
 	row_u64(&r, f->occurrences);
 	row_u64(&r, f->executions);
@@ -1070,9 +1107,13 @@ static void nplus1_emit(void *arg, const struct admin_nplus1_row *f)
 	row_u64(&r, f->source_rows);
 	row_time(&r, f->first_seen);
 	row_time(&r, f->last_seen);
-	row_str(&r, f->query);
-	row_str(&r, f->source_query);
+	char *q, *sq;
+	row_str(&r, clean_utf8(f->query, &q));
+	row_str(&r, clean_utf8(f->source_query, &sq));
 	send_row(ctx->b, &r);
+	free(route);
+	free(q);
+	free(sq);
 }
 
 static void show_nplus1(struct worker *w, struct iobuf *b)

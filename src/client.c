@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <ctype.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -217,7 +218,7 @@ void client_reap(struct worker *w)
 			free(c->params[i]);
 		free(c->db_name);
 		free(c->user_name);
-		pstmt_map_free(c->pstmts);
+		pstmt_map_free(c->pstmts, &w->pstmts);
 		free(c);
 	}
 }
@@ -476,6 +477,8 @@ static bool needs_whole(uint8_t type)
 	case 'Q':
 	case 'P':
 	case 'B':
+	case 'D':
+	case 'C':
 	case 'X':
 	case 'p':
 		return true;
@@ -544,6 +547,29 @@ static struct rq_entry *client_expect(struct client *c, struct server *s, enum r
 	return e;
 }
 
+static bool client_synth(struct client *c, struct server *s, char type, struct iobuf *msg,
+			 usec_t now);
+
+/*
+ * SQL-level PREPARE/EXECUTE live in one server session: in transaction mode the next
+ * transaction may run elsewhere. pgtally does not rewrite them; it says so, once per client.
+ */
+static bool client_warn_sql_prepare(struct client *c, struct server *s, usec_t now)
+{
+	char who[160];
+	c->warned_sql_prepare = true;
+	log_warning("%s uses SQL-level PREPARE/EXECUTE, which only works within one transaction "
+		    "in transaction pooling; use protocol-level prepared statements",
+		    client_describe(c, who, sizeof(who)));
+	struct iobuf b = {0};
+	proto_build_error(&b, true, "WARNING", "01000",
+			  "pgtally: SQL-level PREPARE/EXECUTE only works within one transaction in "
+			  "transaction pooling mode; use protocol-level prepared statements");
+	bool ok = client_synth(c, s, 'N', &b, now);
+	iobuf_release(&b);
+	return ok;
+}
+
 /* A simple Query: one entry per statement (fingerprinted), then one for ReadyForQuery. */
 static bool client_query(struct client *c, struct server *s, const char *sql, size_t len,
 			 bool whole, usec_t now)
@@ -555,6 +581,9 @@ static bool client_query(struct client *c, struct server *s, const char *sql, si
 		/* The text is NUL-terminated inside the message; never read past it. */
 		size_t n = strnlen(sql, len);
 		while (fp_next(sql, n, &pos, NULL, 0, &st)) {
+			if (st.kind == FP_KIND_PREPARE && !c->warned_sql_prepare &&
+			    !client_warn_sql_prepare(c, s, now))
+				return false;
 			struct rq_entry *e = client_expect(c, s, RQ_STMT, now);
 			if (!e)
 				return false;
@@ -573,75 +602,335 @@ static bool client_query(struct client *c, struct server *s, const char *sql, si
 	return client_expect(c, s, RQ_QEND, now) != NULL;
 }
 
-/* Parse: remember what the statement is, by name. */
-static bool client_parse(struct client *c, struct server *s, const uint8_t *body, size_t len,
-			 bool whole, usec_t now)
+/* What a handler did with the message at in->rpos. */
+enum msg_action {
+	MSG_FORWARD,  /* forward it unchanged (it joins the run) */
+	MSG_CONSUMED, /* handled here: not forwarded */
+	MSG_FAILED,   /* the client was closed */
+};
+
+static bool prepared_on(const struct client *c)
 {
-	struct rq_entry *e = client_expect(c, s, RQ_PARSE, now);
+	return c->w->cfg->max_prepared_statements > 0;
+}
+
+/* Queue a reply pgtally makes itself, sent when the replies before it have been. */
+static bool client_synth(struct client *c, struct server *s, char type, struct iobuf *msg,
+			 usec_t now)
+{
+	struct rq_entry *e = client_expect(c, s, RQ_SYNC, now);
 	if (!e)
 		return false;
-	if (!whole)
-		return true;
-	struct proto_reader r;
-	proto_reader_init(&r, body, len);
-	const char *name = proto_get_str(&r);
-	const char *sql = proto_get_str(&r);
-	if (!name || !sql)
-		return true; /* the server will say what is wrong */
-	struct stmt_info info = {0};
-	if (c->w->cfg->fingerprints) {
-		struct fp_stmt st;
-		size_t pos = 0, n = strlen(sql);
-		if (fp_next(sql, n, &pos, NULL, 0, &st)) {
-			info.fp = st.id;
-			info.kind = (uint8_t)st.kind;
-			info.valid = true;
-			stats_fp_note(c->w, c->pool, st.id, st.kind, sql, st.start, st.end);
+	e->type = type == '1' ? RQ_PARSE : type == '3' ? RQ_CLOSE : RQ_SYNC;
+	e->flags |= RQF_SYNTH;
+	if (msg) {
+		if (!pkt_ok(msg)) {
+			rq_pop(&s->rq);
+			client_close(c, "53200", "out of memory");
+			return false;
 		}
+		e->synth = 0;
+		e->data = malloc(iobuf_avail(msg));
+		if (!e->data) {
+			client_close(c, "53200", "out of memory");
+			return false;
+		}
+		memcpy(e->data, msg->data + msg->rpos, iobuf_avail(msg));
+		e->data_len = (uint32_t)iobuf_avail(msg);
+		e->type = RQ_SYNTH;
+	} else {
+		e->synth = (uint8_t)type;
 	}
-	if (!*name) {
-		c->unnamed_stmt = info;
-		return true;
-	}
-	if (!c->pstmts && !(c->pstmts = pstmt_map_new())) {
-		client_close(c, "53200", "out of memory");
-		return false;
-	}
-	if (!pstmt_define(c->pstmts, name, &info)) {
-		client_close(c, "53200", "out of memory");
-		return false;
-	}
+	if (s->rq.count == 1)
+		server_emit_due(s);
 	return true;
 }
 
-/* Bind: the portal runs a known statement with these parameter values. */
-static bool client_bind(struct client *c, struct server *s, const uint8_t *body, size_t len,
-			bool whole, usec_t now)
+/*
+ * Fail the current extended-protocol message the way PostgreSQL would: an ErrorResponse in
+ * its place, and everything up to Sync skipped.
+ */
+static enum msg_action client_ext_error(struct client *c, struct server *s, const char *sqlstate,
+					const char *msg, usec_t now)
 {
-	if (!client_expect(c, s, RQ_BIND, now))
+	struct iobuf b = {0};
+	proto_build_error(&b, false, "ERROR", sqlstate, msg);
+	bool ok = client_synth(c, s, 'E', &b, now);
+	iobuf_release(&b);
+	if (!ok)
+		return MSG_FAILED;
+	c->skip_to_sync = true;
+	return MSG_CONSUMED;
+}
+
+/* Send a message pgtally built to the server, after what the client sent before it. */
+static bool client_send_rewritten(struct client *c, struct server *s, size_t *run_start,
+				  struct iobuf *b)
+{
+	if (!flush_run(c, run_start))
 		return false;
-	struct proto_reader r;
-	proto_reader_init(&r, body, len);
-	const char *portal = whole ? proto_get_str(&r) : NULL;
-	const char *stmt = portal ? proto_get_str(&r) : NULL;
-	struct portal_info pi = {0};
-	if (stmt) {
-		const struct stmt_info *si = *stmt ? pstmt_find(c->pstmts, stmt) : &c->unnamed_stmt;
-		if (si && si->valid) {
-			pi.fp = si->fp;
-			pi.kind = si->kind;
-			/* Parameter values: everything after the format codes, hashed as one. */
-			uint16_t nfmt = proto_get_u16(&r);
-			proto_get_bytes(&r, (size_t)nfmt * 2);
-			if (!r.bad)
-				pi.params = fp_hash(r.p, (size_t)(r.end - r.p));
+	if (!pkt_ok(b) || !sbuf_send(&s->sb, b->data + b->rpos, iobuf_avail(b))) {
+		iobuf_reset(b);
+		client_close(c, "08006", "server connection lost while sending");
+		server_close(s, "send to server failed");
+		return false;
+	}
+	iobuf_reset(b);
+	return true;
+}
+
+/* Make room for one more statement on the server: Close the least recently used. */
+static bool server_make_room(struct client *c, struct server *s, size_t *run_start, usec_t now)
+{
+	struct iobuf b = {0};
+	while (s->pstmts.count >= (size_t)c->w->cfg->max_prepared_statements) {
+		uint32_t old = server_pstmts_oldest(&s->pstmts);
+		char name[24];
+		snprintf(name, sizeof(name), "PGT_%u", old);
+		size_t st = pkt_begin(&b, 'C');
+		pkt_put_u8(&b, 'S');
+		pkt_put_str(&b, name);
+		pkt_end(&b, st);
+		struct rq_entry *e = client_expect(c, s, RQ_CLOSE, now);
+		if (!e) {
+			iobuf_release(&b);
+			return false;
+		}
+		e->flags |= RQF_SWALLOW;
+		server_pstmts_del(&s->pstmts, old);
+		if (!client_send_rewritten(c, s, run_start, &b)) {
+			iobuf_release(&b);
+			return false;
 		}
 	}
-	if (portal && *portal == '\0')
-		c->unnamed_portal = pi;
-	else
-		c->unnamed_portal = (struct portal_info){0}; /* named portals are not tracked */
+	iobuf_release(&b);
 	return true;
+}
+
+/* Make sure the server holds ps: Parse it there first, hiding the ParseComplete. */
+static bool server_ensure_pstmt(struct client *c, struct server *s, struct pstmt_shared *ps,
+				size_t *run_start, usec_t now)
+{
+	if (server_pstmts_has(&s->pstmts, ps->id, true))
+		return true;
+	if (!server_make_room(c, s, run_start, now))
+		return false;
+	struct iobuf b = {0};
+	size_t st = pkt_begin(&b, 'P');
+	pkt_put_str(&b, ps->name);
+	pkt_put_bytes(&b, ps->body, ps->body_len);
+	pkt_end(&b, st);
+	struct rq_entry *e = client_expect(c, s, RQ_PARSE, now);
+	bool ok = e != NULL;
+	if (ok) {
+		e->flags |= RQF_SWALLOW;
+		e->pstmt = ps->id;
+		ok = server_pstmts_add(&s->pstmts, ps->id);
+		if (!ok)
+			client_close(c, "53200", "out of memory");
+	}
+	if (ok) {
+		c->pool->stats.server_parse_count++;
+		ok = client_send_rewritten(c, s, run_start, &b);
+	}
+	iobuf_release(&b);
+	return ok;
+}
+
+/* Fingerprint a statement's text for the statistics. */
+static void client_fingerprint(struct client *c, const char *sql, struct stmt_info *info)
+{
+	if (!c->w->cfg->fingerprints)
+		return;
+	struct fp_stmt st;
+	size_t pos = 0, n = strlen(sql);
+	if (fp_next(sql, n, &pos, NULL, 0, &st)) {
+		info->fp = st.id;
+		info->kind = (uint8_t)st.kind;
+		info->valid = true;
+		stats_fp_note(c->w, c->pool, st.id, st.kind, sql, st.start, st.end);
+	}
+}
+
+/* Parse: remember what the statement is; named ones go to the server under pgtally's name. */
+static enum msg_action client_parse(struct client *c, struct server *s, const uint8_t *body,
+				    size_t len, bool whole, size_t *run_start, usec_t now)
+{
+	c->pool->stats.client_parse_count++;
+	struct proto_reader r;
+	proto_reader_init(&r, body, whole ? len : 0);
+	const char *name = whole ? proto_get_str(&r) : NULL;
+	const char *sql = name ? proto_get_str(&r) : NULL;
+	struct stmt_info info = {0};
+	if (sql)
+		client_fingerprint(c, sql, &info);
+	if (!name || !*name || !prepared_on(c)) {
+		/* Unnamed (or the feature is off): forwarded as it is. */
+		if (name && !*name)
+			c->unnamed_stmt = info;
+		c->pool->stats.server_parse_count++;
+		return client_expect(c, s, RQ_PARSE, now) ? MSG_FORWARD : MSG_FAILED;
+	}
+	if (!sql) {
+		return client_ext_error(c, s, "08P01", "malformed Parse message", now);
+	}
+	if (pstmt_find(c->pstmts, name)) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "prepared statement \"%.100s\" already exists", name);
+		return client_ext_error(c, s, "42P05", msg, now);
+	}
+	if (!c->pstmts && !(c->pstmts = pstmt_map_new())) {
+		client_close(c, "53200", "out of memory");
+		return MSG_FAILED;
+	}
+	const uint8_t *rest = (const uint8_t *)sql;
+	info.shared = pstmt_shared_get(&c->w->pstmts, rest, (size_t)(body + len - rest));
+	if (!info.shared || !pstmt_define(c->pstmts, name, &info)) {
+		pstmt_shared_put(&c->w->pstmts, info.shared);
+		client_close(c, "53200", "out of memory");
+		return MSG_FAILED;
+	}
+	struct pstmt_shared *ps = info.shared;
+	char *copy = strdup(name);
+	if (!copy) {
+		client_close(c, "53200", "out of memory");
+		return MSG_FAILED;
+	}
+	if (server_pstmts_has(&s->pstmts, ps->id, true)) {
+		/* The server has it already: answer ParseComplete ourselves, in order. */
+		if (!client_synth(c, s, '1', NULL, now)) {
+			free(copy);
+			return MSG_FAILED;
+		}
+		/* If it is still queued, remember the name so a skip can undo it. */
+		if (s->rq.count && (rq_at(&s->rq, s->rq.count - 1)->flags & RQF_SYNTH)) {
+			struct rq_entry *e = rq_at(&s->rq, s->rq.count - 1);
+			e->pstmt = ps->id;
+			e->data = copy;
+		} else {
+			free(copy);
+		}
+		return MSG_CONSUMED;
+	}
+	if (!server_make_room(c, s, run_start, now)) {
+		free(copy);
+		return MSG_FAILED;
+	}
+	struct iobuf b = {0};
+	size_t st = pkt_begin(&b, 'P');
+	pkt_put_str(&b, ps->name);
+	pkt_put_bytes(&b, ps->body, ps->body_len);
+	pkt_end(&b, st);
+	struct rq_entry *e = client_expect(c, s, RQ_PARSE, now);
+	if (!e || !server_pstmts_add(&s->pstmts, ps->id)) {
+		free(copy);
+		iobuf_release(&b);
+		if (e)
+			client_close(c, "53200", "out of memory");
+		return MSG_FAILED;
+	}
+	e->pstmt = ps->id;
+	e->data = copy;
+	c->pool->stats.server_parse_count++;
+	bool ok = client_send_rewritten(c, s, run_start, &b);
+	iobuf_release(&b);
+	return ok ? MSG_CONSUMED : MSG_FAILED;
+}
+
+/* Bind: the portal runs a known statement with these parameter values. */
+static enum msg_action client_bind(struct client *c, struct server *s, const uint8_t *body,
+				   size_t len, bool whole, size_t *run_start, usec_t now)
+{
+	struct proto_reader r;
+	proto_reader_init(&r, body, whole ? len : 0);
+	const char *portal = whole ? proto_get_str(&r) : NULL;
+	const char *stmt = portal ? proto_get_str(&r) : NULL;
+	const uint8_t *rest = r.p;
+	struct portal_info pi = {0};
+	const struct stmt_info *si = NULL;
+	if (stmt)
+		si = *stmt ? pstmt_find(c->pstmts, stmt) : &c->unnamed_stmt;
+	if (si && si->valid) {
+		pi.fp = si->fp;
+		pi.kind = si->kind;
+		/* Parameter values: everything after the format codes, hashed as one. */
+		uint16_t nfmt = proto_get_u16(&r);
+		proto_get_bytes(&r, (size_t)nfmt * 2);
+		if (!r.bad)
+			pi.params = fp_hash(r.p, (size_t)(r.end - r.p));
+	}
+	/* Only the unnamed portal is tracked (what drivers use outside of cursors). */
+	c->unnamed_portal = portal && !*portal ? pi : (struct portal_info){0};
+
+	if (!stmt || !*stmt || !prepared_on(c))
+		return client_expect(c, s, RQ_BIND, now) ? MSG_FORWARD : MSG_FAILED;
+	if (!si || !si->shared) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "prepared statement \"%.100s\" does not exist", stmt);
+		return client_ext_error(c, s, "26000", msg, now);
+	}
+	struct pstmt_shared *ps = si->shared;
+	if (!server_ensure_pstmt(c, s, ps, run_start, now))
+		return MSG_FAILED;
+	struct iobuf b = {0};
+	size_t st = pkt_begin(&b, 'B');
+	pkt_put_str(&b, portal);
+	pkt_put_str(&b, ps->name);
+	pkt_put_bytes(&b, rest, (size_t)(body + len - rest));
+	pkt_end(&b, st);
+	struct rq_entry *e = client_expect(c, s, RQ_BIND, now);
+	if (e)
+		e->pstmt = ps->id;
+	bool ok = e && client_send_rewritten(c, s, run_start, &b);
+	iobuf_release(&b);
+	return ok ? MSG_CONSUMED : MSG_FAILED;
+}
+
+/* Describe: statements by name need pgtally's name on the server. */
+static enum msg_action client_describe_msg(struct client *c, struct server *s, const uint8_t *body,
+				       size_t len, bool whole, size_t *run_start, usec_t now)
+{
+	if (!whole || len < 2 || body[0] != 'S' || body[1] == '\0' || !prepared_on(c))
+		return client_expect(c, s, RQ_DESCRIBE, now) ? MSG_FORWARD : MSG_FAILED;
+	struct proto_reader r;
+	proto_reader_init(&r, body + 1, len - 1);
+	const char *name = proto_get_str(&r);
+	if (!name)
+		return client_expect(c, s, RQ_DESCRIBE, now) ? MSG_FORWARD : MSG_FAILED;
+	const struct stmt_info *si = pstmt_find(c->pstmts, name);
+	if (!si || !si->shared) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "prepared statement \"%.100s\" does not exist", name);
+		return client_ext_error(c, s, "26000", msg, now);
+	}
+	struct pstmt_shared *ps = si->shared;
+	if (!server_ensure_pstmt(c, s, ps, run_start, now))
+		return MSG_FAILED;
+	struct iobuf b = {0};
+	size_t st = pkt_begin(&b, 'D');
+	pkt_put_u8(&b, 'S');
+	pkt_put_str(&b, ps->name);
+	pkt_end(&b, st);
+	bool ok = client_expect(c, s, RQ_DESCRIBE, now) &&
+		  client_send_rewritten(c, s, run_start, &b);
+	iobuf_release(&b);
+	return ok ? MSG_CONSUMED : MSG_FAILED;
+}
+
+/* Close of a named statement: forget the name, answer CloseComplete ourselves. */
+static enum msg_action client_close_msg(struct client *c, struct server *s, const uint8_t *body,
+					size_t len, bool whole, usec_t now)
+{
+	if (!whole || len < 2 || body[0] != 'S' || body[1] == '\0' || !prepared_on(c))
+		return client_expect(c, s, RQ_CLOSE, now) ? MSG_FORWARD : MSG_FAILED;
+	struct proto_reader r;
+	proto_reader_init(&r, body + 1, len - 1);
+	const char *name = proto_get_str(&r);
+	if (!name)
+		return client_expect(c, s, RQ_CLOSE, now) ? MSG_FORWARD : MSG_FAILED;
+	/* Closing an unknown name is not an error in PostgreSQL either. */
+	pstmt_forget(c->pstmts, &c->w->pstmts, name);
+	return client_synth(c, s, '3', NULL, now) ? MSG_CONSUMED : MSG_FAILED;
 }
 
 static bool client_execute(struct client *c, struct server *s, const uint8_t *body, size_t len,
@@ -658,6 +947,137 @@ static bool client_execute(struct client *c, struct server *s, const uint8_t *bo
 		if (c->in_txn)
 			e->flags |= RQF_IN_TXN;
 	}
+	return true;
+}
+
+/* Skip spaces and match a keyword (case-insensitive) followed by a non-identifier byte. */
+static bool eat_word(const char **p, const char *end, const char *word)
+{
+	const char *q = *p;
+	while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+		q++;
+	size_t n = strlen(word);
+	if ((size_t)(end - q) < n || strncasecmp(q, word, n) != 0)
+		return false;
+	if (q + n < end && (isalnum((unsigned char)q[n]) || q[n] == '_'))
+		return false;
+	*p = q + n;
+	return true;
+}
+
+enum sql_local { SQL_NONE, SQL_DEALLOCATE, SQL_DEALLOCATE_ALL, SQL_DISCARD_ALL };
+
+/*
+ * Is this Query exactly one DEALLOCATE [PREPARE] name|ALL or DISCARD ALL? Those act on the
+ * client's names, which servers do not know, so pgtally answers them itself.
+ */
+static enum sql_local sql_local_command(const char *sql, size_t len, char *name, size_t namecap)
+{
+	const char *p = sql, *end = sql + strnlen(sql, len);
+	enum sql_local what;
+	if (eat_word(&p, end, "DISCARD")) {
+		if (!eat_word(&p, end, "ALL"))
+			return SQL_NONE;
+		what = SQL_DISCARD_ALL;
+	} else if (eat_word(&p, end, "DEALLOCATE")) {
+		(void)eat_word(&p, end, "PREPARE");
+		if (eat_word(&p, end, "ALL")) {
+			what = SQL_DEALLOCATE_ALL;
+		} else {
+			while (p < end && isspace((unsigned char)*p))
+				p++;
+			size_t n = 0;
+			if (p < end && *p == '"') {
+				for (p++; p < end && *p != '"' && n + 1 < namecap; p++)
+					name[n++] = *p;
+				if (p >= end || *p != '"')
+					return SQL_NONE;
+				p++;
+			} else {
+				for (; p < end && (isalnum((unsigned char)*p) || *p == '_' || *p == '$') &&
+				       n + 1 < namecap;
+				     p++)
+					name[n++] = (char)tolower((unsigned char)*p);
+			}
+			name[n] = '\0';
+			if (n == 0)
+				return SQL_NONE;
+			what = SQL_DEALLOCATE;
+		}
+	} else {
+		return SQL_NONE;
+	}
+	while (p < end && (isspace((unsigned char)*p) || *p == ';'))
+		p++;
+	return p == end ? what : SQL_NONE;
+}
+
+/*
+ * Answer a DEALLOCATE / DISCARD ALL. Returns false when it must go to the server after all
+ * (DISCARD ALL inside a transaction block fails there, as it should).
+ */
+static bool client_local_command(struct client *c, const char *sql, size_t len, usec_t now)
+{
+	char name[128];
+	enum sql_local what = sql_local_command(sql, len, name, sizeof(name));
+	if (what == SQL_NONE)
+		return false;
+	if (what == SQL_DISCARD_ALL && c->server && c->in_txn)
+		return false;
+	struct worker *w = c->w;
+	if (what == SQL_DEALLOCATE) {
+		/* psycopg sends the name unquoted; try it as sent too. */
+		if (!pstmt_forget(c->pstmts, &w->pstmts, name)) {
+			size_t n = strnlen(sql, len);
+			const char *p = sql;
+			(void)eat_word(&p, sql + n, "DEALLOCATE");
+			(void)eat_word(&p, sql + n, "PREPARE");
+			while (*p == ' ')
+				p++;
+			char raw[128];
+			size_t k = 0;
+			while (p < sql + n && !isspace((unsigned char)*p) && *p != ';' && k + 1 < sizeof(raw))
+				raw[k++] = *p++;
+			raw[k] = '\0';
+			if (!pstmt_forget(c->pstmts, &w->pstmts, raw)) {
+				/* PostgreSQL's answer for an unknown name. */
+				struct iobuf b = {0};
+				char msg[200];
+				snprintf(msg, sizeof(msg), "prepared statement \"%.100s\" does not exist",
+					 name);
+				proto_build_error(&b, false, "ERROR", "26000", msg);
+				proto_build_ready(&b, c->server ? c->server->txn_status : 'I');
+				if (c->server) {
+					if (c->server->txn_status == 'T')
+						b.data[b.wpos - 1] = 'E';
+					(void)client_synth(c, c->server, 'E', &b, now);
+				} else {
+					(void)client_send(c, &b);
+				}
+				iobuf_release(&b);
+				return true;
+			}
+		}
+	} else {
+		pstmt_forget_all(c->pstmts, &w->pstmts);
+		if (what == SQL_DISCARD_ALL) {
+			/* Back to the server defaults: the next link SETs them. */
+			for (int i = 0; i < PARAM_COUNT; i++) {
+				free(c->params[i]);
+				c->params[i] = c->pool->welcome_params[i]
+						       ? strdup(c->pool->welcome_params[i])
+						       : NULL;
+			}
+		}
+	}
+	struct iobuf b = {0};
+	proto_build_command_complete(&b, what == SQL_DISCARD_ALL ? "DISCARD ALL" : "DEALLOCATE");
+	proto_build_ready(&b, c->server ? c->server->txn_status : 'I');
+	if (c->server)
+		(void)client_synth(c, c->server, 'E', &b, now);
+	else
+		(void)client_send(c, &b);
+	iobuf_release(&b);
 	return true;
 }
 
@@ -720,6 +1140,15 @@ static void client_process(struct client *c)
 			return;
 		}
 
+		if (type == 'Q' && whole && prepared_on(c) && !c->skip_to_sync &&
+		    client_local_command(c, (const char *)hdr + 5, len - 4, now)) {
+			if (!flush_run(c, &run_start))
+				return;
+			in->rpos += total;
+			run_start = in->rpos;
+			continue;
+		}
+
 		if (!c->server) {
 			/* Need a server for this message: everything before it has been sent. */
 			if (!flush_run(c, &run_start))
@@ -735,20 +1164,28 @@ static void client_process(struct client *c)
 
 		struct server *s = c->server;
 		bool ok = true;
+		enum msg_action act = MSG_FORWARD;
+		if (c->skip_to_sync && type != 'S') {
+			/* After an error pgtally made, skip to Sync as PostgreSQL would. */
+			if (!flush_run(c, &run_start))
+				return;
+			act = MSG_CONSUMED;
+			type = 0;
+		}
 		switch (type) {
+		case 0:
+			break;
 		case 'Q':
 			ok = client_query(c, s, (const char *)hdr + 5, len - 4, whole, now);
 			break;
 		case 'P':
 			s->ext_open = true;
-			c->pool->stats.client_parse_count++;
-			c->pool->stats.server_parse_count++;
-			ok = client_parse(c, s, hdr + 5, len - 4, whole, now);
+			act = client_parse(c, s, hdr + 5, len - 4, whole, &run_start, now);
 			break;
 		case 'B':
 			s->ext_open = true;
 			c->pool->stats.bind_count++;
-			ok = client_bind(c, s, hdr + 5, len - 4, whole, now);
+			act = client_bind(c, s, hdr + 5, len - 4, whole, &run_start, now);
 			break;
 		case 'E':
 			s->ext_open = true;
@@ -756,17 +1193,18 @@ static void client_process(struct client *c)
 			break;
 		case 'D':
 			s->ext_open = true;
-			ok = client_expect(c, s, RQ_DESCRIBE, now) != NULL;
+			act = client_describe_msg(c, s, hdr + 5, len - 4, whole, &run_start, now);
 			break;
 		case 'C':
 			s->ext_open = true;
-			ok = client_expect(c, s, RQ_CLOSE, now) != NULL;
+			act = client_close_msg(c, s, hdr + 5, len - 4, whole, now);
 			break;
 		case 'H':
 			s->ext_open = true;
 			break;
 		case 'S':
 			s->ext_open = false;
+			c->skip_to_sync = false;
 			ok = client_expect(c, s, RQ_SYNC, now) != NULL;
 			break;
 		case 'F':
@@ -774,6 +1212,14 @@ static void client_process(struct client *c)
 			break;
 		default: /* d, c, f: COPY data flows as it comes */
 			break;
+		}
+		if (act == MSG_FAILED || c->state == CL_CLOSED)
+			return;
+		if (act == MSG_CONSUMED) {
+			/* Not forwarded: the run restarts after it. */
+			in->rpos += total;
+			run_start = in->rpos;
+			continue;
 		}
 		if (!ok)
 			return;

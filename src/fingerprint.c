@@ -17,13 +17,6 @@
 #define FP_SEED_ID 0x70677466702d6964ull     /* "pgtfp-id" */
 #define FP_SEED_PARAMS 0x70677466702d7061ull /* "pgtfp-pa" */
 
-/* Streaming state: bytes are gathered little-endian into w, one round per 8 bytes. */
-struct hstate {
-	uint64_t h;
-	uint64_t w;
-	uint64_t n; /* bytes fed so far */
-};
-
 static inline uint64_t rotl64(uint64_t x, unsigned r)
 {
 	return (x << r) | (x >> (64 - r));
@@ -44,50 +37,50 @@ static inline uint64_t fmix64(uint64_t h)
 	return h;
 }
 
-static inline void hs_init(struct hstate *s, uint64_t seed)
+/* Lowercase the ASCII letters among 8 bytes at once; other bytes are left alone. */
+static inline uint64_t lower8(uint64_t x)
 {
-	s->h = seed;
-	s->w = 0;
-	s->n = 0;
+	uint64_t b7 = x & 0x7f7f7f7f7f7f7f7full;
+	uint64_t ge_a = b7 + 0x3f3f3f3f3f3f3f3full; /* bit 7 set where byte >= 'A' */
+	uint64_t gt_z = b7 + 0x2525252525252525ull; /* bit 7 set where byte > 'Z' */
+	uint64_t upper = (ge_a ^ gt_z) & ~x & 0x8080808080808080ull;
+
+	return x | (upper >> 2);
 }
 
-static inline void hs_byte(struct hstate *s, unsigned char c)
+static inline uint64_t load_le64(const unsigned char *p)
 {
-	s->w |= (uint64_t)c << ((s->n & 7) << 3);
-	if ((++s->n & 7) == 0) {
-		s->h = fp_round(s->h, s->w);
-		s->w = 0;
-	}
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
+	return v;
 }
 
-static inline uint64_t hs_final(const struct hstate *s)
+static inline void store_le64(unsigned char *p, uint64_t v)
 {
-	uint64_t h = s->h;
-
-	if (s->n & 7)
-		h = fp_round(h, s->w);
-	return fmix64(h ^ s->n);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
+	memcpy(p, &v, 8);
 }
 
 uint64_t fp_hash(const void *data, size_t len)
 {
 	const unsigned char *p = data;
-	struct hstate s;
+	uint64_t h = FP_SEED_ID, w = 0;
 	size_t i = 0;
 
-	hs_init(&s, FP_SEED_ID);
-	/* whole words first; assembling them byte by byte keeps the result endian-neutral */
-	for (; i + 8 <= len; i += 8) {
-		uint64_t w = 0;
-
-		for (unsigned k = 0; k < 8; k++)
-			w |= (uint64_t)p[i + k] << (k * 8);
-		s.h = fp_round(s.h, w);
+	for (; i + 8 <= len; i += 8)
+		h = fp_round(h, load_le64(p + i));
+	if (i < len) {
+		for (size_t k = 0; i + k < len; k++)
+			w |= (uint64_t)p[i + k] << (8 * k);
+		h = fp_round(h, w);
 	}
-	s.n = i;
-	for (; i < len; i++)
-		hs_byte(&s, p[i]);
-	return hs_final(&s);
+	return fmix64(h ^ len);
 }
 
 uint64_t fp_mix(uint64_t h, uint64_t v)
@@ -541,8 +534,16 @@ static void lex(struct lexer *lx, struct token *t)
 	size_t len = lx->len, p, r;
 	unsigned char c;
 
-	skip_blank(lx);
 	p = lx->p;
+	/* most tokens follow one space or none: only go to skip_blank for more */
+	if (p < len && s[p] == ' ')
+		lx->p = ++p;
+	if (p < len && ((cc[s[p]] & CC_CLASS) == C_WS || s[p] == '-' || s[p] == '/')) {
+		skip_blank(lx);
+		p = lx->p;
+	} else {
+		lx->cstart = SIZE_MAX;
+	}
 	t->s = p;
 	t->sub = 0;
 	if (p >= len) {
@@ -685,6 +686,7 @@ done:
 /* ---- the normalizer ---- */
 
 #define FP_LIST_MAX 4 /* nesting of collapsible lists; deeper ones are kept as written */
+#define FP_WIN 256    /* normalized text gathered before it is hashed and copied out */
 #define FP_SHAPES 8   /* distinct element shapes remembered per list */
 #define EH_BASIS 0xcbf29ce484222325ull
 #define EH_PRIME 0x100000001b3ull
@@ -693,8 +695,9 @@ enum list_type { L_IN, L_ARRAY, L_VALUES };
 
 /* Everything a dropped list element may have changed, taken before its separating comma. */
 struct snap {
-	size_t olen;
-	struct hstate th;
+	uint64_t h;
+	size_t hashed, wl;
+	uint64_t tail; /* the wl < 8 pending bytes */
 	unsigned nparam;
 	uint8_t prev, prev_kw, prev_kwf;
 	uint64_t eh[FP_LIST_MAX];
@@ -737,8 +740,13 @@ struct norm {
 	struct lexer lx;
 	char *out;
 	size_t lim; /* bytes of out usable for text (cap - 1), 0 without out */
-	size_t olen; /* length of the full normalized text */
-	struct hstate th, ph;
+	/*
+	 * The text is gathered in win and hashed a word at a time when win fills up: text
+	 * [0..hashed) went into h (and out), text [hashed..hashed+wl) is in win.
+	 */
+	uint64_t h;
+	size_t hashed, wl;
+	uint64_t ph; /* params_hash so far */
 	unsigned nparam, nconst, ntok;
 	uint8_t prev, prev_kw, prev_kwf;
 	uint8_t mode;
@@ -749,20 +757,81 @@ struct norm {
 	int nl;
 	struct lctx l[FP_LIST_MAX];
 	struct snap rb; /* after "rollback", to rewrite ROLLBACK WORK TO as ROLLBACK TO */
+	unsigned char win[FP_WIN + 8];
 };
 
-static inline void put(struct norm *n, unsigned char c)
+/* Hash and copy out the whole words of win; fewer than 8 bytes stay. */
+static void flush(struct norm *n)
 {
-	if (n->olen < n->lim)
-		n->out[n->olen] = (char)c;
-	n->olen++;
-	hs_byte(&n->th, c);
+	size_t full = n->wl & ~(size_t)7;
+	uint64_t h = n->h;
+
+	for (size_t i = 0; i < full; i += 8)
+		h = fp_round(h, load_le64(n->win + i));
+	n->h = h;
+	if (n->hashed < n->lim) {
+		size_t room = n->lim - n->hashed;
+
+		memcpy(n->out + n->hashed, n->win, full < room ? full : room);
+	}
+	n->hashed += full;
+	n->wl -= full;
+	if (full > 0)
+		memcpy(n->win, n->win + full, 8);
 }
 
-static void take_snap(const struct norm *n, struct snap *sn)
+/*
+ * Append k bytes of text, eight at a time; avail >= k bytes may be read from p (8 or more
+ * allows whole-word loads). Bytes of win past wl may hold anything.
+ */
+#define FP_INLINE static inline __attribute__((always_inline))
+
+FP_INLINE void put_bytes(struct norm *n, const unsigned char *p, size_t k, size_t avail, bool fold)
 {
-	sn->olen = n->olen;
-	sn->th = n->th;
+	while (k > 0) {
+		size_t m = k < 8 ? k : 8;
+		uint64_t x = 0;
+
+		if (n->wl > FP_WIN - 8)
+			flush(n);
+		if (avail >= 8) {
+			x = load_le64(p);
+		} else {
+			for (size_t j = 0; j < m; j++)
+				x |= (uint64_t)p[j] << (8 * j);
+		}
+		if (fold)
+			x = lower8(x);
+		store_le64(n->win + n->wl, x);
+		n->wl += m;
+		p += m;
+		k -= m;
+		avail -= m;
+	}
+}
+
+FP_INLINE void put_space(struct norm *n)
+{
+	if (n->wl > FP_WIN - 8)
+		flush(n);
+	n->win[n->wl++] = ' ';
+}
+
+/* The pending bytes of win as a zero-padded word. */
+static uint64_t tail_word(const struct norm *n)
+{
+	uint64_t x = load_le64(n->win);
+
+	return n->wl ? x & (~0ull >> (64 - 8 * n->wl)) : 0;
+}
+
+static void take_snap(struct norm *n, struct snap *sn)
+{
+	flush(n);
+	sn->h = n->h;
+	sn->hashed = n->hashed;
+	sn->wl = n->wl;
+	sn->tail = tail_word(n);
 	sn->nparam = n->nparam;
 	sn->prev = n->prev;
 	sn->prev_kw = n->prev_kw;
@@ -774,8 +843,10 @@ static void take_snap(const struct norm *n, struct snap *sn)
 /* Restore the text state, and the shapes of the first nl_keep lists. */
 static void rewind_to(struct norm *n, const struct snap *sn, int nl_keep)
 {
-	n->olen = sn->olen;
-	n->th = sn->th;
+	n->h = sn->h;
+	n->hashed = sn->hashed;
+	n->wl = sn->wl;
+	store_le64(n->win, sn->tail);
 	n->nparam = sn->nparam;
 	n->prev = sn->prev;
 	n->prev_kw = sn->prev_kw;
@@ -784,7 +855,7 @@ static void rewind_to(struct norm *n, const struct snap *sn, int nl_keep)
 		n->l[i].eh = sn->eh[i];
 }
 
-static bool need_space(const struct norm *n, uint8_t cur)
+FP_INLINE bool need_space(const struct norm *n, uint8_t cur)
 {
 	switch (n->prev) {
 	case TK_NONE:
@@ -819,18 +890,49 @@ static bool need_space(const struct norm *n, uint8_t cur)
 }
 
 /*
- * Write one token. how: 0 raw source bytes, 1 lowercased, 2 placeholder. The lists being
- * written see the token through their shape hash, in which placeholders are unnumbered.
+ * A quick hash of k bytes at p (avail >= k readable), a word at a time: used for list
+ * element shapes and constant values, which are compared, never shown or specified.
  */
-static void emit(struct norm *n, uint8_t type, const unsigned char *src, size_t sl, int how,
-		 int kw, uint8_t kwf)
+FP_INLINE uint64_t chunk_hash(const unsigned char *p, size_t k, size_t avail, bool fold)
 {
-	uint64_t th = EH_BASIS;
+	uint64_t th = EH_BASIS ^ k;
 
+	while (k > 0) {
+		size_t m = k < 8 ? k : 8;
+		uint64_t x = 0;
+
+		if (avail >= 8) {
+			x = load_le64(p);
+			if (m < 8)
+				x &= (1ull << (8 * m)) - 1;
+		} else {
+			for (size_t j = 0; j < m; j++)
+				x |= (uint64_t)p[j] << (8 * j);
+		}
+		if (fold)
+			x = lower8(x);
+		th = rotl64((th ^ x) * FP_P1, 29);
+		p += m;
+		k -= m;
+		avail -= m;
+	}
+	return th;
+}
+
+/*
+ * Write one token; avail >= sl bytes are readable at src. how: 0 raw bytes, 1 lowercased,
+ * 2 placeholder. The lists being written see the token through their shape hash, in which
+ * placeholders are unnumbered.
+ */
+FP_INLINE void emit(struct norm *n, uint8_t type, const unsigned char *src, size_t sl, size_t avail,
+		    int how, int kw, uint8_t kwf)
+{
 	if (need_space(n, type))
-		put(n, ' ');
+		put_space(n);
 	if (how == 2) {
+		unsigned char buf[16] = {'$'};
 		char num[12];
+		size_t bl = 1;
 		int k = 0;
 		unsigned v = ++n->nparam;
 
@@ -838,33 +940,31 @@ static void emit(struct norm *n, uint8_t type, const unsigned char *src, size_t 
 			num[k++] = (char)('0' + v % 10);
 			v /= 10;
 		} while (v);
-		put(n, '$');
 		while (k > 0)
-			put(n, (unsigned char)num[--k]);
-		th = (th ^ '$') * EH_PRIME;
-	} else if (how == 1) {
-		for (size_t i = 0; i < sl; i++) {
-			unsigned char c = lower(src[i]);
-
-			put(n, c);
-			th = (th ^ c) * EH_PRIME;
-		}
+			buf[bl++] = (unsigned char)num[--k];
+		put_bytes(n, buf, bl, sizeof(buf), false);
 	} else {
-		for (size_t i = 0; i < sl; i++) {
-			put(n, src[i]);
-			th = (th ^ src[i]) * EH_PRIME;
-		}
+		put_bytes(n, src, sl, avail, how == 1);
 	}
-	for (int i = 0; i < n->nl; i++)
-		n->l[i].eh = (n->l[i].eh ^ th ^ type) * EH_PRIME;
+	if (n->nl > 0) {
+		uint64_t th = how == 2 ? EH_PRIME : chunk_hash(src, sl, avail, how == 1);
+
+		for (int i = 0; i < n->nl; i++)
+			n->l[i].eh = (n->l[i].eh ^ th ^ type) * EH_PRIME;
+	}
 	n->prev = type;
 	n->prev_kw = (uint8_t)kw;
 	n->prev_kwf = kwf;
 }
 
-static void emit_lit(struct norm *n, const char *word, int kw, uint8_t kwf)
+/* Write a word that is not in the input. */
+static void emit_lit(struct norm *n, const char *text, int kw, uint8_t kwf)
 {
-	emit(n, TK_WORD, (const unsigned char *)word, strlen(word), 0, kw, kwf);
+	unsigned char buf[16] = {0};
+	size_t l = strlen(text);
+
+	memcpy(buf, text, l);
+	emit(n, TK_WORD, buf, l, sizeof(buf), 0, kw, kwf);
 }
 
 static void list_push(struct norm *n, uint8_t type)
@@ -1185,19 +1285,20 @@ static bool stmt_mode(struct norm *n, const struct token *t, int kw, enum repl *
 	return false;
 }
 
-static void feed_param(struct norm *n, const unsigned char *s, size_t l, bool fold)
+static void feed_param(struct norm *n, const unsigned char *s, size_t l, size_t avail, bool fold)
 {
-	for (size_t i = 0; i < l; i++)
-		hs_byte(&n->ph, fold ? lower(s[i]) : s[i]);
-	/* 0xff never occurs in UTF-8, so it separates constants unambiguously */
-	hs_byte(&n->ph, 0xff);
+	/* the length is part of chunk_hash, so "1", "23" and "12", "3" differ */
+	n->ph = fp_round(n->ph, chunk_hash(s, l, avail, fold));
 	n->nconst++;
 }
+
+/* Replacement tokens, padded for put_bytes()'s word loads. */
+static const unsigned char lit_eq[8] = "=", lit_ne[8] = "<>", lit_cursor[8] = "_", lit_u[8] = "u";
 
 static void stmt_token(struct norm *n, const struct token *t)
 {
 	const unsigned char *src = n->lx.s + t->s;
-	size_t sl = t->e - t->s;
+	size_t sl = t->e - t->s, avail = n->lx.len - t->s;
 	uint8_t type = t->type, kwf = 0, prev_kw = n->prev_kw;
 	int kw = KW_NONE, how = 0;
 	enum repl repl = R_NONE;
@@ -1217,14 +1318,16 @@ static void stmt_token(struct norm *n, const struct token *t)
 
 	if (repl == R_EQ) {
 		type = TK_OP;
-		src = (const unsigned char *)"=";
+		src = lit_eq;
+		avail = sizeof(lit_eq);
 		sl = 1;
 		kw = KW_NONE;
 		kwf = 0;
 	} else if (type == TK_WORD) {
 		how = 1;
 		if (repl == R_CURSOR) {
-			src = (const unsigned char *)"_";
+			src = lit_cursor;
+			avail = sizeof(lit_cursor);
 			sl = 1;
 			kw = KW_NONE;
 			kwf = 0;
@@ -1236,24 +1339,27 @@ static void stmt_token(struct norm *n, const struct token *t)
 		}
 	} else if (type == TK_QIDENT && repl == R_CURSOR) {
 		type = TK_WORD;
-		src = (const unsigned char *)"_";
+		src = lit_cursor;
+		avail = sizeof(lit_cursor);
 		sl = 1;
 		how = 1;
 	}
-	if (type == TK_OP && sl == 2 && src[0] == '!' && src[1] == '=')
-		src = (const unsigned char *)"<>"; /* the server's lexer does the same */
+	if (type == TK_OP && sl == 2 && src[0] == '!' && src[1] == '=') {
+		src = lit_ne; /* the server's lexer does the same */
+		avail = sizeof(lit_ne);
+	}
 	if (type == TK_CONST && t->sub == CS_NUM && n->mode == M_FETCH) {
 		how = 0; /* a FETCH count is the cursor's chunk size, part of the statement */
 	} else if (type == TK_CONST) {
-		feed_param(n, src, sl, t->type == TK_WORD);
+		feed_param(n, src, sl, avail, t->type == TK_WORD);
 		how = 2;
 		kw = KW_NONE;
 		kwf = 0;
 	}
 
 	/* a VALUES list ends at the first top-level token that does not continue it */
-	while (n->nl > 0 && n->l[n->nl - 1].type == L_VALUES && n->l[n->nl - 1].depth == n->depth &&
-	       type != TK_COMMA && type != TK_LPAREN)
+	while (n->nl > 0 && type != TK_COMMA && type != TK_LPAREN &&
+	       n->l[n->nl - 1].type == L_VALUES && n->l[n->nl - 1].depth == n->depth)
 		list_pop(n);
 	if (type == TK_RPAREN || type == TK_RBRACK) {
 		if (n->depth > 0)
@@ -1265,7 +1371,7 @@ static void stmt_token(struct norm *n, const struct token *t)
 
 		list_finish(n);
 		take_snap(n, &c->snap);
-		emit(n, TK_COMMA, src, sl, 0, KW_NONE, 0);
+		emit(n, TK_COMMA, src, sl, avail, 0, KW_NONE, 0);
 		c->first = false;
 		c->has = false;
 		c->cst = true;
@@ -1279,11 +1385,11 @@ static void stmt_token(struct norm *n, const struct token *t)
 
 	if (type == TK_QIDENT && t->sub == 1) {
 		/* U&"..." : only the prefix folds */
-		emit(n, type, (const unsigned char *)"u", 1, 0, KW_NONE, 0);
+		emit(n, type, lit_u, 1, sizeof(lit_u), 0, KW_NONE, 0);
 		n->prev = TK_DOT; /* no space between the prefix and its quote */
-		emit(n, type, src + 1, sl - 1, 0, KW_NONE, 0);
+		emit(n, type, src + 1, sl - 1, avail - 1, 0, KW_NONE, 0);
 	} else {
-		emit(n, type, src, sl, how, kw, kwf);
+		emit(n, type, src, sl, avail, how, kw, kwf);
 	}
 
 	switch (type) {
@@ -1340,7 +1446,7 @@ bool fp_next(const char *sql, size_t len, size_t *pos, char *out, size_t outcap,
 	struct norm n;
 	struct token t;
 	bool started = false;
-	size_t start = 0, end = 0, after;
+	size_t start = 0, end = 0, after, full;
 
 	n.lx.s = (const unsigned char *)sql;
 	n.lx.len = len;
@@ -1348,9 +1454,10 @@ bool fp_next(const char *sql, size_t len, size_t *pos, char *out, size_t outcap,
 	n.lx.cend = 0;
 	n.out = out;
 	n.lim = out != NULL && outcap > 0 ? outcap - 1 : 0;
-	n.olen = 0;
-	hs_init(&n.th, FP_SEED_ID);
-	hs_init(&n.ph, FP_SEED_PARAMS);
+	n.h = FP_SEED_ID;
+	n.hashed = 0;
+	n.wl = 0;
+	n.ph = FP_SEED_PARAMS;
 	n.nparam = n.nconst = n.ntok = 0;
 	n.prev = TK_NONE;
 	n.prev_kw = KW_NONE;
@@ -1399,19 +1506,34 @@ bool fp_next(const char *sql, size_t len, size_t *pos, char *out, size_t outcap,
 			start = t.s;
 		}
 		end = t.e;
+		/* the bulk of ORM SQL: "table"."column", ... outside any list or special mode */
+		if (n.nl == 0 && n.mode == M_NONE && n.ntok > 0 &&
+		    ((t.type == TK_QIDENT && t.sub == 0) || t.type == TK_DOT ||
+		     t.type == TK_COMMA)) {
+			n.ntok++;
+			emit(&n, t.type, n.lx.s + t.s, t.e - t.s, len - t.s, 0, KW_NONE, 0);
+			continue;
+		}
 		stmt_token(&n, &t);
 	}
 	after = n.lx.p;
 	while (n.nl > 0)
 		list_pop(&n);
 
-	st->id = hs_final(&n.th);
-	st->params_hash = hs_final(&n.ph);
+	flush(&n);
+	full = n.hashed + n.wl;
+	if (n.wl > 0) {
+		n.h = fp_round(n.h, tail_word(&n));
+		if (n.hashed < n.lim)
+			memcpy(out + n.hashed, n.win, n.wl < n.lim - n.hashed ? n.wl : n.lim - n.hashed);
+	}
+	st->id = fmix64(n.h ^ full);
+	st->params_hash = fmix64(n.ph ^ n.nconst);
 	st->kind = n.ntok > 0 ? n.kind : FP_KIND_EMPTY;
 	st->txn = n.txn;
 	st->nconst = n.nconst;
-	st->full_len = n.olen;
-	st->norm_len = n.olen < n.lim ? n.olen : n.lim;
+	st->full_len = full;
+	st->norm_len = full < n.lim ? full : n.lim;
 	if (out != NULL && outcap > 0)
 		out[st->norm_len] = '\0';
 	st->start = started ? start : after;

@@ -120,8 +120,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- text format helpers ---- */
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 when invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t metrics_utf8_len(const unsigned char *s, size_t n)
 {
 	size_t len;
 	uint32_t min;
@@ -160,7 +159,7 @@ char *metrics_label_escape(const char *v, size_t max_chars, char *out, size_t ca
 	if (cap == 0)
 		return out;
 	for (size_t i = 0; i < n && chars < max_chars;) {
-		size_t len = utf8_len(s + i, n - i);
+		size_t len = metrics_utf8_len(s + i, n - i);
 		char esc[4];
 		const char *src;
 		size_t slen;

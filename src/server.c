@@ -292,6 +292,7 @@ void server_reap(struct worker *w)
 		free(s->login_error);
 		iobuf_release(&s->login_params);
 		rq_free(&s->rq);
+		server_pstmts_free(&s->pstmts);
 		free(s);
 	}
 }
@@ -682,15 +683,55 @@ static bool server_emit_synth(struct server *s, size_t *run_start)
 	struct rq_entry *h;
 	while ((h = rq_head(&s->rq)) && (h->flags & RQF_SYNTH)) {
 		uint8_t msg[5] = {h->synth, 0, 0, 0, 4};
-		rq_pop(&s->rq);
-		if (!flush_to_client(s, run_start))
+		const void *p = h->data ? (const void *)h->data : msg;
+		size_t n = h->data ? h->data_len : sizeof(msg);
+		if (run_start && !flush_to_client(s, run_start))
 			return false;
-		if (s->client && !sbuf_send(&s->client->sb, msg, sizeof(msg))) {
+		bool ok = !s->client || sbuf_send(&s->client->sb, p, n);
+		rq_pop(&s->rq);
+		if (!ok) {
 			client_close(s->client, NULL, "client connection broken on send");
 			return false;
 		}
 	}
 	return true;
+}
+
+void server_emit_due(struct server *s)
+{
+	(void)server_emit_synth(s, NULL);
+}
+
+/*
+ * After DDL, a prepared statement's plan can no longer return what it did: PostgreSQL says so
+ * once per session. Give the statement a new name so every server prepares it afresh and the
+ * client sees the error only this once, as it would without a pooler.
+ */
+static void server_check_stale_plan(struct server *s, uint32_t id, const uint8_t *body,
+				    size_t len)
+{
+	struct proto_error e;
+	if (!proto_parse_error(body, len, &e) || !e.sqlstate || !e.message)
+		return;
+	if (strcmp(e.sqlstate, "0A000") != 0 || !strstr(e.message, "cached plan must not change"))
+		return;
+	if (pstmt_shared_renew(&s->w->pstmts, id))
+		log_info("S-%llu: prepared statement PGT_%u has a stale plan; preparing it anew",
+			 (unsigned long long)s->id, id);
+}
+
+/* Entries the server skipped after an error: a Parse among them defined nothing. */
+static void server_forget_skipped(struct server *s, const struct rq_entry *e)
+{
+	if (e->type != RQ_PARSE || !e->pstmt)
+		return;
+	if (!(e->flags & RQF_SYNTH))
+		server_pstmts_del(&s->pstmts, e->pstmt);
+	if (e->data && s->client) {
+		const struct stmt_info *si = pstmt_find(s->client->pstmts, e->data);
+		if (si && si->shared && si->shared->id == e->pstmt)
+			pstmt_forget(s->client->pstmts, &s->w->pstmts, e->data);
+	}
 }
 
 /* A statement completed (tag set), or failed: statistics and N+1 bookkeeping. */
@@ -840,6 +881,8 @@ void server_process(struct server *s)
 			/* Everything up to this request's end is answered (or was skipped). */
 			while ((h = rq_head(&s->rq))) {
 				uint8_t t = h->type;
+				if (t != RQ_SYNC && t != RQ_QEND && t != RQ_FUNC)
+					server_forget_skipped(s, h); /* skipped after an error */
 				rq_pop(&s->rq);
 				if (t == RQ_SYNC || t == RQ_QEND || t == RQ_FUNC)
 					break;
@@ -908,8 +951,12 @@ void server_process(struct server *s)
 				/* Extended protocol: the server skips everything up to Sync. */
 				if (h->type == RQ_EXECUTE)
 					server_statement_done(s, h, NULL, 0, true);
-				while ((h = rq_head(&s->rq)) && h->type != RQ_SYNC)
+				if (h->type == RQ_BIND && h->pstmt)
+					server_check_stale_plan(s, h->pstmt, body, blen);
+				while ((h = rq_head(&s->rq)) && h->type != RQ_SYNC) {
+					server_forget_skipped(s, h);
 					rq_pop(&s->rq);
+				}
 			}
 			break;
 		case 'S': {

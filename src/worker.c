@@ -121,6 +121,7 @@ void worker_free(struct worker *w)
 	client_reap(w);
 	server_reap(w);
 	stats_fp_table_free(&w->fps);
+	pstmt_registry_free(&w->pstmts);
 	list_for_each_safe(pos, tmp, &w->pools)
 	{
 		pool_free(container_of(pos, struct pool, node));

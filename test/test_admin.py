@@ -222,9 +222,11 @@ def test_alias_and_several_commands(pgtally):
         with pytest.raises(psycopg.errors.SyntaxError, match='SHOW HELP'):
             cur.execute('SHOW NOTHING')
         notices = []
-        conn.add_notice_handler(lambda d: notices.append(d))
+        # A Diagnostic is only valid inside the handler.
+        conn.add_notice_handler(lambda d: notices.append((d.message_primary, d.message_detail)))
         cur.execute('SHOW HELP')
-        assert notices and 'SHOW' in (notices[0].message_detail or '')
+        assert notices and 'SHOW STATS' in (notices[0][1] or '')
+        assert 'KILL_CLIENT' in notices[0][1]
         # Session settings some drivers send on connect are accepted.
         cur.execute("SET client_encoding = 'UTF8'")
 
@@ -285,11 +287,19 @@ def test_pause_waits_for_running_transactions(pgtally):
     with p.connect() as conn:
         conn.execute('BEGIN')
         conn.execute('SELECT 1')
-        pause = Background(lambda: p.admin('PAUSE; SHOW STATE'))
+        def pause_then_state():
+            admin, cur = console(p)
+            with admin:
+                cur.execute('PAUSE; SHOW STATE')   # the rest runs once PAUSE is done
+                assert cur.statusmessage == 'PAUSE'
+                assert cur.nextset()
+                return dict(cur.fetchall())
+        pause = Background(pause_then_state)
         assert not pause.done.wait(0.4), 'PAUSE answered while a transaction was open'
+        assert {r['key']: r['value'] for r in p.admin('SHOW STATE')}['paused'] == 'yes'
         conn.execute('COMMIT')
-        assert pause.done.wait(5) and pause.error is None
-        assert {r['key']: r['value'] for r in pause.result}['paused'] == 'yes'
+        assert pause.done.wait(5) and pause.error is None, pause.error
+        assert pause.result['paused'] == 'yes'
         p.admin('RESUME')
 
 
