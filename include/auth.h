@@ -19,4 +19,12 @@ bool auth_in_progress(const struct client *c);
 
 void auth_free(struct client *c);
 
+struct server;
+/* auth_query: a server of auth_user's pool took up the lookup for c. */
+void auth_lookup_started(struct client *c, struct server *s);
+/* A row came back: the stored password (NULL when the row has none). */
+void auth_lookup_result(struct client *c, const char *password);
+/* The query finished (error NULL) or failed: go on with authentication, or close. */
+void auth_lookup_done(struct client *c, const char *error);
+
 #endif

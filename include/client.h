@@ -67,6 +67,7 @@ struct client {
 	char *user_name;
 
 	struct client_auth *auth; /* only during authentication */
+	struct client *auth_next; /* pool->auth_head queue of auth_query waiters */
 
 	/* Extended protocol: what the unnamed statement/portal and named statements are. */
 	struct stmt_info unnamed_stmt;

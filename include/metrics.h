@@ -36,8 +36,8 @@ struct metrics_pool {
 	struct metrics_hist wait;  /* client queued .. linked to a server */
 	/* The last complete stats_period: counters moved by how much, over how long. */
 	uint64_t period_delta[METRICS_NSTATS]; /* struct pool_stats as an array */
-	usec_t period_len;         /* 0 until a period has completed */
-	usec_t period_start;       /* when stats_prev was taken */
+	usec_t period_len;                     /* 0 until a period has completed */
+	usec_t period_start;                   /* when stats_prev was taken */
 };
 
 /* Count one observation; no allocation, no lock (the pool belongs to one worker). */

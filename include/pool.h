@@ -103,6 +103,10 @@ struct pool {
 	usec_t last_connect_failed; /* 0 = none: wait server_login_retry before trying again */
 	char *last_error;
 
+	/* Clients waiting for an auth_query over this pool's servers (FIFO via auth_next). */
+	struct client *auth_head;
+	struct client *auth_tail;
+
 	struct pool_stats stats;
 	struct pool_stats stats_prev; /* at the last stats_period, for averages */
 	usec_t maxwait_start;       /* oldest waiting client's wait start, from the FIFO */
@@ -129,6 +133,10 @@ struct pool_user *pool_user_find(struct worker *w, const char *name, bool create
 
 /* Refresh a database's settings from the config (at creation and on reload). */
 void pool_db_configure(struct pool_db *db, const struct config_db *cfg, bool from_fallback);
+
+/* auth_query waiters: queue, remove (client gone), and hand out to a ready server. */
+void pool_auth_enqueue(struct pool *pool, struct client *c);
+void pool_auth_dequeue(struct pool *pool, struct client *c);
 
 /* Free everything a pool owns once it has no connections. */
 void pool_free(struct pool *pool);

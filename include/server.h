@@ -32,6 +32,7 @@ struct server {
 	struct worker *w;
 	struct pool *pool;
 	struct client *client;
+	struct client *auth_client; /* running auth_query for this login */
 	enum server_state state;
 	uint64_t id;
 	uint32_t be_pid;
@@ -67,6 +68,9 @@ bool server_launch(struct pool *pool);
 
 /* Link to a client: state SV_ACTIVE; queue SETs for differing parameters. */
 void server_link(struct server *s, struct client *c);
+
+/* Run auth_query for c's user on this idle server (state SV_TESTED meanwhile). */
+void server_run_auth_query(struct server *s, struct client *c);
 
 /* Run server_check_query on an idle server (state SV_TESTED until it answers). */
 void server_start_check(struct server *s);

@@ -294,12 +294,23 @@ static void show_version(struct iobuf *b)
 static void show_pools(struct worker *w, struct iobuf *b)
 {
 	static const struct col cols[] = {
-		{"database", TXT},	     {"user", TXT},		 {"cl_active", I4},
-		{"cl_waiting", I4},	     {"cl_active_cancel_req", I4}, {"cl_waiting_cancel_req", I4},
-		{"sv_active", I4},	     {"sv_active_cancel", I4},	 {"sv_being_canceled", I4},
-		{"sv_idle", I4},	     {"sv_used", I4},		 {"sv_tested", I4},
-		{"sv_login", I4},	     {"maxwait", I4},		 {"maxwait_us", I4},
-		{"pool_mode", TXT},	     {"load_balance_hosts", TXT},
+		{"database", TXT},
+		{"user", TXT},
+		{"cl_active", I4},
+		{"cl_waiting", I4},
+		{"cl_active_cancel_req", I4},
+		{"cl_waiting_cancel_req", I4},
+		{"sv_active", I4},
+		{"sv_active_cancel", I4},
+		{"sv_being_canceled", I4},
+		{"sv_idle", I4},
+		{"sv_used", I4},
+		{"sv_tested", I4},
+		{"sv_login", I4},
+		{"maxwait", I4},
+		{"maxwait_us", I4},
+		{"pool_mode", TXT},
+		{"load_balance_hosts", TXT},
 	};
 	usec_t now = worker_now(w);
 	send_header(b, cols, NCOLS(cols));
@@ -338,13 +349,27 @@ static void show_pools(struct worker *w, struct iobuf *b)
 
 /* SHOW CLIENTS and SHOW SERVERS share their columns. */
 static const struct col socket_cols[] = {
-	{"type", TXT},	       {"user", TXT},	       {"database", TXT},
-	{"replication", TXT},  {"state", TXT},	       {"addr", TXT},
-	{"port", I4},	       {"local_addr", TXT},    {"local_port", I4},
-	{"connect_time", TXT}, {"request_time", TXT},  {"wait", I4},
-	{"wait_us", I4},       {"close_needed", I4},   {"ptr", TXT},
-	{"link", TXT},	       {"remote_pid", I4},     {"tls", TXT},
-	{"application_name", TXT}, {"prepared_statements", I4}, {"id", I8},
+	{"type", TXT},
+	{"user", TXT},
+	{"database", TXT},
+	{"replication", TXT},
+	{"state", TXT},
+	{"addr", TXT},
+	{"port", I4},
+	{"local_addr", TXT},
+	{"local_port", I4},
+	{"connect_time", TXT},
+	{"request_time", TXT},
+	{"wait", I4},
+	{"wait_us", I4},
+	{"close_needed", I4},
+	{"ptr", TXT},
+	{"link", TXT},
+	{"remote_pid", I4},
+	{"tls", TXT},
+	{"application_name", TXT},
+	{"prepared_statements", I4},
+	{"id", I8},
 };
 
 static void client_row(struct iobuf *b, struct client *c, usec_t now)
@@ -431,8 +456,8 @@ static void server_row(struct iobuf *b, struct server *s, usec_t now)
 	const struct pool_db *db = s->pool->db;
 	char laddr[64], ptr[32], link[32];
 	int lport;
-	const char *host = db->cfg.host && *db->cfg.host && db->cfg.host[0] != '/' ? db->cfg.host
-										   : "unix";
+	const char *host =
+		db->cfg.host && *db->cfg.host && db->cfg.host[0] != '/' ? db->cfg.host : "unix";
 	usec_t wait = s->state == SV_ACTIVE && s->rq.count > 0 && now > s->request_time
 			      ? now - s->request_time
 			      : 0;
@@ -490,8 +515,8 @@ static void database_row(struct iobuf *b, struct worker *w, const char *name,
 	int pool_size = cd->pool_size >= 0 ? cd->pool_size : cfg->default_pool_size;
 	int min_pool = cd->min_pool_size >= 0 ? cd->min_pool_size : cfg->min_pool_size;
 	int reserve = cd->reserve_pool >= 0 ? cd->reserve_pool : cfg->reserve_pool_size;
-	int max_conn = cd->max_db_connections >= 0 ? cd->max_db_connections
-						   : cfg->max_db_connections;
+	int max_conn =
+		cd->max_db_connections >= 0 ? cd->max_db_connections : cfg->max_db_connections;
 
 	row_str(&r, name);
 	row_str(&r, host);
@@ -560,9 +585,9 @@ static void user_row(struct iobuf *b, struct worker *w, const char *name,
 	struct row r = {0};
 	char size[16] = "";
 	int max_conn = cu && cu->max_user_connections >= 0 ? cu->max_user_connections
-							     : w->cfg->max_user_connections;
-	int max_cl = cu && cu->max_user_client_connections >= 0 ? cu->max_user_client_connections
-								  : 0;
+							   : w->cfg->max_user_connections;
+	int max_cl =
+		cu && cu->max_user_client_connections >= 0 ? cu->max_user_client_connections : 0;
 	if (cu && cu->pool_size >= 0)
 		snprintf(size, sizeof(size), "%d", cu->pool_size);
 	row_str(&r, name);
@@ -649,8 +674,7 @@ static void db_stats_avg(const struct db_stats *s, struct pool_stats *avg)
 #undef RATE
 	avg->xact_time = d->xact_count ? d->xact_time / d->xact_count : 0;
 	avg->query_time = d->query_count ? d->query_time / d->query_count : 0;
-	avg->wait_time = d->server_assignment_count ? d->wait_time / d->server_assignment_count
-						    : 0;
+	avg->wait_time = d->server_assignment_count ? d->wait_time / d->server_assignment_count : 0;
 }
 
 static void row_stats(struct row *r, const struct pool_stats *s)
@@ -693,18 +717,12 @@ static void show_stats(struct worker *w, struct iobuf *b, enum stats_kind kind)
 		{"avg_client_login_count", NUM},
 	};
 	static const struct col totals[] = {
-		{"database", TXT},
-		{"server_assignment_count", NUM},
-		{"xact_count", NUM},
-		{"query_count", NUM},
-		{"bytes_received", NUM},
-		{"bytes_sent", NUM},
-		{"xact_time", NUM},
-		{"query_time", NUM},
-		{"wait_time", NUM},
-		{"client_parse_count", NUM},
-		{"server_parse_count", NUM},
-		{"bind_count", NUM},
+		{"database", TXT},           {"server_assignment_count", NUM},
+		{"xact_count", NUM},         {"query_count", NUM},
+		{"bytes_received", NUM},     {"bytes_sent", NUM},
+		{"xact_time", NUM},          {"query_time", NUM},
+		{"wait_time", NUM},          {"client_parse_count", NUM},
+		{"server_parse_count", NUM}, {"bind_count", NUM},
 		{"client_login_count", NUM},
 	};
 	/* PgBouncer keeps the avg_ prefix on three of these; tools expect it. */
@@ -859,7 +877,8 @@ static void show_mem(struct worker *w, struct iobuf *b)
 		for (int i = 0; i < N_SERVER_LISTS; i++) {
 			struct list *l = pool_server_list(p, i);
 			for (struct list *sp = l->next; sp != l; sp = sp->next)
-				bufs_used += container_of(sp, struct server, node)->sb.in.data != NULL;
+				bufs_used +=
+					container_of(sp, struct server, node)->sb.in.data != NULL;
 		}
 	}
 	const struct {
@@ -903,7 +922,8 @@ static bool is_suspended(struct worker *w)
 				return false;
 			any = true;
 		}
-		for (struct list *sp = p->idle_servers.next; sp != &p->idle_servers; sp = sp->next) {
+		for (struct list *sp = p->idle_servers.next; sp != &p->idle_servers;
+		     sp = sp->next) {
 			if (container_of(sp, struct server, node)->sb.read_on)
 				return false;
 			any = true;
@@ -985,7 +1005,8 @@ static void show_fds(struct worker *w, struct iobuf *b)
 				struct client *c = container_of(cp, struct client, node);
 				uint64_t key = ((uint64_t)c->cancel_pid << 32) | c->cancel_key;
 				fd_row(b, c->sb.fd, "client", c->user_name, p->db->name, &c->addr,
-				       c->is_unix, key, c->server ? c->server->sb.fd : 0, c->params);
+				       c->is_unix, key, c->server ? c->server->sb.fd : 0,
+				       c->params);
 			}
 		}
 		for (int i = 0; i < N_SERVER_LISTS; i++) {
@@ -995,12 +1016,13 @@ static void show_fds(struct worker *w, struct iobuf *b)
 				struct sockaddr_storage sa;
 				socklen_t len = sizeof(sa);
 				memset(&sa, 0, sizeof(sa));
-				if (s->sb.fd < 0 || getpeername(s->sb.fd, (struct sockaddr *)&sa, &len) < 0)
+				if (s->sb.fd < 0 ||
+				    getpeername(s->sb.fd, (struct sockaddr *)&sa, &len) < 0)
 					sa.ss_family = AF_UNIX;
 				uint64_t key = ((uint64_t)s->be_pid << 32) | s->be_key;
 				fd_row(b, s->sb.fd, "server",
-				       p->db->cfg.user ? p->db->cfg.user : p->user->name, p->db->name,
-				       &sa, sa.ss_family == AF_UNIX, key,
+				       p->db->cfg.user ? p->db->cfg.user : p->user->name,
+				       p->db->name, &sa, sa.ss_family == AF_UNIX, key,
 				       s->client ? s->client->sb.fd : 0, s->params);
 			}
 		}
@@ -1075,10 +1097,10 @@ static void fp_emit(void *arg, const struct admin_fp_row *f)
 static void show_fingerprints(struct worker *w, struct iobuf *b)
 {
 	static const struct col cols[] = {
-		{"database", TXT},   {"user", TXT},	  {"fingerprint", TXT},
-		{"calls", NUM},	     {"total_time_us", NUM}, {"mean_time_us", NUM},
-		{"min_time_us", NUM}, {"max_time_us", NUM},  {"rows", NUM},
-		{"errors", NUM},     {"first_seen", TXT},    {"last_seen", TXT},
+		{"database", TXT},    {"user", TXT},          {"fingerprint", TXT},
+		{"calls", NUM},       {"total_time_us", NUM}, {"mean_time_us", NUM},
+		{"min_time_us", NUM}, {"max_time_us", NUM},   {"rows", NUM},
+		{"errors", NUM},      {"first_seen", TXT},    {"last_seen", TXT},
 		{"query", TXT},
 	};
 	struct fp_emit_ctx ctx = {b};
@@ -1119,11 +1141,14 @@ static void nplus1_emit(void *arg, const struct admin_nplus1_row *f)
 static void show_nplus1(struct worker *w, struct iobuf *b)
 {
 	static const struct col cols[] = {
-		{"kind", TXT},		 {"database", TXT},	      {"user", TXT},
-		{"route", TXT},		 {"fingerprint", TXT},	      {"occurrences", NUM},
-		{"executions", NUM},	 {"max_per_unit", NUM},	      {"total_time_us", NUM},
-		{"source_fingerprint", TXT}, {"source_rows", NUM},    {"first_seen", TXT},
-		{"last_seen", TXT},	 {"query", TXT},	      {"source_query", TXT},
+		{"kind", TXT},          {"database", TXT},
+		{"user", TXT},          {"route", TXT},
+		{"fingerprint", TXT},   {"occurrences", NUM},
+		{"executions", NUM},    {"max_per_unit", NUM},
+		{"total_time_us", NUM}, {"source_fingerprint", TXT},
+		{"source_rows", NUM},   {"first_seen", TXT},
+		{"last_seen", TXT},     {"query", TXT},
+		{"source_query", TXT},
 	};
 	struct fp_emit_ctx ctx = {b};
 	send_header(b, cols, NCOLS(cols));
@@ -1145,7 +1170,7 @@ struct admin_wait {
 	uint64_t client_id;
 	struct event *ev;
 	enum wait_kind kind;
-	char *db; /* NULL: all databases */
+	char *db;   /* NULL: all databases */
 	char *rest; /* commands after this one in the same query string */
 	const char *tag;
 };
@@ -1325,8 +1350,9 @@ static void kill_pools(struct worker *w, const char *db)
 			struct list *cp, *tmp;
 			list_for_each_safe(cp, tmp, cl[i])
 			{
-				client_close(container_of(cp, struct client, node), "57P01",
-					     "database connections killed by an administrator (KILL)");
+				client_close(
+					container_of(cp, struct client, node), "57P01",
+					"database connections killed by an administrator (KILL)");
 			}
 		}
 		for (int i = 0; i < N_SERVER_LISTS; i++) {
@@ -1476,8 +1502,7 @@ static enum cmd_result cmd_suspend(struct client *c, const char *arg, const char
 	return defer(c, WAIT_SUSPEND, NULL, rest, "SUSPEND", b) ? CMD_DEFERRED : CMD_ERROR;
 }
 
-static enum cmd_result cmd_disable(struct client *c, const char *arg, bool disable,
-				   struct iobuf *b)
+static enum cmd_result cmd_disable(struct client *c, const char *arg, bool disable, struct iobuf *b)
 {
 	struct pool_db *pdb;
 	if (!arg) {
@@ -1596,9 +1621,13 @@ static enum cmd_result cmd_reset(struct client *c, const char *arg, struct iobuf
 /* Session settings clients send on connect; accepted and ignored like PgBouncer does. */
 static bool is_session_param(const char *key)
 {
-	static const char *const keys[] = {"client_encoding", "datestyle", "timezone",
-					   "extra_float_digits", "application_name",
-					   "standard_conforming_strings", "default_transaction_isolation",
+	static const char *const keys[] = {"client_encoding",
+					   "datestyle",
+					   "timezone",
+					   "extra_float_digits",
+					   "application_name",
+					   "standard_conforming_strings",
+					   "default_transaction_isolation",
 					   NULL};
 	for (int i = 0; keys[i]; i++)
 		if (strcasecmp(key, keys[i]) == 0)
@@ -1766,8 +1795,7 @@ static enum cmd_result cmd_show(struct client *c, const char *arg, struct iobuf 
 }
 
 /* One command; rest is what follows it in the query string (for commands that wait). */
-static enum cmd_result admin_command(struct client *c, char *cmd, const char *rest,
-				     struct iobuf *b)
+static enum cmd_result admin_command(struct client *c, char *cmd, const char *rest, struct iobuf *b)
 {
 	struct worker *w = c->w;
 	char *word, *arg;
@@ -1775,10 +1803,9 @@ static enum cmd_result admin_command(struct client *c, char *cmd, const char *re
 	split_cmd(cmd, &word, &arg);
 	if (strcmp(word, "show") == 0)
 		return cmd_show(c, arg, b);
-	static const char *const known[] = {"pause",	 "resume", "suspend",	  "disable",
-					    "enable",	 "kill",   "kill_client", "reconnect",
-					    "wait_close", "reload", "shutdown",	  "set",
-					    "reset",	 NULL};
+	static const char *const known[] = {
+		"pause",     "resume",     "suspend", "disable",  "enable", "kill",  "kill_client",
+		"reconnect", "wait_close", "reload",  "shutdown", "set",    "reset", NULL};
 	bool is_known = false;
 	for (int i = 0; known[i] && !is_known; i++)
 		is_known = strcmp(word, known[i]) == 0;
@@ -1799,8 +1826,10 @@ static enum cmd_result admin_command(struct client *c, char *cmd, const char *re
 			return cmd_set(c, arg, b);
 	}
 	if (!c->admin_may_control) {
-		admin_error(b, "42501", "admin access needed: only admin_users may run %s "
-					"(stats_users may only SHOW)", word);
+		admin_error(b, "42501",
+			    "admin access needed: only admin_users may run %s "
+			    "(stats_users may only SHOW)",
+			    word);
 		return CMD_ERROR;
 	}
 	if (strcmp(word, "set") == 0)
@@ -1913,7 +1942,8 @@ void admin_process(struct client *c)
 			break;
 		}
 		if (iobuf_avail(in) < (size_t)len + 1) {
-			if (in->cap < (size_t)len + 1 && !iobuf_reserve(in, len + 1 - iobuf_avail(in)))
+			if (in->cap < (size_t)len + 1 &&
+			    !iobuf_reserve(in, len + 1 - iobuf_avail(in)))
 				client_close(c, "53200", "out of memory");
 			break;
 		}
@@ -1923,10 +1953,12 @@ void admin_process(struct client *c)
 			break;
 		}
 		if (hdr[0] != 'Q') {
-			/* Extended protocol: one error per Sync, like a server in an aborted pipeline. */
+			/* Extended protocol: one error per Sync, like a server in an aborted
+			 * pipeline. */
 			if (hdr[0] == 'S') {
-				proto_build_error(&b, false, "ERROR", "0A000",
-						  "the console speaks only the simple query protocol");
+				proto_build_error(
+					&b, false, "ERROR", "0A000",
+					"the console speaks only the simple query protocol");
 				proto_build_ready(&b, 'I');
 			}
 			continue;

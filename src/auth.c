@@ -11,7 +11,9 @@
 #include "log.h"
 #include "md5auth.h"
 #include "proto.h"
+#include "pool.h"
 #include "scram.h"
+#include "server.h"
 #include "userlist.h"
 #include "worker.h"
 
@@ -23,6 +25,9 @@ struct client_auth {
 	int sasl_step;
 	struct scram_secret secret;
 	struct scram_server scram;
+	char *looked_up;            /* password found by auth_query */
+	struct server *lookup_server; /* running our auth_query now */
+	struct pool *lookup_pool;     /* queued for a server of this pool */
 };
 
 bool auth_in_progress(const struct client *c)
@@ -34,6 +39,14 @@ void auth_free(struct client *c)
 {
 	if (!c->auth)
 		return;
+	if (c->auth->lookup_pool)
+		pool_auth_dequeue(c->auth->lookup_pool, c);
+	if (c->auth->lookup_server)
+		c->auth->lookup_server->auth_client = NULL;
+	if (c->auth->looked_up) {
+		OPENSSL_cleanse(c->auth->looked_up, strlen(c->auth->looked_up));
+		free(c->auth->looked_up);
+	}
 	scram_server_clear(&c->auth->scram);
 	OPENSSL_cleanse(c->auth, sizeof(*c->auth));
 	free(c->auth);
@@ -51,6 +64,12 @@ static void auth_fail(struct client *c, const char *why)
 static void auth_done(struct client *c, struct iobuf *b)
 {
 	bool admin = c->auth->admin;
+	if (c->auth->looked_up) {
+		/* Log in to servers with what auth_query found (md5 hash or SCRAM secret). */
+		struct pool_user *u = pool_user_find(c->w, c->user_name, true);
+		if (u && !u->password)
+			u->password = strdup(c->auth->looked_up);
+	}
 	client_auth_ok(c, admin, b);
 }
 
@@ -97,11 +116,69 @@ static bool auth_scram_secret(struct client *c, struct scram_secret *out)
 	return false;
 }
 
+static void auth_continue(struct client *c);
+
+/*
+ * No auth_file entry: when auth_user and auth_query are set, ask PostgreSQL over a pooled
+ * connection of auth_user. Returns true when there is nothing to look up (go on now).
+ */
+static bool auth_start_lookup(struct client *c)
+{
+	struct worker *w = c->w;
+	struct config *cfg = w->cfg;
+	struct pool_db *pdb = pool_db_find(w, c->db_name, true);
+	if (!pdb)
+		return true;
+	const char *au = pdb->cfg.auth_user && *pdb->cfg.auth_user ? pdb->cfg.auth_user
+								   : cfg->auth_user;
+	if (!au || !*au || !cfg->auth_query || !*cfg->auth_query)
+		return true;
+	const char *adb = pdb->cfg.auth_dbname && *pdb->cfg.auth_dbname ? pdb->cfg.auth_dbname
+									 : cfg->auth_dbname;
+	struct pool_db *ldb = adb && *adb ? pool_db_find(w, adb, true) : pdb;
+	struct pool_user *lu = ldb ? pool_user_find(w, au, true) : NULL;
+	struct pool *lp = lu ? pool_get(w, ldb, lu) : NULL;
+	if (!lp) {
+		client_close(c, "08006", "auth_query: cannot reach database for auth_user %s", au);
+		return false;
+	}
+	c->auth->lookup_pool = lp;
+	pool_auth_enqueue(lp, c);
+	return false;
+}
+
+void auth_lookup_started(struct client *c, struct server *s)
+{
+	c->auth->lookup_pool = NULL;
+	c->auth->lookup_server = s;
+}
+
+void auth_lookup_result(struct client *c, const char *password)
+{
+	struct client_auth *a = c->auth;
+	if (!a || a->looked_up || !password)
+		return;
+	a->looked_up = strdup(password);
+}
+
+void auth_lookup_done(struct client *c, const char *error)
+{
+	struct client_auth *a = c->auth;
+	if (!a)
+		return;
+	a->lookup_server = NULL;
+	if (error) {
+		client_close(c, "08006", "auth_query failed: %s", error);
+		return;
+	}
+	a->stored = a->looked_up;
+	auth_continue(c);
+}
+
 void auth_begin(struct client *c, bool admin)
 {
 	struct worker *w = c->w;
 	struct config *cfg = w->cfg;
-	struct iobuf b = {0};
 
 	c->auth = calloc(1, sizeof(*c->auth));
 	if (!c->auth) {
@@ -123,6 +200,19 @@ void auth_begin(struct client *c, bool admin)
 		}
 		c->admin_may_control = is_admin;
 	}
+	if (!admin && !a->stored && !auth_start_lookup(c))
+		return; /* the lookup goes on, or the client was closed */
+	auth_continue(c);
+}
+
+/* Decide how to check the password, now that the stored secret is known. */
+static void auth_continue(struct client *c)
+{
+	struct worker *w = c->w;
+	struct config *cfg = w->cfg;
+	struct client_auth *a = c->auth;
+	struct iobuf b = {0};
+
 	a->method = cfg->auth_type;
 	switch (a->method) {
 	case AUTH_TYPE_ANY:

@@ -291,6 +291,7 @@ enum tok {
 	TK_CAST,
 	TK_COLON,
 	TK_OTHER,
+	TK_NUMRAW, /* a number written as is (FETCH counts): must not touch a '.' */
 };
 
 enum csub { CS_OTHER = 0, CS_NUM, CS_STR, CS_PARAM, CS_WORD };
@@ -857,7 +858,11 @@ static void rewind_to(struct norm *n, const struct snap *sn, int nl_keep)
 
 FP_INLINE bool need_space(const struct norm *n, uint8_t cur)
 {
+	if (cur == TK_NUMRAW)
+		return n->prev != TK_NONE && n->prev != TK_LPAREN;
 	switch (n->prev) {
+	case TK_NUMRAW:
+		return true;
 	case TK_NONE:
 	case TK_LPAREN:
 	case TK_LBRACK:
@@ -865,7 +870,8 @@ FP_INLINE bool need_space(const struct norm *n, uint8_t cur)
 	case TK_CAST:
 		return false;
 	case TK_COLON:
-		return cur == TK_OP; /* ": =" must not become ":=" */
+		/* ": =", ": :" must not become ":=", "::" */
+		return cur == TK_OP || cur == TK_COLON || cur == TK_CAST;
 	default:
 		break;
 	}
@@ -1349,7 +1355,8 @@ static void stmt_token(struct norm *n, const struct token *t)
 		avail = sizeof(lit_ne);
 	}
 	if (type == TK_CONST && t->sub == CS_NUM && n->mode == M_FETCH) {
-		how = 0; /* a FETCH count is the cursor's chunk size, part of the statement */
+		type = TK_NUMRAW; /* a FETCH count is the cursor's chunk size, part of the statement */
+		how = 0;
 	} else if (type == TK_CONST) {
 		feed_param(n, src, sl, avail, t->type == TK_WORD);
 		how = 2;

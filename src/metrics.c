@@ -26,7 +26,7 @@ _Static_assert(sizeof(struct pool_stats) == METRICS_NSTATS * sizeof(uint64_t),
 	       "struct pool_stats must stay an array of METRICS_NSTATS uint64_t counters");
 
 const usec_t metrics_bucket_bounds[METRICS_NBUCKETS] = {
-	100,	250,	500,	 1000,	  2500,	   5000,    10000,   25000,
+	100,   250,    500,    1000,   2500,    5000,    10000,   25000,
 	50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
 
@@ -217,8 +217,7 @@ static void put_labels(struct evbuffer *out, const struct labels *l)
 		evbuffer_add(out, "}", 1);
 }
 
-static void sample_u64(struct evbuffer *out, const char *name, const struct labels *l,
-		       uint64_t v)
+static void sample_u64(struct evbuffer *out, const char *name, const struct labels *l, uint64_t v)
 {
 	evbuffer_add_printf(out, "%s", name);
 	put_labels(out, l);
@@ -226,8 +225,7 @@ static void sample_u64(struct evbuffer *out, const char *name, const struct labe
 }
 
 /* Microseconds as seconds, exactly. */
-static void sample_us(struct evbuffer *out, const char *name, const struct labels *l,
-		      uint64_t us)
+static void sample_us(struct evbuffer *out, const char *name, const struct labels *l, uint64_t us)
 {
 	evbuffer_add_printf(out, "%s", name);
 	put_labels(out, l);
@@ -252,8 +250,8 @@ static const struct {
 	const char *name;
 	const char *help;
 } pool_gauges[PG_COUNT] = {
-	{"pgtally_pools_client_active_connections",
-	 "Client connections linked to a server or idle between transactions (SHOW POOLS cl_active)."},
+	{"pgtally_pools_client_active_connections", "Client connections linked to a server or idle "
+						    "between transactions (SHOW POOLS cl_active)."},
 	{"pgtally_pools_client_waiting_connections",
 	 "Client connections waiting for a server (SHOW POOLS cl_waiting)."},
 	{"pgtally_pools_server_active_connections",
@@ -330,8 +328,8 @@ static const struct {
 	 false},
 	{"pgtally_stats_received_bytes_total", "Bytes received from clients.", false},
 	{"pgtally_stats_sent_bytes_total", "Bytes sent to clients.", false},
-	{"pgtally_stats_transaction_duration_seconds_total",
-	 "Time spent in transactions, summed.", true},
+	{"pgtally_stats_transaction_duration_seconds_total", "Time spent in transactions, summed.",
+	 true},
 	{"pgtally_stats_query_duration_seconds_total", "Time spent in queries, summed.", true},
 	{"pgtally_stats_client_wait_seconds_total", "Time clients waited for a server, summed.",
 	 true},
@@ -599,8 +597,10 @@ static bool render_fingerprints(struct worker *w, struct evbuffer *out)
 	} fams[] = {
 		{"pgtally_fingerprint_calls_total", "Executions of the statement shape."},
 		{"pgtally_fingerprint_time_seconds_total", "Time spent in the statement shape."},
-		{"pgtally_fingerprint_rows_total", "Rows returned or affected by the statement shape."},
-		{"pgtally_fingerprint_errors_total", "Executions of the statement shape that failed."},
+		{"pgtally_fingerprint_rows_total",
+		 "Rows returned or affected by the statement shape."},
+		{"pgtally_fingerprint_errors_total",
+		 "Executions of the statement shape that failed."},
 	};
 	struct top_fps t = {0};
 	t.limit = w->cfg->stats_metrics_fingerprints > 0
@@ -763,8 +763,9 @@ static void render_process(struct worker *w, struct evbuffer *out)
 	struct rlimit rl;
 	struct labels none = {{0}, {0}, {0}};
 	if (getrusage(RUSAGE_SELF, &ru) == 0) {
-		uint64_t us = (uint64_t)ru.ru_utime.tv_sec * 1000000 + (uint64_t)ru.ru_utime.tv_usec +
-			      (uint64_t)ru.ru_stime.tv_sec * 1000000 + (uint64_t)ru.ru_stime.tv_usec;
+		uint64_t us =
+			(uint64_t)ru.ru_utime.tv_sec * 1000000 + (uint64_t)ru.ru_utime.tv_usec +
+			(uint64_t)ru.ru_stime.tv_sec * 1000000 + (uint64_t)ru.ru_stime.tv_usec;
 		family(out, "pgtally_process_cpu_seconds_total", "counter",
 		       "User and system CPU time of the pgtally process.");
 		sample_us(out, "pgtally_process_cpu_seconds_total", &none, us);
@@ -871,8 +872,7 @@ bool metrics_ready(struct worker *w, char *why, size_t whylen)
 
 /* ---- HTTP ---- */
 
-static void reply_text(struct evhttp_request *req, int code, const char *reason,
-		       const char *body)
+static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *body)
 {
 	struct evbuffer *buf = evbuffer_new();
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
@@ -898,8 +898,7 @@ static void http_cb(struct evhttp_request *req, void *arg)
 	bool is_health = strcmp(path, "/healthz") == 0;
 	bool is_ready = strcmp(path, "/readyz") == 0;
 	if (!is_metrics && !is_health && !is_ready) {
-		reply_text(req, 404, "Not Found",
-			   "not found; try /metrics, /healthz or /readyz\n");
+		reply_text(req, 404, "Not Found", "not found; try /metrics, /healthz or /readyz\n");
 		return;
 	}
 	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {

@@ -903,12 +903,14 @@ bool nplus1_before(struct nplus1_unit *u, struct nplus1_table *t, const struct n
 {
 	const struct fp_tags *tags = st->tags;
 	char trace[33];
-	bool has_trace = tags && tags->traceparent[0] && fp_trace_id(tags->traceparent, trace);
-	uint64_t route_key = route_key_of(tags);
+	bool has_trace;
+	uint64_t route_key;
 	struct np_entry *e;
 
 	if (!counted_kind(st->kind))
 		return false;
+	has_trace = tags && tags->traceparent[0] && fp_trace_id(tags->traceparent, trace);
+	route_key = route_key_of(tags);
 
 	if (u->statements > 0) {
 		bool split;

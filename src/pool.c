@@ -241,6 +241,44 @@ void pool_request_server(struct pool *pool, struct client *c)
 	pool_maintain(pool);
 }
 
+void pool_auth_enqueue(struct pool *pool, struct client *c)
+{
+	c->auth_next = NULL;
+	if (pool->auth_tail)
+		pool->auth_tail->auth_next = c;
+	else
+		pool->auth_head = c;
+	pool->auth_tail = c;
+	pool_maintain(pool);
+}
+
+void pool_auth_dequeue(struct pool *pool, struct client *c)
+{
+	struct client **pp = &pool->auth_head;
+	struct client *prev = NULL;
+	while (*pp && *pp != c) {
+		prev = *pp;
+		pp = &(*pp)->auth_next;
+	}
+	if (!*pp)
+		return;
+	*pp = c->auth_next;
+	if (pool->auth_tail == c)
+		pool->auth_tail = prev;
+	c->auth_next = NULL;
+}
+
+/* Give a ready server to the first auth_query waiter; false when there is none. */
+static bool pool_serve_auth(struct pool *pool, struct server *s)
+{
+	struct client *c = pool->auth_head;
+	if (!c)
+		return false;
+	pool_auth_dequeue(pool, c);
+	server_run_auth_query(s, c);
+	return true;
+}
+
 void pool_server_ready(struct pool *pool, struct server *s)
 {
 	struct worker *w = s->w;
@@ -253,6 +291,8 @@ void pool_server_ready(struct pool *pool, struct server *s)
 		return;
 	}
 	s->last_used = now;
+	if (pool_serve_auth(pool, s))
+		return;
 	if (!pool_paused(w, pool) && !list_empty(&pool->waiting_clients)) {
 		struct client *c = container_of(pool->waiting_clients.next, struct client, node);
 		pool_link(w, pool, s, c);
@@ -290,6 +330,10 @@ void pool_maintain(struct pool *pool)
 {
 	struct worker *w = pool->w;
 
+	/* Idle servers to auth_query lookups first: those clients cannot even log in yet. */
+	while (pool->auth_head && !list_empty(&pool->idle_servers))
+		pool_serve_auth(pool, container_of(pool->idle_servers.prev, struct server, node));
+
 	/* Idle servers to waiting clients. */
 	while (!pool_paused(w, pool) && !list_empty(&pool->waiting_clients) &&
 	       !list_empty(&pool->idle_servers)) {
@@ -301,7 +345,10 @@ void pool_maintain(struct pool *pool)
 
 	/* New servers: one per waiting client not covered by a login in progress. */
 	int logins = (int)list_count(&pool->login_servers);
-	int need = (int)list_count(&pool->waiting_clients) - logins;
+	int auth_waiters = 0;
+	for (struct client *a = pool->auth_head; a; a = a->auth_next)
+		auth_waiters++;
+	int need = (int)list_count(&pool->waiting_clients) + auth_waiters - logins;
 	if (!pool->have_welcome && !list_empty(&pool->login_clients) && logins == 0 && need < 1)
 		need = 1;
 	int min = pool->db->cfg.min_pool_size >= 0 ? pool->db->cfg.min_pool_size

@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "client.h"
 #include "log.h"
 #include "md5auth.h"
@@ -242,6 +243,11 @@ void server_close(struct server *s, const char *fmt, ...)
 	       "S-%llu %s/%s: closing because: %s", (unsigned long long)s->id, pool->db->name,
 	       pool->user->name, why);
 
+	if (s->auth_client) {
+		struct client *c = s->auth_client;
+		s->auth_client = NULL;
+		auth_lookup_done(c, "server connection lost during auth_query");
+	}
 	if (s->client) {
 		struct client *c = s->client;
 		s->client = NULL;
@@ -575,6 +581,38 @@ void server_link(struct server *s, struct client *c)
 	iobuf_release(&b);
 }
 
+void server_run_auth_query(struct server *s, struct client *c)
+{
+	struct iobuf b = {0};
+	const char *user = c->user_name;
+	/* Extended protocol: the user name travels as a parameter, never inside the SQL. */
+	size_t st = pkt_begin(&b, 'P');
+	pkt_put_str(&b, "");
+	pkt_put_str(&b, s->w->cfg->auth_query);
+	pkt_put_u16(&b, 0);
+	pkt_end(&b, st);
+	st = pkt_begin(&b, 'B');
+	pkt_put_str(&b, "");
+	pkt_put_str(&b, "");
+	pkt_put_u16(&b, 0);
+	pkt_put_u16(&b, 1);
+	pkt_put_u32(&b, (uint32_t)strlen(user));
+	pkt_put_bytes(&b, user, strlen(user));
+	pkt_put_u16(&b, 0);
+	pkt_end(&b, st);
+	st = pkt_begin(&b, 'E');
+	pkt_put_str(&b, "");
+	pkt_put_u32(&b, 0);
+	pkt_end(&b, st);
+	st = pkt_begin(&b, 'S');
+	pkt_end(&b, st);
+	s->auth_client = c;
+	auth_lookup_started(c, s);
+	server_set_state(s, SV_TESTED);
+	server_send_internal(s, &b);
+	iobuf_release(&b);
+}
+
 void server_start_check(struct server *s)
 {
 	struct iobuf b = {0};
@@ -751,7 +789,34 @@ static void server_statement_done(struct server *s, const struct rq_entry *e, co
 static void server_internal_message(struct server *s, uint8_t type, const uint8_t *body,
 				    size_t len)
 {
+	if (type == 'D' && s->auth_client) {
+		/* auth_query row: (user name, password); a NULL password means no login. */
+		struct proto_reader r;
+		proto_reader_init(&r, body, len);
+		uint16_t ncol = proto_get_u16(&r);
+		uint32_t l1 = proto_get_u32(&r);
+		if (ncol >= 2 && l1 != 0xffffffffu && proto_get_bytes(&r, l1)) {
+			uint32_t l2 = proto_get_u32(&r);
+			const uint8_t *pw = l2 != 0xffffffffu ? proto_get_bytes(&r, l2) : NULL;
+			if (pw && !r.bad && l2 < 1024) {
+				char buf[1024];
+				memcpy(buf, pw, l2);
+				buf[l2] = '\0';
+				auth_lookup_result(s->auth_client, buf);
+			}
+		}
+		return;
+	}
 	if (type == 'E') {
+		if (s->auth_client) {
+			struct proto_error e;
+			struct client *c = s->auth_client;
+			s->auth_client = NULL;
+			bool ok = proto_parse_error(body, len, &e);
+			auth_lookup_done(c, ok && e.message ? e.message : "error from server");
+			/* The server stays: it answers ReadyForQuery next. */
+			return;
+		}
 		struct proto_error e;
 		if (proto_parse_error(body, len, &e))
 			log_warning("S-%llu %s/%s: internal query failed: %s",
@@ -767,6 +832,11 @@ static void server_internal_message(struct server *s, uint8_t type, const uint8_
 	} else if (type == 'Z') {
 		rq_pop(&s->rq);
 		s->txn_status = len ? (char)body[0] : 'I';
+		if (s->auth_client) {
+			struct client *c = s->auth_client;
+			s->auth_client = NULL;
+			auth_lookup_done(c, NULL);
+		}
 		if (s->rq.count == 0 && !s->client &&
 		    (s->state == SV_TESTED || s->state == SV_USED)) {
 			if (s->txn_status != 'I')

@@ -168,3 +168,23 @@ def test_negotiate_protocol_version(pgtally):
     assert body[8:].rstrip(b'\0') == b'_pq_.something'
     msgs = c.read_until('Z')
     assert msgs[-1] == ('Z', b'I')
+
+
+def test_auth_query_over_pooled_connection(pgtally, pg):
+    # 'other' is not in auth_file: pgtally asks PostgreSQL for its secret as auth_user
+    # (a superuser here, which may read pg_authid), then logs the client in with SCRAM and
+    # passes the keys through to PostgreSQL.
+    p = pgtally(ini={'auth_user': 'postgres'},
+                userlist={'other': None, 'postgres': 'postgres'})
+    with p.connect(user='other', password='other_pw') as conn:
+        assert conn.execute('SELECT current_user').fetchone() == ('other',)
+    with pytest.raises(psycopg.OperationalError) as ei:
+        p.connect(user='other', password='bad')
+    assert 'password authentication failed for user "other"' in str(ei.value)
+    # A role that does not exist looks like any other failed login.
+    with pytest.raises(psycopg.OperationalError) as ei:
+        p.connect(user='nobody_at_all', password='x')
+    assert 'password authentication failed' in str(ei.value)
+    # The auth_query ran with the user name as a parameter on auth_user's pool.
+    pools = p.admin('SHOW POOLS')
+    assert any(r['user'] == 'postgres' for r in pools), pools

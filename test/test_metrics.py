@@ -165,9 +165,9 @@ def test_paths_and_methods(pgtally):
     assert request(p, '/metrics?x=1')[0] == 200
 
 
-def test_label_values_are_escaped(pgtally):
+def test_label_values_are_escaped(pgtally, pg):
     name = 'we"ird\\db'
-    p = start(pgtally, databases={name: {'host': p_host(), 'port': p_port(), 'dbname': 'app'}})
+    p = start(pgtally, databases={name: {'host': pg.host, 'port': pg.port, 'dbname': 'app'}})
     with p.connect(dbname=name) as conn:
         conn.execute('SELECT 1')
         body = scrape(p)
@@ -182,18 +182,3 @@ def test_metrics_disabled_by_default(pgtally):
     config = {r['key']: r['value'] for r in p.admin('SHOW CONFIG')}
     assert config['metrics_listen'] == ''
 
-
-_PG = {}
-
-
-@pytest.fixture(autouse=True)
-def _remember_pg(pg):
-    _PG['pg'] = pg
-
-
-def p_host():
-    return _PG['pg'].host
-
-
-def p_port():
-    return _PG['pg'].port

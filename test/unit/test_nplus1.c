@@ -590,6 +590,25 @@ static void test_trace_id(void **state)
 	assert_string_equal(r.route[0], "/books/");
 	assert_int_equal(r.f[0].last_calls, 5);
 
+	/* untraced statements run on into the first traced one: one unit, that trace's */
+	end_unit(f);
+	nplus1_table_reset(f->t);
+	memset(&t2, 0, sizeof(t2));
+	strcpy(t2.route, "/books/");
+	for (int i = 0; i < 5; i++) {
+		st = stmt(FP_ITEM, (uint64_t)i, FP_KIND_SELECT, i < 2 ? &t2 : &t1);
+		run_full(f, &st, 1, 100, false, false);
+	}
+	assert_int_equal(nplus1_table_count(f->t), 1);
+	st = stmt(FP_OTHER, 0, FP_KIND_SELECT, &t1);
+	run_idle(f, &st, 1);
+	f->now += 10000 * MS;
+	for (int i = 0; i < 5; i++) { /* same trace after the gap: still the same unit */
+		st = stmt(FP_OTHER, (uint64_t)i + 1, FP_KIND_SELECT, &t1);
+		run_full(f, &st, 1, 100, false, false);
+	}
+	assert_int_equal(nplus1_table_count(f->t), 2);
+
 	/* an invalid traceparent is no trace: the idle gap applies */
 	end_unit(f);
 	nplus1_table_reset(f->t);
