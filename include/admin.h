@@ -31,6 +31,8 @@ struct admin_fp_row {
 	uint64_t total_time_us;
 	uint64_t min_time_us;
 	uint64_t max_time_us;
+	uint64_t calls_in_txn;
+	uint64_t nplus1; /* N+1 findings naming it */
 	usec_t first_seen; /* wall clock, microseconds since the epoch */
 	usec_t last_seen;
 };
@@ -39,12 +41,14 @@ struct admin_nplus1_row {
 	const char *kind; /* "n+1", "duplicate" or "write-loop" */
 	const char *database;
 	const char *user;
+	const char *application_name;
 	const char *route; /* sqlcommenter route (else controller), "" when none */
 	uint64_t fingerprint;
 	const char *query;
 	uint64_t occurrences;    /* units of work in which it was found */
 	uint64_t executions;     /* statements counted over those units */
 	uint64_t max_executions; /* most in one unit */
+	uint64_t last_calls;     /* in the last unit flagged */
 	uint64_t total_time_us;
 	uint64_t source_fingerprint; /* 0 when there was none */
 	const char *source_query;    /* NULL when there was none */

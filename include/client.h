@@ -17,6 +17,8 @@ struct server;
 struct worker;
 struct client_auth;
 struct pstmt_map;
+struct nplus1_unit;
+struct fp_tags;
 
 /* The unnamed portal: which statement it runs and with what parameter values. */
 struct portal_info {
@@ -76,6 +78,10 @@ struct client {
 	bool in_txn;              /* inside an explicit transaction, as far as we know */
 	bool skip_to_sync;        /* pgtally failed a message: drop the rest up to Sync */
 	bool warned_sql_prepare;
+
+	struct nplus1_unit *np;  /* N+1 unit of work, once the client runs statements */
+	struct fp_tags *tags;    /* sqlcommenter tags of the latest statement, when any */
+	char np_message[256];    /* the N+1 finding being reported to this client */
 };
 
 /* Accepted connection: takes ownership of fd. */
@@ -112,6 +118,11 @@ void client_reap(struct worker *w);
 
 /* CancelRequest arriving on a fresh connection. */
 void client_handle_cancel(struct worker *w, uint32_t pid, uint32_t key);
+
+struct rq_entry;
+/* A counted statement of c completed or failed: N+1 bookkeeping. */
+void client_np_done(struct client *c, const struct rq_entry *e, uint64_t rows, usec_t duration,
+		    bool failed, usec_t now);
 
 /* Log prefix helper: "C-<id> db/user@addr:port". */
 const char *client_describe(const struct client *c, char *buf, size_t len);

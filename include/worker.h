@@ -45,6 +45,7 @@ struct worker {
 	struct client *cancel_table[CANCEL_TABLE_SIZE];
 	struct fp_table fps; /* per-fingerprint statistics */
 	struct pstmt_registry pstmts; /* shared prepared statements */
+	struct nplus1_table *nplus1;  /* N+1 findings */
 	uint8_t scram_mock_key[32]; /* random per worker: fake secrets for unknown users */
 
 	struct event *janitor;

@@ -17,7 +17,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
+#include "nplus1.h"
 #include "proto.h"
+#include "stats.h"
 #include "server.h"
 #include "worker.h"
 
@@ -26,35 +28,84 @@
 /* How often a command that waits (PAUSE, SUSPEND, WAIT_CLOSE) looks at the pools again. */
 #define ADMIN_WAIT_POLL_USEC 20000
 
-/* ---- provider stubs ----
- * The fingerprint table and the N+1 findings fill these in (one call each into their
- * modules); until then the console and the metrics show no rows.
- */
+/* ---- the fingerprint statistics and N+1 findings, as rows ---- */
 
 void admin_fingerprints_foreach(struct worker *w,
 				void (*emit)(void *arg, const struct admin_fp_row *row), void *arg)
 {
-	(void)w;
-	(void)emit;
-	(void)arg;
+	size_t n = 0;
+	struct fp_entry **all = stats_fp_sorted(&w->fps, &n);
+	if (!all)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const struct fp_entry *e = all[i];
+		struct admin_fp_row row = {
+			.database = e->pool->db->name,
+			.user = e->pool->user->name,
+			.fingerprint = e->fp,
+			.query = e->query,
+			.calls = e->calls,
+			.rows = e->rows,
+			.errors = e->errors,
+			.total_time_us = e->total_time,
+			.min_time_us = e->calls ? e->min_time : 0,
+			.max_time_us = e->max_time,
+			.calls_in_txn = e->calls_in_txn,
+			.nplus1 = e->nplus1,
+			.first_seen = e->first_seen,
+			.last_seen = e->last_seen,
+		};
+		emit(arg, &row);
+	}
+	free(all);
+}
+
+struct np_visit {
+	void (*emit)(void *arg, const struct admin_nplus1_row *row);
+	void *arg;
+};
+
+static bool np_visit(const struct nplus1_finding *f, void *arg)
+{
+	struct np_visit *v = arg;
+	struct admin_nplus1_row row = {
+		.kind = nplus1_kind_name(f->kind),
+		.database = f->database,
+		.user = f->user,
+		.application_name = f->application_name,
+		.route = f->route,
+		.fingerprint = f->fp,
+		.query = f->query,
+		.occurrences = f->bursts,
+		.executions = f->total_calls,
+		.max_executions = f->max_calls,
+		.last_calls = f->last_calls,
+		.total_time_us = f->total_time,
+		.source_fingerprint = f->source_fp,
+		.source_query = f->source_fp ? f->source_query : NULL,
+		.source_rows = f->source_rows,
+		.first_seen = f->first_seen,
+		.last_seen = f->last_seen,
+	};
+	v->emit(v->arg, &row);
+	return true;
 }
 
 void admin_nplus1_foreach(struct worker *w,
 			  void (*emit)(void *arg, const struct admin_nplus1_row *row), void *arg)
 {
-	(void)w;
-	(void)emit;
-	(void)arg;
+	struct np_visit v = {emit, arg};
+	nplus1_table_foreach(w->nplus1, np_visit, &v);
 }
 
 void admin_fingerprints_reset(struct worker *w)
 {
-	(void)w;
+	stats_fp_table_reset(&w->fps);
 }
 
 void admin_nplus1_reset(struct worker *w)
 {
-	(void)w;
+	nplus1_table_reset(w->nplus1);
 }
 
 /* ---- login ---- */
@@ -1080,12 +1131,14 @@ static void fp_emit(void *arg, const struct admin_fp_row *f)
 	row_str(&r, f->user);
 	row_hex(&r, f->fingerprint);
 	row_u64(&r, f->calls);
+	row_u64(&r, f->rows);
 	fmt_us(&r, f->total_time_us);
 	fmt_us(&r, f->calls ? f->total_time_us / f->calls : 0);
 	fmt_us(&r, f->min_time_us);
 	fmt_us(&r, f->max_time_us);
-	row_u64(&r, f->rows);
 	row_u64(&r, f->errors);
+	row_u64(&r, f->calls_in_txn);
+	row_u64(&r, f->nplus1);
 	row_time(&r, f->first_seen);
 	row_time(&r, f->last_seen);
 	char *q;
@@ -1094,14 +1147,15 @@ static void fp_emit(void *arg, const struct admin_fp_row *f)
 	free(q);
 }
 
+/* pg_stat_statements at the pooler: ordered by total time, most first. */
 static void show_fingerprints(struct worker *w, struct iobuf *b)
 {
 	static const struct col cols[] = {
-		{"database", TXT},    {"user", TXT},          {"fingerprint", TXT},
-		{"calls", NUM},       {"total_time_us", NUM}, {"mean_time_us", NUM},
-		{"min_time_us", NUM}, {"max_time_us", NUM},   {"rows", NUM},
-		{"errors", NUM},      {"first_seen", TXT},    {"last_seen", TXT},
-		{"query", TXT},
+		{"database", TXT},	{"user", TXT},	       {"fingerprint", TXT},
+		{"calls", NUM},		{"rows", NUM},	       {"total_time_us", NUM},
+		{"mean_time_us", NUM},	{"min_time_us", NUM},  {"max_time_us", NUM},
+		{"errors", NUM},	{"calls_in_txn", NUM}, {"nplus1", NUM},
+		{"first_seen", TXT},	{"last_seen", TXT},    {"query", TXT},
 	};
 	struct fp_emit_ctx ctx = {b};
 	send_header(b, cols, NCOLS(cols));
@@ -1112,43 +1166,44 @@ static void nplus1_emit(void *arg, const struct admin_nplus1_row *f)
 {
 	struct fp_emit_ctx *ctx = arg;
 	struct row r = {0};
-	row_str(&r, f->kind);
+	char *app, *route, *q, *sq;
 	row_str(&r, f->database);
 	row_str(&r, f->user);
-	char *route;
+	row_str(&r, clean_utf8(f->application_name, &app));
 	row_str(&r, clean_utf8(f->route, &route));
+	row_str(&r, f->kind);
 	row_hex(&r, f->fingerprint);
-	row_u64(&r, f->occurrences);
-	row_u64(&r, f->executions);
-	row_u64(&r, f->max_executions);
-	fmt_us(&r, f->total_time_us);
 	if (f->source_fingerprint)
 		row_hex(&r, f->source_fingerprint);
 	else
 		row_str(&r, NULL);
-	row_u64(&r, f->source_rows);
+	row_u64(&r, f->occurrences);
+	row_u64(&r, f->last_calls);
+	row_u64(&r, f->max_executions);
+	fmt_us(&r, f->total_time_us);
 	row_time(&r, f->first_seen);
 	row_time(&r, f->last_seen);
-	char *q, *sq;
 	row_str(&r, clean_utf8(f->query, &q));
 	row_str(&r, clean_utf8(f->source_query, &sq));
+	row_u64(&r, f->source_rows);
+	row_u64(&r, f->executions);
 	send_row(ctx->b, &r);
+	free(app);
 	free(route);
 	free(q);
 	free(sq);
 }
 
+/* N+1 findings, one row per (database, user, route, kind, fingerprint). */
 static void show_nplus1(struct worker *w, struct iobuf *b)
 {
 	static const struct col cols[] = {
-		{"kind", TXT},          {"database", TXT},
-		{"user", TXT},          {"route", TXT},
-		{"fingerprint", TXT},   {"occurrences", NUM},
-		{"executions", NUM},    {"max_per_unit", NUM},
-		{"total_time_us", NUM}, {"source_fingerprint", TXT},
-		{"source_rows", NUM},   {"first_seen", TXT},
-		{"last_seen", TXT},     {"query", TXT},
-		{"source_query", TXT},
+		{"database", TXT},	     {"user", TXT},	     {"application_name", TXT},
+		{"route", TXT},		     {"kind", TXT},	     {"fingerprint", TXT},
+		{"source_fingerprint", TXT}, {"bursts", NUM},	     {"last_calls", NUM},
+		{"max_calls", NUM},	     {"total_time_us", NUM}, {"first_seen", TXT},
+		{"last_seen", TXT},	     {"query", TXT},	     {"source_query", TXT},
+		{"source_rows", NUM},	     {"total_calls", NUM},
 	};
 	struct fp_emit_ctx ctx = {b};
 	send_header(b, cols, NCOLS(cols));

@@ -18,6 +18,7 @@
 #include "auth.h"
 #include "log.h"
 #include "fingerprint.h"
+#include "nplus1.h"
 #include "prepared.h"
 #include "proto.h"
 #include "rq.h"
@@ -52,6 +53,30 @@ const char *client_describe(const struct client *c, char *buf, size_t len)
 		 c->db_name ? c->db_name : "(nodb)", c->user_name ? c->user_name : "(nouser)", addr,
 		 port);
 	return buf;
+}
+
+static struct nplus1_settings client_np_settings(const struct config *cfg)
+{
+	struct nplus1_settings ns = {
+		.threshold = cfg->nplus1_threshold,
+		.min_time = cfg->nplus1_min_time,
+		.idle_gap = cfg->nplus1_idle_gap,
+		.max_statements = cfg->nplus1_max_statements,
+		.log_interval = cfg->nplus1_log_interval,
+		.max_findings = cfg->nplus1_max_findings,
+		.track_query_len = cfg->track_query_len,
+	};
+	return ns;
+}
+
+static struct nplus1_ctx client_np_ctx(const struct client *c)
+{
+	struct nplus1_ctx ctx = {
+		.database = c->pool->db->name,
+		.user = c->pool->user->name,
+		.application_name = c->params[PARAM_APPLICATION_NAME],
+	};
+	return ctx;
 }
 
 static struct list *client_state_list(struct client *c, enum client_state st)
@@ -194,6 +219,13 @@ void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
 	}
 
 	client_unlink_server(c);
+	if (c->np) {
+		struct nplus1_settings ns = client_np_settings(cfg);
+		struct nplus1_ctx ctx = client_np_ctx(c);
+		nplus1_unit_end(c->np, c->w->nplus1, &ns, &ctx, worker_now(c->w));
+		nplus1_unit_free(c->np);
+		c->np = NULL;
+	}
 	if (c->cancel_pid)
 		cancel_table_del(c);
 	if (c->pool) {
@@ -219,6 +251,7 @@ void client_reap(struct worker *w)
 		free(c->db_name);
 		free(c->user_name);
 		pstmt_map_free(c->pstmts, &w->pstmts);
+		free(c->tags);
 		free(c);
 	}
 }
@@ -570,44 +603,160 @@ static bool client_warn_sql_prepare(struct client *c, struct server *s, usec_t n
 	return ok;
 }
 
-/* A simple Query: one entry per statement (fingerprinted), then one for ReadyForQuery. */
-static bool client_query(struct client *c, struct server *s, const char *sql, size_t len,
-			 bool whole, usec_t now)
-{
-	struct worker *w = c->w;
-	if (whole && w->cfg->fingerprints) {
-		size_t pos = 0;
-		struct fp_stmt st;
-		/* The text is NUL-terminated inside the message; never read past it. */
-		size_t n = strnlen(sql, len);
-		while (fp_next(sql, n, &pos, NULL, 0, &st)) {
-			if (st.kind == FP_KIND_PREPARE && !c->warned_sql_prepare &&
-			    !client_warn_sql_prepare(c, s, now))
-				return false;
-			struct rq_entry *e = client_expect(c, s, RQ_STMT, now);
-			if (!e)
-				return false;
-			e->fp = st.id;
-			e->params = st.params_hash;
-			e->kind = (uint8_t)st.kind;
-			if (st.txn == FP_TXN_BEGIN)
-				c->in_txn = true;
-			if (c->in_txn)
-				e->flags |= RQF_IN_TXN;
-			if (st.txn == FP_TXN_COMMIT || st.txn == FP_TXN_ROLLBACK)
-				c->in_txn = false;
-			stats_fp_note(w, c->pool, st.id, st.kind, sql, st.start, st.end);
-		}
-	}
-	return client_expect(c, s, RQ_QEND, now) != NULL;
-}
-
 /* What a handler did with the message at in->rpos. */
 enum msg_action {
 	MSG_FORWARD,  /* forward it unchanged (it joins the run) */
 	MSG_CONSUMED, /* handled here: not forwarded */
 	MSG_FAILED,   /* the client was closed */
 };
+
+static bool client_send_rewritten(struct client *c, struct server *s, size_t *run_start,
+				  struct iobuf *b);
+
+/* sqlcommenter tags of the latest statement text, kept only when there are some. */
+static void client_note_tags(struct client *c, const char *sql, size_t len)
+{
+	struct fp_tags tags;
+	if (!fp_parse_tags(sql, len, &tags)) {
+		if (c->tags)
+			c->tags->route[0] = c->tags->controller[0] = c->tags->traceparent[0] = '\0';
+		return;
+	}
+	if (!c->tags && !(c->tags = malloc(sizeof(*c->tags))))
+		return;
+	*c->tags = tags;
+}
+
+/*
+ * N+1 bookkeeping before a statement is sent. Returns the action to take when this execution
+ * crosses the threshold: NPLUS1_ACTION_LOG (nothing to do here), NOTICE (already queued) or
+ * ERROR (the caller refuses the statement, with c->np_message); -1 when the client closed.
+ */
+static int client_np_before(struct client *c, struct server *s, struct fp_entry *fe,
+			    uint64_t fp, uint64_t params, uint8_t kind, usec_t now)
+{
+	struct worker *w = c->w;
+	if (!fp || w->cfg->nplus1_threshold <= 0)
+		return NPLUS1_ACTION_LOG;
+	if (!c->np && !(c->np = nplus1_unit_new())) {
+		client_close(c, "53200", "out of memory");
+		return -1;
+	}
+	struct nplus1_settings ns = client_np_settings(w->cfg);
+	struct nplus1_ctx ctx = client_np_ctx(c);
+	struct nplus1_stmt st = {
+		.fp = fp, .params_hash = params, .kind = kind,
+		.query = fe ? fe->query : NULL, .tags = c->tags,
+	};
+	if (!nplus1_before(c->np, w->nplus1, &ns, &ctx, &st, c->in_txn, now))
+		return NPLUS1_ACTION_LOG;
+	if (fe)
+		fe->nplus1++;
+	int action = c->pool->db->cfg.nplus1_action >= 0 ? c->pool->db->cfg.nplus1_action
+							 : w->cfg->nplus1_action;
+	struct nplus1_signal sig;
+	if (action == NPLUS1_ACTION_LOG || !nplus1_unit_signal(c->np, &sig))
+		return NPLUS1_ACTION_LOG;
+	nplus1_signal_message(&sig, c->np_message, sizeof(c->np_message));
+	if (action == NPLUS1_ACTION_NOTICE) {
+		struct iobuf b = {0};
+		proto_build_error(&b, true, "WARNING", NPLUS1_SQLSTATE, c->np_message);
+		bool ok = client_synth(c, s, 'N', &b, now);
+		iobuf_release(&b);
+		return ok ? NPLUS1_ACTION_NOTICE : -1;
+	}
+	/* Recorded now: the statement will not run. */
+	nplus1_refused(c->np, w->nplus1, &ns, &ctx, &st, now);
+	return NPLUS1_ACTION_ERROR;
+}
+
+/* SQL that makes the server fail with the N+1 error, so a transaction aborts as it should. */
+static void build_refusal_sql(struct iobuf *b, const char *msg)
+{
+	pkt_put_bytes(b, "DO $pgtally$BEGIN RAISE EXCEPTION USING ERRCODE = '", 51);
+	pkt_put_bytes(b, NPLUS1_SQLSTATE, strlen(NPLUS1_SQLSTATE));
+	pkt_put_bytes(b, "', MESSAGE = '", 14);
+	for (const char *p = msg; *p; p++) {
+		if (*p == '$')
+			continue; /* cannot end the dollar quote early */
+		if (*p == '\'')
+			pkt_put_bytes(b, "'", 1);
+		pkt_put_bytes(b, p, 1);
+	}
+	pkt_put_bytes(b, "'; END$pgtally$", 15);
+	pkt_put_u8(b, 0);
+}
+
+#define QUERY_MAX_TRACKED 64
+
+/*
+ * A simple Query: one entry per statement (fingerprinted, N+1-checked), then one for
+ * ReadyForQuery. Returns MSG_CONSUMED when pgtally sent a replacement (N+1 refusal).
+ */
+static int client_query(struct client *c, struct server *s, const char *sql, size_t len,
+			bool whole, size_t *run_start, usec_t now)
+{
+	struct worker *w = c->w;
+	struct {
+		uint64_t fp, params;
+		uint8_t kind, flags;
+	} sts[QUERY_MAX_TRACKED];
+	size_t n_sts = 0;
+	bool refuse = false;
+
+	if (whole && w->cfg->fingerprints) {
+		size_t pos = 0;
+		struct fp_stmt st;
+		/* The text is NUL-terminated inside the message; never read past it. */
+		size_t n = strnlen(sql, len);
+		client_note_tags(c, sql, n);
+		while (n_sts < QUERY_MAX_TRACKED && fp_next(sql, n, &pos, NULL, 0, &st)) {
+			if (st.kind == FP_KIND_PREPARE && !c->warned_sql_prepare &&
+			    !client_warn_sql_prepare(c, s, now))
+				return MSG_FAILED;
+			uint8_t flags = 0;
+			if (st.txn == FP_TXN_BEGIN)
+				c->in_txn = true;
+			if (c->in_txn)
+				flags |= RQF_IN_TXN;
+			if (st.txn == FP_TXN_COMMIT || st.txn == FP_TXN_ROLLBACK)
+				c->in_txn = false;
+			struct fp_entry *fe =
+				stats_fp_note(w, c->pool, st.id, st.kind, sql, st.start, st.end);
+			int act = client_np_before(c, s, fe, st.id, st.params_hash, (uint8_t)st.kind,
+						   now);
+			if (act < 0)
+				return MSG_FAILED;
+			if (act == NPLUS1_ACTION_ERROR)
+				refuse = true;
+			sts[n_sts].fp = st.id;
+			sts[n_sts].params = st.params_hash;
+			sts[n_sts].kind = (uint8_t)st.kind;
+			sts[n_sts].flags = flags;
+			n_sts++;
+		}
+	}
+	if (refuse) {
+		struct iobuf b = {0};
+		size_t start = pkt_begin(&b, 'Q');
+		build_refusal_sql(&b, c->np_message);
+		pkt_end(&b, start);
+		bool ok = client_expect(c, s, RQ_STMT, now) && client_expect(c, s, RQ_QEND, now) &&
+			  client_send_rewritten(c, s, run_start, &b);
+		iobuf_release(&b);
+		return ok ? MSG_CONSUMED : MSG_FAILED;
+	}
+	for (size_t i = 0; i < n_sts; i++) {
+		struct rq_entry *e = client_expect(c, s, RQ_STMT, now);
+		if (!e)
+			return MSG_FAILED;
+		e->fp = sts[i].fp;
+		e->params = sts[i].params;
+		e->kind = sts[i].kind;
+		e->flags |= sts[i].flags | RQF_COUNTED;
+	}
+	return client_expect(c, s, RQ_QEND, now) ? MSG_FORWARD : MSG_FAILED;
+}
 
 static bool prepared_on(const struct client *c)
 {
@@ -762,8 +911,11 @@ static enum msg_action client_parse(struct client *c, struct server *s, const ui
 	const char *name = whole ? proto_get_str(&r) : NULL;
 	const char *sql = name ? proto_get_str(&r) : NULL;
 	struct stmt_info info = {0};
-	if (sql)
+	if (sql) {
 		client_fingerprint(c, sql, &info);
+		if (c->w->cfg->fingerprints)
+			client_note_tags(c, sql, strlen(sql));
+	}
 	if (!name || !*name || !prepared_on(c)) {
 		/* Unnamed (or the feature is off): forwarded as it is. */
 		if (name && !*name)
@@ -933,21 +1085,58 @@ static enum msg_action client_close_msg(struct client *c, struct server *s, cons
 	return client_synth(c, s, '3', NULL, now) ? MSG_CONSUMED : MSG_FAILED;
 }
 
-static bool client_execute(struct client *c, struct server *s, const uint8_t *body, size_t len,
-			   usec_t now)
+/* Execute: runs the unnamed portal's statement, unless N+1 detection refuses it. */
+static enum msg_action client_execute(struct client *c, struct server *s, const uint8_t *body,
+				      size_t len, size_t *run_start, usec_t now)
 {
+	/* Only the unnamed portal is tracked (what drivers use outside of cursors). */
+	bool tracked = len >= 1 && body[0] == '\0' && c->unnamed_portal.fp;
+	if (tracked) {
+		struct fp_entry *fe = stats_fp_find(&c->w->fps, c->pool, c->unnamed_portal.fp);
+		int act = client_np_before(c, s, fe, c->unnamed_portal.fp, c->unnamed_portal.params,
+					   c->unnamed_portal.kind, now);
+		if (act < 0)
+			return MSG_FAILED;
+		if (act == NPLUS1_ACTION_ERROR) {
+			/* Run a statement that fails in its place; hide its Parse/Bind replies. */
+			struct iobuf b = {0};
+			size_t st = pkt_begin(&b, 'P');
+			pkt_put_str(&b, "");
+			build_refusal_sql(&b, c->np_message);
+			pkt_put_u16(&b, 0);
+			pkt_end(&b, st);
+			st = pkt_begin(&b, 'B');
+			pkt_put_bytes(&b, "\0\0\0\0\0\0\0\0", 8); /* portal, stmt, 0 fmts, 0 params, 0 */
+			pkt_end(&b, st);
+			st = pkt_begin(&b, 'E');
+			pkt_put_str(&b, "");
+			pkt_put_u32(&b, 0);
+			pkt_end(&b, st);
+			struct rq_entry *p = client_expect(c, s, RQ_PARSE, now);
+			struct rq_entry *bi = p ? client_expect(c, s, RQ_BIND, now) : NULL;
+			bool ok = bi && client_expect(c, s, RQ_EXECUTE, now);
+			if (ok) {
+				p->flags |= RQF_SWALLOW;
+				bi->flags |= RQF_SWALLOW;
+				c->unnamed_stmt = (struct stmt_info){0};
+				ok = client_send_rewritten(c, s, run_start, &b);
+			}
+			iobuf_release(&b);
+			return ok ? MSG_CONSUMED : MSG_FAILED;
+		}
+	}
 	struct rq_entry *e = client_expect(c, s, RQ_EXECUTE, now);
 	if (!e)
-		return false;
-	/* Only the unnamed portal is tracked (what drivers use outside of cursors). */
-	if (len >= 1 && body[0] == '\0' && c->unnamed_portal.fp) {
+		return MSG_FAILED;
+	if (tracked) {
 		e->fp = c->unnamed_portal.fp;
 		e->params = c->unnamed_portal.params;
 		e->kind = c->unnamed_portal.kind;
+		e->flags |= RQF_COUNTED;
 		if (c->in_txn)
 			e->flags |= RQF_IN_TXN;
 	}
-	return true;
+	return MSG_FORWARD;
 }
 
 /* Skip spaces and match a keyword (case-insensitive) followed by a non-identifier byte. */
@@ -1176,7 +1365,8 @@ static void client_process(struct client *c)
 		case 0:
 			break;
 		case 'Q':
-			ok = client_query(c, s, (const char *)hdr + 5, len - 4, whole, now);
+			act = (enum msg_action)client_query(c, s, (const char *)hdr + 5, len - 4,
+							    whole, &run_start, now);
 			break;
 		case 'P':
 			s->ext_open = true;
@@ -1189,7 +1379,7 @@ static void client_process(struct client *c)
 			break;
 		case 'E':
 			s->ext_open = true;
-			ok = client_execute(c, s, hdr + 5, avail >= 6 ? 1 : 0, now);
+			act = client_execute(c, s, hdr + 5, avail >= 6 ? 1 : 0, &run_start, now);
 			break;
 		case 'D':
 			s->ext_open = true;
@@ -1378,4 +1568,18 @@ void client_handle_cancel(struct worker *w, uint32_t pid, uint32_t key)
 		return;
 	}
 	server_send_cancel(c->server);
+}
+
+void client_np_done(struct client *c, const struct rq_entry *e, uint64_t rows, usec_t duration,
+		    bool failed, usec_t now)
+{
+	struct worker *w = c->w;
+	struct nplus1_settings ns = client_np_settings(w->cfg);
+	struct nplus1_ctx ctx = client_np_ctx(c);
+	struct fp_entry *fe = stats_fp_find(&w->fps, c->pool, e->fp);
+	struct nplus1_stmt st = {
+		.fp = e->fp, .params_hash = e->params, .kind = e->kind,
+		.query = fe ? fe->query : NULL, .tags = NULL,
+	};
+	nplus1_done(c->np, w->nplus1, &ns, &ctx, &st, rows, duration, failed, now);
 }

@@ -7,6 +7,7 @@
 
 #include "client.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "userlist.h"
 #include "worker.h"
@@ -219,8 +220,9 @@ static struct server *pool_take_idle(struct pool *pool)
 static void pool_link(struct worker *w, struct pool *pool, struct server *s, struct client *c)
 {
 	usec_t now = worker_now(w);
-	if (c->wait_start && now > c->wait_start)
-		pool->stats.wait_time += (uint64_t)(now - c->wait_start);
+	usec_t waited = c->wait_start && now > c->wait_start ? now - c->wait_start : 0;
+	pool->stats.wait_time += (uint64_t)waited;
+	metrics_observe_wait(pool, waited);
 	c->wait_start = 0;
 	pool->stats.server_assignment_count++;
 	server_link(s, c);

@@ -17,6 +17,8 @@
 #include "client.h"
 #include "log.h"
 #include "md5auth.h"
+#include "metrics.h"
+#include "nplus1.h"
 #include "proto.h"
 #include "scram.h"
 #include "stats.h"
@@ -663,6 +665,7 @@ static void server_txn_done(struct server *s)
 	if (c->xact_start) {
 		pool->stats.xact_count++;
 		pool->stats.xact_time += (uint64_t)(now - c->xact_start);
+		metrics_observe_xact(pool, now - c->xact_start);
 		c->xact_start = 0;
 	}
 	if (pool->pool_mode == POOL_MODE_SESSION)
@@ -783,6 +786,9 @@ static void server_statement_done(struct server *s, const struct rq_entry *e, co
 	usec_t start = e->sent > s->last_done ? e->sent : s->last_done;
 	s->last_done = now;
 	stats_fp_record(s->w, s->pool, e, rows, now - start, failed);
+	struct client *c = s->client;
+	if (c && c->np && (e->flags & RQF_COUNTED))
+		client_np_done(c, e, rows, now - start, failed, now);
 }
 
 /* A message for an internal query (parameter SET, reset, check): consumed here. */
@@ -948,6 +954,8 @@ void server_process(struct server *s)
 			char st = blen ? (char)body[0] : 'I';
 			s->txn_status = st;
 			c->in_txn = st != 'I';
+			if (st == 'I' && c->np)
+				nplus1_idle(c->np, worker_now(w));
 			/* Everything up to this request's end is answered (or was skipped). */
 			while ((h = rq_head(&s->rq))) {
 				uint8_t t = h->type;

@@ -6,6 +6,7 @@
 
 #include "client.h"
 #include "fingerprint.h"
+#include "metrics.h"
 #include "pool.h"
 #include "rq.h"
 #include "server.h"
@@ -194,8 +195,10 @@ void stats_ready(struct client *c, struct server *s, char status, usec_t now)
 	struct pool *pool = c->pool;
 	(void)status;
 	pool->stats.query_count++;
-	if (c->query_start && now >= c->query_start)
+	if (c->query_start && now >= c->query_start) {
 		pool->stats.query_time += (uint64_t)(now - c->query_start);
+		metrics_observe_query(pool, now - c->query_start);
+	}
 	/* A pipelined request behind this one starts being timed now. */
 	c->query_start = s->rq.count ? now : 0;
 }

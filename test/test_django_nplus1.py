@@ -58,7 +58,8 @@ FIXED = {
 # The columns of SHOW NPLUS1, in order.
 NPLUS1_COLUMNS = ['database', 'user', 'application_name', 'route', 'kind', 'fingerprint',
                   'source_fingerprint', 'bursts', 'last_calls', 'max_calls', 'total_time_us',
-                  'first_seen', 'last_seen', 'query', 'source_query']
+                  'first_seen', 'last_seen', 'query', 'source_query', 'source_rows',
+                  'total_calls']
 
 COMMENT_RE = re.compile(r"/\*((?:\w+='[^']*',?)+)\*/\s*$")
 TRACEPARENT_RE = re.compile(r'^00-([0-9a-f]{32})-([0-9a-f]{16})-01$')
