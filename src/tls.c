@@ -511,7 +511,7 @@ ssize_t tls_conn_recv(struct tls_conn *tc, void *buf, size_t n)
 {
 	size_t got = 0;
 
-	if (tc->deferred == 1 || (tc->deferred == 0 && tc->broken && !tc->has_error))
+	if (tc->deferred == 1)
 		return 0;
 	if (tc->deferred == 2 || tc->broken)
 		return -1;

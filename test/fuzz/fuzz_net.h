@@ -234,6 +234,8 @@ static inline void fz_pg_answer(struct fz *f, uint8_t type, const uint8_t *body,
 	static const uint8_t no_params[] = {0, 0};
 	static const uint8_t copy_in[] = {0, 0, 0};
 
+	if (getenv("FZ_VERBOSE"))
+		fprintf(stderr, "fake server got %c (%zu bytes)\n", type, len);
 	if (f->pg_skip && type != 'S')
 		return;
 	switch (type) {

@@ -1,0 +1,93 @@
+"""Per-fingerprint statistics through the pooler: SHOW FINGERPRINTS."""
+
+import psycopg
+import pytest
+
+
+def fingerprints(p):
+    return p.admin('SHOW FINGERPRINTS')
+
+
+def row_for(rows, needle):
+    found = [r for r in rows if needle in (r['query'] or '')]
+    assert len(found) == 1, (needle, rows)
+    return found[0]
+
+
+def test_same_shape_one_fingerprint_simple_and_extended(pgtally):
+    p = pgtally()
+    with p.connect() as conn:
+        cur = psycopg.ClientCursor(conn)  # simple protocol, literals in the text
+        for i in range(3):
+            cur.execute('SELECT %s::int + 100 AS shape_one', (i,))
+        for i in range(4):  # extended protocol with $1
+            conn.execute('SELECT %s::int + 100 AS shape_one', (i,))
+        cur.execute('SELECT * FROM generate_series(1, 7) AS shape_rows')
+    rows = fingerprints(p)
+    r = row_for(rows, 'shape_one')
+    assert int(r['calls']) == 7
+    assert int(r['rows']) == 7
+    assert len(r['fingerprint']) == 16 and int(r['fingerprint'], 16) >= 0
+    assert r['database'] == 'app' and r['user'] == 'app'
+    assert int(r['total_time_us']) >= int(r['max_time_us']) > 0
+    g = row_for(rows, 'shape_rows')
+    assert int(g['calls']) == 1 and int(g['rows']) == 7
+
+
+def test_in_lists_collapse_and_errors_counted(pgtally):
+    p = pgtally()
+    with p.connect() as conn:
+        cur = psycopg.ClientCursor(conn)
+        cur.execute('SELECT 1 AS inlist WHERE 1 IN (1, 2)')
+        cur.execute('SELECT 1 AS inlist WHERE 1 IN (1, 2, 3, 4, 5)')
+        for _ in range(2):
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                cur.execute('SELECT 1/0 AS boom')
+        with conn.transaction():
+            cur.execute('SELECT 1 AS intxn')
+    rows = fingerprints(p)
+    assert int(row_for(rows, 'inlist')['calls']) == 2
+    boom = row_for(rows, 'boom')
+    assert int(boom['errors']) == 2 and int(boom['calls']) == 0
+    assert int(row_for(rows, 'intxn')['calls_in_txn']) == 1
+
+
+def test_ordered_by_total_time_and_reset(pgtally):
+    p = pgtally()
+    with p.connect() as conn:
+        conn.execute('SELECT pg_sleep(0.05) AS slow_one')
+        conn.execute('SELECT 1 AS fast_one')
+    rows = fingerprints(p)
+    times = [int(r['total_time_us']) for r in rows]
+    assert times == sorted(times, reverse=True)
+    assert 'slow_one' in rows[0]['query']
+    assert int(rows[0]['total_time_us']) >= 50000
+    p.admin('RESET FINGERPRINTS')
+    assert fingerprints(p) == []
+
+
+def test_bounded_table_evicts_least_called(pgtally):
+    p = pgtally(ini={'stats_max_fingerprints': 20})
+    with p.connect() as conn:
+        for _ in range(5):
+            conn.execute('SELECT 1 AS keeper')
+        for i in range(60):
+            conn.execute('SELECT 1 AS col_%d' % i)
+    rows = fingerprints(p)
+    assert len(rows) <= 20
+    assert any('keeper' in r['query'] for r in rows)
+
+
+def test_query_text_capped_at_track_query_len(pgtally):
+    p = pgtally(ini={'track_query_len': 40})
+    with p.connect() as conn:
+        conn.execute('SELECT 1 AS a_rather_long_column_name, 2 AS another_long_column_name')
+    rows = fingerprints(p)
+    assert rows and all(len(r['query'].encode()) <= 40 for r in rows)
+
+
+def test_fingerprints_off(pgtally):
+    p = pgtally(ini={'fingerprints': 0})
+    with p.connect() as conn:
+        assert conn.execute('SELECT 1').fetchone() == (1,)
+    assert fingerprints(p) == []
