@@ -50,7 +50,11 @@ struct client {
 	uint32_t cancel_key;
 	struct client *cancel_next; /* hash chain in worker->cancel_table */
 
-	struct sockaddr_storage addr; /* peer; AF_UNIX for the unix socket */
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} addr; /* peer; sa_family AF_UNIX for the unix socket */
 	bool is_unix;
 	bool admin_may_control; /* admin_users (vs stats_users) */
 	bool closing;
@@ -64,7 +68,10 @@ struct client {
 	/* Streaming the rest of a large message to the server, or to nowhere when dropping. */
 	uint32_t fwd_remaining;
 
-	char *params[PARAM_COUNT]; /* what the client expects on its server */
+	/* What the client expects on its server; bit i of params_own: params[i] is ours to free
+	 * (else it points at the pool's default, shared by every client that kept it). */
+	const char *params[PARAM_COUNT];
+	uint8_t params_own;
 	char *db_name;             /* as the client asked for it */
 	char *user_name;
 
@@ -81,7 +88,7 @@ struct client {
 
 	struct nplus1_unit *np;  /* N+1 unit of work, once the client runs statements */
 	struct fp_tags *tags;    /* sqlcommenter tags of the latest statement, when any */
-	char np_message[256];    /* the N+1 finding being reported to this client */
+
 };
 
 /* Accepted connection: takes ownership of fd. */
@@ -123,6 +130,9 @@ struct rq_entry;
 /* A counted statement of c completed or failed: N+1 bookkeeping. */
 void client_np_done(struct client *c, const struct rq_entry *e, uint64_t rows, usec_t duration,
 		    bool failed, usec_t now);
+
+/* Set a tracked parameter to a copy of v (NULL clears it); false when out of memory. */
+bool client_param_set(struct client *c, int id, const char *v);
 
 /* Log prefix helper: "C-<id> db/user@addr:port". */
 const char *client_describe(const struct client *c, char *buf, size_t len);

@@ -17,9 +17,9 @@
 
 /* Statement class, from the first keyword(s). */
 enum fp_kind {
-	FP_KIND_EMPTY,   /* only whitespace/comments (set when fp_next() returns false) */
-	FP_KIND_SELECT,  /* SELECT, VALUES, TABLE, "(", WITH ... SELECT */
-	FP_KIND_INSERT,  /* also WITH ... INSERT, and so on for the next three */
+	FP_KIND_EMPTY,  /* only whitespace/comments (set when fp_next() returns false) */
+	FP_KIND_SELECT, /* SELECT, VALUES, TABLE, "(", WITH ... SELECT */
+	FP_KIND_INSERT, /* also WITH ... INSERT, and so on for the next three */
 	FP_KIND_UPDATE,
 	FP_KIND_DELETE,
 	FP_KIND_MERGE,
@@ -36,9 +36,9 @@ enum fp_kind {
 /* Which transaction-control statement an FP_KIND_TXN statement is (FP_TXN_NONE otherwise). */
 enum fp_txn {
 	FP_TXN_NONE,
-	FP_TXN_BEGIN,       /* BEGIN, START TRANSACTION */
-	FP_TXN_COMMIT,      /* COMMIT, END (also ... AND CHAIN) */
-	FP_TXN_ROLLBACK,    /* ROLLBACK, ABORT */
+	FP_TXN_BEGIN,    /* BEGIN, START TRANSACTION */
+	FP_TXN_COMMIT,   /* COMMIT, END (also ... AND CHAIN) */
+	FP_TXN_ROLLBACK, /* ROLLBACK, ABORT */
 	FP_TXN_SAVEPOINT,
 	FP_TXN_RELEASE,
 	FP_TXN_ROLLBACK_TO, /* ROLLBACK [WORK|TRANSACTION] TO [SAVEPOINT] */
@@ -54,10 +54,10 @@ struct fp_stmt {
 				 so extended-protocol callers mix in the Bind values (fp_mix) */
 	enum fp_kind kind;
 	enum fp_txn txn;
-	unsigned nconst;      /* constants and $n parameters seen (before list collapsing) */
-	size_t norm_len;      /* bytes written to out, without the NUL; 0 when out is NULL */
-	size_t full_len;      /* length of the full normalized text (> norm_len when truncated) */
-	size_t start, end;    /* sql[start..end): first to last token or comment, without ';' */
+	unsigned nconst;   /* constants and $n parameters seen (before list collapsing) */
+	size_t norm_len;   /* bytes written to out, without the NUL; 0 when out is NULL */
+	size_t full_len;   /* length of the full normalized text (> norm_len when truncated) */
+	size_t start, end; /* sql[start..end): first to last token or comment, without ';' */
 };
 
 /*
@@ -69,8 +69,8 @@ struct fp_stmt {
  * remained. Never reads outside sql[0..len); sql need not be NUL-terminated. No allocation,
  * no global state: safe to call from several threads.
  */
-bool fp_next(const char *sql, size_t len, size_t *pos, char *out, size_t outcap,
-	     struct fp_stmt *st) __attribute__((warn_unused_result));
+bool fp_next(const char *sql, size_t len, size_t *pos, char *out, size_t outcap, struct fp_stmt *st)
+	__attribute__((warn_unused_result));
 
 /* The fingerprint hash (FP_VERSION) of a byte string: fp_hash(normalized text) == id. */
 uint64_t fp_hash(const void *data, size_t len);

@@ -16,6 +16,7 @@
 #include "stats.h"
 
 struct client;
+struct tls_ctx;
 struct userlist;
 
 #define CANCEL_TABLE_SIZE 4096
@@ -25,6 +26,8 @@ struct worker {
 	struct event_base *base;
 	struct config *cfg;       /* current config; replaced on reload */
 	struct userlist *users_file; /* auth_file, or NULL */
+	struct tls_ctx *tls_accept;  /* for clients (client_tls_*); NULL when disabled */
+	struct tls_ctx *tls_connect; /* to PostgreSQL (server_tls_*); NULL when disabled */
 
 	/* Free list of SBUF_BUFSIZE buffers. */
 	uint8_t **free_bufs;
@@ -46,6 +49,7 @@ struct worker {
 	struct fp_table fps; /* per-fingerprint statistics */
 	struct pstmt_registry pstmts; /* shared prepared statements */
 	struct nplus1_table *nplus1;  /* N+1 findings */
+	char np_message[256];         /* scratch: the N+1 finding being reported right now */
 	uint8_t scram_mock_key[32]; /* random per worker: fake secrets for unknown users */
 
 	struct event *janitor;

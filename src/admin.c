@@ -449,7 +449,9 @@ static void client_row(struct iobuf *b, struct client *c, usec_t now)
 		break;
 	}
 	usec_t wait = since && now > since ? now - since : 0;
-	sockaddr_text(&c->addr, c->is_unix, addr, sizeof(addr), &port);
+	struct sockaddr_storage ca = {0};
+	memcpy(&ca, &c->addr, sizeof(c->addr));
+	sockaddr_text(&ca, c->is_unix, addr, sizeof(addr), &port);
 	local_addr_text(c->sb.fd, laddr, sizeof(laddr), &lport);
 	snprintf(ptr, sizeof(ptr), "%p", (void *)c);
 	if (c->server)
@@ -1003,7 +1005,7 @@ static void show_state(struct worker *w, struct iobuf *b)
 
 static void fd_row(struct iobuf *b, int fd, const char *task, const char *user, const char *db,
 		   const struct sockaddr_storage *sa, bool is_unix, uint64_t cancel, int link,
-		   char *const *params)
+		   const char *const *params)
 {
 	struct row r = {0};
 	char addr[64];
@@ -1055,7 +1057,9 @@ static void show_fds(struct worker *w, struct iobuf *b)
 			for (struct list *cp = cl[i]->next; cp != cl[i]; cp = cp->next) {
 				struct client *c = container_of(cp, struct client, node);
 				uint64_t key = ((uint64_t)c->cancel_pid << 32) | c->cancel_key;
-				fd_row(b, c->sb.fd, "client", c->user_name, p->db->name, &c->addr,
+				struct sockaddr_storage ca = {0};
+				memcpy(&ca, &c->addr, sizeof(c->addr));
+				fd_row(b, c->sb.fd, "client", c->user_name, p->db->name, &ca,
 				       c->is_unix, key, c->server ? c->server->sb.fd : 0,
 				       c->params);
 			}
@@ -1074,7 +1078,7 @@ static void show_fds(struct worker *w, struct iobuf *b)
 				fd_row(b, s->sb.fd, "server",
 				       p->db->cfg.user ? p->db->cfg.user : p->user->name,
 				       p->db->name, &sa, sa.ss_family == AF_UNIX, key,
-				       s->client ? s->client->sb.fd : 0, s->params);
+				       s->client ? s->client->sb.fd : 0, (const char *const *)s->params);
 			}
 		}
 	}

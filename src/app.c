@@ -9,6 +9,8 @@
 #include "listener.h"
 #include "log.h"
 #include "pool.h"
+#include "server.h"
+#include "tls.h"
 #include "userlist.h"
 #include "worker.h"
 
@@ -72,6 +74,35 @@ void app_setup_logging(const struct config *cfg)
 		  log_level_for(cfg, app_opt_verbose));
 }
 
+static bool str_differs(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") != 0;
+}
+
+static bool server_tls_differs(const struct config *a, const struct config *b)
+{
+	return str_differs(a->server_tls_sslmode, b->server_tls_sslmode) ||
+	       str_differs(a->server_tls_key_file, b->server_tls_key_file) ||
+	       str_differs(a->server_tls_cert_file, b->server_tls_cert_file) ||
+	       str_differs(a->server_tls_ca_file, b->server_tls_ca_file) ||
+	       str_differs(a->server_tls_protocols, b->server_tls_protocols) ||
+	       str_differs(a->server_tls_ciphers, b->server_tls_ciphers);
+}
+
+/* Changed server_tls_* settings: no server keeps running under the old ones (as PgBouncer). */
+static void reconnect_all_servers(struct worker *w)
+{
+	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+		struct pool *p = container_of(pos, struct pool, node);
+		struct list *lists[] = {&p->active_servers, &p->idle_servers, &p->used_servers,
+					&p->tested_servers, &p->login_servers};
+		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+			for (struct list *sp = lists[i]->next; sp != lists[i]; sp = sp->next)
+				container_of(sp, struct server, node)->close_needed = true;
+	}
+	log_info("server TLS settings changed: server connections will be replaced");
+}
+
 bool app_reload(struct worker *w, char *err, size_t errlen)
 {
 	struct config_problems probs = {0};
@@ -94,8 +125,25 @@ bool app_reload(struct worker *w, char *err, size_t errlen)
 			return false;
 		}
 	}
+	/* Certificates are read again even when the file names did not change. */
+	struct tls_ctx *tls_accept = NULL, *tls_connect = NULL;
+	if (!tls_ctx_load(cfg, &tls_accept, &tls_connect, uerr, sizeof(uerr))) {
+		snprintf(err, errlen, "TLS: %s", uerr);
+		log_error("reload failed: %s", err);
+		if (ul)
+			userlist_free(ul);
+		config_free(cfg);
+		return false;
+	}
 	struct config *old = w->cfg;
+	bool server_tls_changed = server_tls_differs(old, cfg);
 	worker_apply_config(w, cfg);
+	tls_ctx_free(w->tls_accept);
+	tls_ctx_free(w->tls_connect);
+	w->tls_accept = tls_accept;
+	w->tls_connect = tls_connect;
+	if (server_tls_changed)
+		reconnect_all_servers(w);
 	apply_userlist(w, ul);
 	app_setup_logging(cfg);
 	config_free(old);

@@ -24,6 +24,7 @@
 #include "rq.h"
 #include "server.h"
 #include "stats.h"
+#include "tls.h"
 #include "worker.h"
 
 /* Client messages larger than this are streamed through without being inspected. */
@@ -40,12 +41,12 @@ const char *client_describe(const struct client *c, char *buf, size_t len)
 	char addr[INET6_ADDRSTRLEN] = "unix";
 	int port = 0;
 
-	if (c->addr.ss_family == AF_INET) {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)&c->addr;
+	if (c->addr.sa.sa_family == AF_INET) {
+		const struct sockaddr_in *a = &c->addr.in;
 		inet_ntop(AF_INET, &a->sin_addr, addr, sizeof(addr));
 		port = ntohs(a->sin_port);
-	} else if (c->addr.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&c->addr;
+	} else if (c->addr.sa.sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = &c->addr.in6;
 		inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof(addr));
 		port = ntohs(a->sin6_port);
 	}
@@ -100,6 +101,22 @@ static struct list *client_state_list(struct client *c, enum client_state st)
 	return &w->closed_clients;
 }
 
+bool client_param_set(struct client *c, int id, const char *v)
+{
+	uint8_t bit = (uint8_t)(1u << id);
+	char *copy = NULL;
+	if (v && !(copy = strdup(v)))
+		return false;
+	if (c->params_own & bit)
+		free((char *)c->params[id]);
+	c->params[id] = copy;
+	if (copy)
+		c->params_own |= bit;
+	else
+		c->params_own &= (uint8_t)~bit;
+	return true;
+}
+
 void client_set_state(struct client *c, enum client_state st)
 {
 	list_del(&c->node);
@@ -147,7 +164,7 @@ void client_accept(struct worker *w, int fd, const struct sockaddr *addr, sockle
 	if (addrlen <= sizeof(c->addr))
 		memcpy(&c->addr, addr, addrlen);
 	if (is_unix)
-		c->addr.ss_family = AF_UNIX;
+		c->addr.sa.sa_family = AF_UNIX;
 	c->connect_time = c->request_time = worker_now(w);
 	list_init(&c->node);
 	c->state = CL_LOGIN;
@@ -247,7 +264,7 @@ void client_reap(struct worker *w)
 		list_del(&c->node);
 		auth_free(c);
 		for (int i = 0; i < PARAM_COUNT; i++)
-			free(c->params[i]);
+			client_param_set(c, i, NULL);
 		free(c->db_name);
 		free(c->user_name);
 		pstmt_map_free(c->pstmts, &w->pstmts);
@@ -306,8 +323,10 @@ static bool client_parse_options(struct client *c, const char *opts)
 		*eq = '\0';
 		int id = param_lookup(kv);
 		if (id >= 0) {
-			free(c->params[id]);
-			c->params[id] = strdup(eq + 1);
+			if (!client_param_set(c, id, eq + 1)) {
+				client_close(c, "53200", "out of memory");
+				return false;
+			}
 		} else if (!config_list_contains(c->w->cfg->ignore_startup_parameters, kv)) {
 			client_close(c, "08P01", "unsupported startup parameter in options: %s", kv);
 			return false;
@@ -334,8 +353,19 @@ static void client_handle_startup(struct client *c, const uint8_t *pkt, size_t l
 		client_close(c, "08P01", "bad startup packet: %s", err);
 		return;
 	}
+	if (st.code == PROTO_SSL_REQUEST && c->w->tls_accept && !c->is_unix) {
+		/* Bytes sent after the request, before the handshake, must not count as encrypted. */
+		if (iobuf_avail(&c->sb.in)) {
+			client_close(c, "08P01", "received unencrypted data after SSL request");
+			return;
+		}
+		/* 'S', then the handshake; the startup packet comes through TLS into sb.in. */
+		if (!sbuf_accept_tls(&c->sb, c->w->tls_accept))
+			client_close(c, NULL, "cannot start TLS: %s", sbuf_strerror(&c->sb, errno));
+		return;
+	}
 	if (st.code == PROTO_SSL_REQUEST || st.code == PROTO_GSSENC_REQUEST) {
-		/* No TLS yet: refuse encryption; the client may go on in plain text. */
+		/* Refuse encryption; the client may go on in plain text. */
 		if (!sbuf_send(&c->sb, "N", 1))
 			client_close(c, NULL, "send failed");
 		return;
@@ -343,6 +373,12 @@ static void client_handle_startup(struct client *c, const uint8_t *pkt, size_t l
 	if (st.code == PROTO_CANCEL_REQUEST) {
 		client_handle_cancel(c->w, st.cancel_pid, st.cancel_key);
 		client_close(c, NULL, "cancel request handled");
+		return;
+	}
+	/* client_tls_sslmode = require and up; unix sockets are local and stay allowed. */
+	if (!c->is_unix && !sbuf_is_tls(&c->sb) &&
+	    tls_mode_requires_tls(tls_ctx_mode(c->w->tls_accept))) {
+		client_close(c, "08P01", "SSL required: this server accepts only TLS connections");
 		return;
 	}
 
@@ -391,9 +427,9 @@ static void client_handle_startup(struct client *c, const uint8_t *pkt, size_t l
 	}
 	for (size_t i = 0; i < st.n_params; i++) {
 		int id = param_lookup(st.keys[i]);
-		if (id >= 0) {
-			free(c->params[id]);
-			c->params[id] = strdup(st.values[i]);
+		if (id >= 0 && !client_param_set(c, id, st.values[i])) {
+			client_close(c, "53200", "out of memory");
+			return;
 		}
 	}
 	const char *opts = proto_startup_get(&st, "options");
@@ -472,8 +508,8 @@ void client_welcome(struct client *c, struct iobuf *b)
 
 	/* Fill unset parameters from the server's defaults, then report ours. */
 	for (int i = 0; i < PARAM_COUNT; i++)
-		if (!c->params[i] && pool->welcome_params[i])
-			c->params[i] = strdup(pool->welcome_params[i]);
+		if (!c->params[i])
+			c->params[i] = pool->welcome_params[i]; /* shared, not copied */
 
 	struct proto_reader r;
 	proto_reader_init(&r, pool->welcome.data, iobuf_avail(&pool->welcome));
@@ -630,7 +666,7 @@ static void client_note_tags(struct client *c, const char *sql, size_t len)
 /*
  * N+1 bookkeeping before a statement is sent. Returns the action to take when this execution
  * crosses the threshold: NPLUS1_ACTION_LOG (nothing to do here), NOTICE (already queued) or
- * ERROR (the caller refuses the statement, with c->np_message); -1 when the client closed.
+ * ERROR (the caller refuses the statement, with c->w->np_message); -1 when the client closed.
  */
 static int client_np_before(struct client *c, struct server *s, struct fp_entry *fe,
 			    uint64_t fp, uint64_t params, uint8_t kind, usec_t now)
@@ -657,10 +693,10 @@ static int client_np_before(struct client *c, struct server *s, struct fp_entry 
 	struct nplus1_signal sig;
 	if (action == NPLUS1_ACTION_LOG || !nplus1_unit_signal(c->np, &sig))
 		return NPLUS1_ACTION_LOG;
-	nplus1_signal_message(&sig, c->np_message, sizeof(c->np_message));
+	nplus1_signal_message(&sig, c->w->np_message, sizeof(c->w->np_message));
 	if (action == NPLUS1_ACTION_NOTICE) {
 		struct iobuf b = {0};
-		proto_build_error(&b, true, "WARNING", NPLUS1_SQLSTATE, c->np_message);
+		proto_build_error(&b, true, "WARNING", NPLUS1_SQLSTATE, c->w->np_message);
 		bool ok = client_synth(c, s, 'N', &b, now);
 		iobuf_release(&b);
 		return ok ? NPLUS1_ACTION_NOTICE : -1;
@@ -739,7 +775,7 @@ static int client_query(struct client *c, struct server *s, const char *sql, siz
 	if (refuse) {
 		struct iobuf b = {0};
 		size_t start = pkt_begin(&b, 'Q');
-		build_refusal_sql(&b, c->np_message);
+		build_refusal_sql(&b, c->w->np_message);
 		pkt_end(&b, start);
 		bool ok = client_expect(c, s, RQ_STMT, now) && client_expect(c, s, RQ_QEND, now) &&
 			  client_send_rewritten(c, s, run_start, &b);
@@ -1102,7 +1138,7 @@ static enum msg_action client_execute(struct client *c, struct server *s, const 
 			struct iobuf b = {0};
 			size_t st = pkt_begin(&b, 'P');
 			pkt_put_str(&b, "");
-			build_refusal_sql(&b, c->np_message);
+			build_refusal_sql(&b, c->w->np_message);
 			pkt_put_u16(&b, 0);
 			pkt_end(&b, st);
 			st = pkt_begin(&b, 'B');
@@ -1252,10 +1288,8 @@ static bool client_local_command(struct client *c, const char *sql, size_t len, 
 		if (what == SQL_DISCARD_ALL) {
 			/* Back to the server defaults: the next link SETs them. */
 			for (int i = 0; i < PARAM_COUNT; i++) {
-				free(c->params[i]);
-				c->params[i] = c->pool->welcome_params[i]
-						       ? strdup(c->pool->welcome_params[i])
-						       : NULL;
+				client_param_set(c, i, NULL);
+				c->params[i] = c->pool->welcome_params[i];
 			}
 		}
 	}
@@ -1285,6 +1319,9 @@ static void client_process(struct client *c)
 				take = c->fwd_remaining;
 			in->rpos += take;
 			c->fwd_remaining -= (uint32_t)take;
+			/* While skipping to Sync the rest of a message is dropped, not forwarded. */
+			if (c->skip_to_sync)
+				run_start = in->rpos;
 			continue;
 		}
 		size_t avail = iobuf_avail(in);
@@ -1406,8 +1443,16 @@ static void client_process(struct client *c)
 		if (act == MSG_FAILED || c->state == CL_CLOSED)
 			return;
 		if (act == MSG_CONSUMED) {
-			/* Not forwarded: the run restarts after it. */
-			in->rpos += total;
+			/* Not forwarded: what came before it goes now, the run restarts after it. */
+			if (!flush_run(c, &run_start))
+				return;
+			if (avail < total) {
+				/* Only a skipped message can be partial here: drop the rest as it comes. */
+				in->rpos += avail;
+				c->fwd_remaining = (uint32_t)(total - avail);
+			} else {
+				in->rpos += total;
+			}
 			run_start = in->rpos;
 			continue;
 		}
@@ -1496,7 +1541,7 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		if (n == -1) {
-			client_close(c, NULL, "client read failed: %s", strerror(errno));
+			client_close(c, NULL, "client read failed: %s", sbuf_strerror(&c->sb, errno));
 			return;
 		}
 	}

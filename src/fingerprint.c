@@ -123,6 +123,7 @@ enum cclass {
 #define CC_IDC 0x10 /* may continue an identifier */
 #define CC_OPC 0x20 /* may be part of an operator */
 
+/* clang-format off */
 static const uint8_t cc[256] = {
 	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
@@ -141,6 +142,7 @@ static const uint8_t cc[256] = {
 	0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
 	0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
 };
+/* clang-format on */
 
 static inline bool is_digit(unsigned char c)
 {
@@ -159,18 +161,101 @@ static inline unsigned char lower(unsigned char c)
 
 /* Keywords the normalizer cares about; every other word is just an identifier. */
 enum kw {
-	KW_NONE, KW_ABORT, KW_ABSOLUTE, KW_ALL, KW_ALSO, KW_AND, KW_ANY, KW_ARRAY, KW_AS,
-	KW_ATOMIC, KW_BACKWARD, KW_BEGIN, KW_BETWEEN, KW_BY, KW_CASE, KW_CHECK, KW_CLOSE,
-	KW_COMMIT, KW_CONFLICT, KW_COPY, KW_CREATE, KW_DEALLOCATE, KW_DECLARE, KW_DEFAULT,
-	KW_DELETE, KW_DISCARD, KW_DISTINCT, KW_DO, KW_ELSE, KW_END, KW_EXCEPT, KW_EXECUTE,
-	KW_EXISTS, KW_FALSE, KW_FETCH, KW_FILTER, KW_FIRST, KW_FORWARD, KW_FROM, KW_GROUP,
-	KW_HAVING, KW_ILIKE, KW_IN, KW_INSERT, KW_INTERSECT, KW_INTO, KW_IS, KW_JOIN, KW_KEY,
-	KW_LAST, KW_LATERAL, KW_LIKE, KW_LIMIT, KW_LISTEN, KW_MERGE, KW_MOVE, KW_NEXT, KW_NOT,
-	KW_NOTIFY, KW_NULL, KW_OFFSET, KW_ON, KW_OR, KW_OVER, KW_PREPARE, KW_PREPARED,
-	KW_PRIOR, KW_REFERENCES, KW_RELATIVE, KW_RELEASE, KW_RESET, KW_RETURNING, KW_ROLLBACK,
-	KW_SAVEPOINT, KW_SELECT, KW_SET, KW_SHOW, KW_SIMILAR, KW_SOME, KW_START, KW_TABLE,
-	KW_THEN, KW_TO, KW_TRANSACTION, KW_TRUE, KW_UNION, KW_UNIQUE, KW_UNLISTEN, KW_UPDATE,
-	KW_USING, KW_VALUES, KW_WHEN, KW_WHERE, KW_WITH, KW_WORK,
+	KW_NONE,
+	KW_ABORT,
+	KW_ABSOLUTE,
+	KW_ALL,
+	KW_ALSO,
+	KW_AND,
+	KW_ANY,
+	KW_ARRAY,
+	KW_AS,
+	KW_ATOMIC,
+	KW_BACKWARD,
+	KW_BEGIN,
+	KW_BETWEEN,
+	KW_BY,
+	KW_CASE,
+	KW_CHECK,
+	KW_CLOSE,
+	KW_COMMIT,
+	KW_CONFLICT,
+	KW_COPY,
+	KW_CREATE,
+	KW_DEALLOCATE,
+	KW_DECLARE,
+	KW_DEFAULT,
+	KW_DELETE,
+	KW_DISCARD,
+	KW_DISTINCT,
+	KW_DO,
+	KW_ELSE,
+	KW_END,
+	KW_EXCEPT,
+	KW_EXECUTE,
+	KW_EXISTS,
+	KW_FALSE,
+	KW_FETCH,
+	KW_FILTER,
+	KW_FIRST,
+	KW_FORWARD,
+	KW_FROM,
+	KW_GROUP,
+	KW_HAVING,
+	KW_ILIKE,
+	KW_IN,
+	KW_INSERT,
+	KW_INTERSECT,
+	KW_INTO,
+	KW_IS,
+	KW_JOIN,
+	KW_KEY,
+	KW_LAST,
+	KW_LATERAL,
+	KW_LIKE,
+	KW_LIMIT,
+	KW_LISTEN,
+	KW_MERGE,
+	KW_MOVE,
+	KW_NEXT,
+	KW_NOT,
+	KW_NOTIFY,
+	KW_NULL,
+	KW_OFFSET,
+	KW_ON,
+	KW_OR,
+	KW_OVER,
+	KW_PREPARE,
+	KW_PREPARED,
+	KW_PRIOR,
+	KW_REFERENCES,
+	KW_RELATIVE,
+	KW_RELEASE,
+	KW_RESET,
+	KW_RETURNING,
+	KW_ROLLBACK,
+	KW_SAVEPOINT,
+	KW_SELECT,
+	KW_SET,
+	KW_SHOW,
+	KW_SIMILAR,
+	KW_SOME,
+	KW_START,
+	KW_TABLE,
+	KW_THEN,
+	KW_TO,
+	KW_TRANSACTION,
+	KW_TRUE,
+	KW_UNION,
+	KW_UNIQUE,
+	KW_UNLISTEN,
+	KW_UPDATE,
+	KW_USING,
+	KW_VALUES,
+	KW_WHEN,
+	KW_WHERE,
+	KW_WITH,
+	KW_WORK,
 };
 #define KWF_SP 1 /* a '(' after it gets a space: "in (", not a function call "in(" */
 #define KWF_UN 2 /* a '-' right after it is a sign: "limit -1" */
@@ -183,6 +268,7 @@ struct kwent {
 	uint8_t flags;
 };
 
+/* clang-format off */
 #define KW_HASH_MUL 0x41c1602fu
 static const struct kwent kwtab[94] = {
 	{"first", 5, KW_FIRST, 0}, {"any", 3, KW_ANY, KWF_UN}, {"delete", 6, KW_DELETE, 0},
@@ -238,8 +324,9 @@ static const uint8_t kwidx[129] = {
 	56, 57, 57, 57, 57, 58, 59, 59, 59, 60, 60, 61, 63, 63, 63, 64,
 	65, 66, 67, 67, 67, 69, 69, 70, 71, 72, 73, 73, 74, 75, 76, 77,
 	79, 79, 80, 81, 82, 82, 83, 84, 86, 88, 88, 89, 90, 91, 91, 93,
-	94, 
+	94,
 };
+/* clang-format on */
 
 static inline unsigned kw_bucket(uint32_t c0, uint32_t c1, uint32_t clast, uint32_t len)
 {
@@ -1267,8 +1354,8 @@ static bool stmt_mode(struct norm *n, const struct token *t, int kw, enum repl *
 		n->mode = M_NONE;
 		break;
 	case M_FETCH:
-		if (n->depth == 0 && (t->type == TK_QIDENT ||
-				      (t->type == TK_WORD && !fetch_direction(kw))))
+		if (n->depth == 0 &&
+		    (t->type == TK_QIDENT || (t->type == TK_WORD && !fetch_direction(kw))))
 			*repl = R_CURSOR;
 		break;
 	case M_SET:
@@ -1339,7 +1426,8 @@ static void stmt_token(struct norm *n, const struct token *t)
 			kwf = 0;
 		} else if ((kw == KW_NULL || kw == KW_TRUE || kw == KW_FALSE) && prev_kw != KW_IS &&
 			   prev_kw != KW_NOT) {
-			type = TK_CONST; /* "is null", "is not true" are predicates, not constants */
+			type = TK_CONST; /* "is null", "is not true" are predicates, not constants
+					  */
 		} else if (kw == KW_ALL && prev_kw == KW_LIMIT) {
 			type = TK_CONST;
 		}
@@ -1355,7 +1443,8 @@ static void stmt_token(struct norm *n, const struct token *t)
 		avail = sizeof(lit_ne);
 	}
 	if (type == TK_CONST && t->sub == CS_NUM && n->mode == M_FETCH) {
-		type = TK_NUMRAW; /* a FETCH count is the cursor's chunk size, part of the statement */
+		type = TK_NUMRAW; /* a FETCH count is the cursor's chunk size, part of the statement
+				   */
 		how = 0;
 	} else if (type == TK_CONST) {
 		feed_param(n, src, sl, avail, t->type == TK_WORD);
@@ -1447,8 +1536,7 @@ static bool sign_allowed(const struct norm *n)
 	}
 }
 
-bool fp_next(const char *sql, size_t len, size_t *pos, char *out, size_t outcap,
-	     struct fp_stmt *st)
+bool fp_next(const char *sql, size_t len, size_t *pos, char *out, size_t outcap, struct fp_stmt *st)
 {
 	struct norm n;
 	struct token t;
@@ -1532,7 +1620,8 @@ bool fp_next(const char *sql, size_t len, size_t *pos, char *out, size_t outcap,
 	if (n.wl > 0) {
 		n.h = fp_round(n.h, tail_word(&n));
 		if (n.hashed < n.lim)
-			memcpy(out + n.hashed, n.win, n.wl < n.lim - n.hashed ? n.wl : n.lim - n.hashed);
+			memcpy(out + n.hashed, n.win,
+			       n.wl < n.lim - n.hashed ? n.wl : n.lim - n.hashed);
 	}
 	st->id = fmix64(n.h ^ full);
 	st->params_hash = fmix64(n.ph ^ n.nconst);

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
+#include "tls.h"
 #include "userlist.h"
 #include "worker.h"
 
@@ -213,6 +214,12 @@ int main(int argc, char **argv)
 	if (cfg->workers > 1)
 		log_warning("workers = %d: only one worker is implemented so far; using 1",
 			    cfg->workers);
+	/* Before dropping privileges: key files are often readable by root only. */
+	struct tls_ctx *tls_accept = NULL, *tls_connect = NULL;
+	if (!tls_ctx_load(cfg, &tls_accept, &tls_connect, err, sizeof(err))) {
+		log_fatal("TLS: %s", err);
+		return 1;
+	}
 
 	signal(SIGPIPE, SIG_IGN);
 	listener_raise_fd_limit(cfg);
@@ -227,6 +234,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	w->users_file = ul;
+	w->tls_accept = tls_accept;
+	w->tls_connect = tls_connect;
 	if (!listener_start(w, cfg)) {
 		log_fatal("no listening socket could be opened");
 		return 1;
@@ -259,7 +268,11 @@ int main(int argc, char **argv)
 	struct config *last = w->cfg;
 	if (w->users_file)
 		userlist_free(w->users_file);
+	tls_accept = w->tls_accept; /* RELOAD may have replaced them */
+	tls_connect = w->tls_connect;
 	worker_free(w);
+	tls_ctx_free(tls_accept);
+	tls_ctx_free(tls_connect);
 	if (last->pidfile && *last->pidfile)
 		unlink(last->pidfile);
 	config_free(last);

@@ -27,6 +27,9 @@
 static void server_read_cb(evutil_socket_t fd, short what, void *arg);
 static void server_write_cb(evutil_socket_t fd, short what, void *arg);
 
+/* Largest server message held whole (a RowDescription of 1,600 long column names fits). */
+#define SERVER_WHOLE_MAX (1024 * 1024)
+
 static struct list *server_state_list(struct server *s, enum server_state st)
 {
 	switch (st) {
@@ -177,6 +180,13 @@ bool server_launch(struct pool *pool)
 	w->n_servers++;
 	sbuf_setup(w, &s->sb, fd, server_read_cb, server_write_cb, s);
 	s->sb.keep_in = true;
+	/* SSLRequest first; the startup packet below waits in sb.out until TLS is settled. */
+	const char *host = pool->db->cfg.host;
+	bool unix_socket = !host || !*host || host[0] == '/'; /* PostgreSQL has no TLS there */
+	if (w->tls_connect && !unix_socket && !sbuf_request_tls(&s->sb, w->tls_connect, host)) {
+		server_close(s, "cannot start TLS: %s", sbuf_strerror(&s->sb, errno));
+		return true; /* server_close told the pool */
+	}
 
 	const struct config_db *d = &pool->db->cfg;
 	const char *kv[16];
@@ -221,7 +231,7 @@ bool server_send(struct server *s, struct iobuf *b)
 	bool ok = sbuf_send(&s->sb, b->data + b->rpos, iobuf_avail(b));
 	iobuf_reset(b);
 	if (!ok) {
-		server_close(s, "send to server failed: %s", strerror(errno));
+		server_close(s, "send to server failed: %s", sbuf_strerror(&s->sb, errno));
 		return false;
 	}
 	return true;
@@ -693,6 +703,15 @@ static bool server_needs_whole(uint8_t type)
 	case 'N':
 	case 'A':
 	case 'v':
+	/* Completions pop the request queue and may be followed by pgtally's own replies at
+	 * once, so they must have arrived whole (a RowDescription can be split across reads). */
+	case '1':
+	case '2':
+	case '3':
+	case 'n':
+	case 'I':
+	case 's':
+	case 'T':
 		return true;
 	default:
 		return false;
@@ -900,14 +919,16 @@ void server_process(struct server *s)
 		const uint8_t *hdr = in->data + in->rpos;
 		uint8_t type = hdr[0];
 		uint32_t len = proto_be32(hdr + 1);
-		if (len < 4 || (len > 65536 && server_needs_whole(type))) {
+		size_t total = (size_t)len + 1;
+		bool whole = server_needs_whole(type) || s->state == SV_LOGIN || !s->client ||
+			     (s->rq.count && rq_head(&s->rq)->type == RQ_INTERNAL);
+		/* What is held whole is small from a real server: a huge length (or a peer that is
+		 * not PostgreSQL) is a protocol error, never a reason to allocate that much. */
+		if (len < 4 || (len > SERVER_WHOLE_MAX && whole)) {
 			flush_to_client(s, &run_start);
 			server_close(s, "bad message length %u from server (type '%c')", len, type);
 			return;
 		}
-		size_t total = (size_t)len + 1;
-		bool whole = server_needs_whole(type) || s->state == SV_LOGIN || !s->client ||
-			     (s->rq.count && rq_head(&s->rq)->type == RQ_INTERNAL);
 		if (whole && avail < total) {
 			if (in->cap < total) {
 				if (!flush_to_client(s, &run_start))
@@ -1045,10 +1066,8 @@ void server_process(struct server *s)
 			if (k && v) {
 				server_set_param(s, k, v);
 				int id = param_lookup(k);
-				if (id >= 0 && (!c->params[id] || strcmp(c->params[id], v) != 0)) {
-					free(c->params[id]);
-					c->params[id] = strdup(v);
-				}
+				if (id >= 0 && (!c->params[id] || strcmp(c->params[id], v) != 0))
+					(void)client_param_set(c, id, v);
 			}
 			break;
 		}
@@ -1098,7 +1117,8 @@ static void server_read_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		if (n == -1) {
-			server_close(s, "read from server failed: %s", strerror(errno));
+			server_close(s, "read from server failed: %s",
+				     sbuf_strerror(&s->sb, errno));
 			return;
 		}
 	}
@@ -1114,7 +1134,7 @@ static void server_write_cb(evutil_socket_t fd, short what, void *arg)
 	if (s->state == SV_CLOSED)
 		return;
 	if (!sbuf_flush(&s->sb)) {
-		server_close(s, "send to server failed: %s", strerror(errno));
+		server_close(s, "send to server failed: %s", sbuf_strerror(&s->sb, errno));
 		return;
 	}
 	if (sbuf_queued(&s->sb) == 0 && s->client) {

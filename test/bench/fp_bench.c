@@ -37,11 +37,13 @@ static const char *const fixed[] = {
 	"\"shop_item\".\"qty\", \"shop_item\".\"price\" FROM \"shop_item\" WHERE "
 	"\"shop_item\".\"order_id\" IN (81723, 81724, 81725, 81726, 81727, 81728, 81729, 81730, "
 	"81731, 81732, 81733, 81734, 81735, 81736, 81737, 81738, 81739, 81740, 81741, 81742)",
-	"SELECT COUNT(*) AS \"__count\" FROM \"shop_order\" WHERE \"shop_order\".\"customer_id\" = 17",
+	"SELECT COUNT(*) AS \"__count\" FROM \"shop_order\" WHERE \"shop_order\".\"customer_id\" = "
+	"17",
 	"SELECT 1 AS \"a\" FROM \"shop_customer\" WHERE \"shop_customer\".\"email\" = "
 	"'ana@example.com' LIMIT 1",
 	"INSERT INTO \"shop_order\" (\"created_at\", \"updated_at\", \"customer_id\", \"status\", "
-	"\"total\", \"currency\", \"note\") VALUES ('2024-05-02T10:11:12.345678+00:00'::timestamptz, "
+	"\"total\", \"currency\", \"note\") VALUES "
+	"('2024-05-02T10:11:12.345678+00:00'::timestamptz, "
 	"'2024-05-02T10:11:12.345678+00:00'::timestamptz, 17, 'new', '129.90'::numeric, 'EUR', '') "
 	"RETURNING \"shop_order\".\"id\"",
 	"UPDATE \"shop_order\" SET \"status\" = 'shipped', \"updated_at\" = "
@@ -89,8 +91,9 @@ static char *make_bulk(void)
 
 	if (s == NULL)
 		exit(2);
-	n = (size_t)snprintf(s, cap, "INSERT INTO \"shop_item\" (\"order_id\", \"product_id\", "
-				     "\"qty\", \"price\") VALUES ");
+	n = (size_t)snprintf(s, cap,
+			     "INSERT INTO \"shop_item\" (\"order_id\", \"product_id\", "
+			     "\"qty\", \"price\") VALUES ");
 	for (int i = 0; i < 25; i++)
 		n += (size_t)snprintf(s + n, cap - n, "%s(81723, %d, %d, '%d.90'::numeric)",
 				      i ? ", " : "", 1000 + i, 1 + i % 3, 10 + i);

@@ -17,13 +17,14 @@ struct fp_case {
 };
 
 #define DJ_BOOK_COLS                                                                               \
-	"SELECT \"library_book\".\"id\", \"library_book\".\"title\", "                           \
+	"SELECT \"library_book\".\"id\", \"library_book\".\"title\", "                             \
 	"\"library_book\".\"author_id\", \"library_book\".\"published\" FROM \"library_book\" "
 
 static const struct fp_case fp_corpus[] = {
 	/* Django get(): constants, parameters, case, whitespace, comments */
 	{"dj_get", DJ_BOOK_COLS "WHERE \"library_book\".\"id\" = 1 LIMIT 21",
-	 "select \"library_book\".\"id\", \"library_book\".\"title\", \"library_book\".\"author_id\", "
+	 "select \"library_book\".\"id\", \"library_book\".\"title\", "
+	 "\"library_book\".\"author_id\", "
 	 "\"library_book\".\"published\" from \"library_book\" where \"library_book\".\"id\" = $1 "
 	 "limit $2"},
 	{"dj_get", DJ_BOOK_COLS "WHERE \"library_book\".\"id\" = $1 LIMIT $2", NULL},
@@ -31,20 +32,24 @@ static const struct fp_case fp_corpus[] = {
 	{"dj_get", DJ_BOOK_COLS "WHERE \"library_book\".\"id\" = -7 LIMIT 1", NULL},
 	{"dj_get",
 	 "select \"library_book\".\"id\",\"library_book\".\"title\",\"library_book\".\"author_id\","
-	 "\"library_book\".\"published\"\n\tfrom \"library_book\"\n\twhere \"library_book\".\"id\"=9"
+	 "\"library_book\".\"published\"\n\tfrom \"library_book\"\n\twhere "
+	 "\"library_book\".\"id\"=9"
 	 "\n\tlimit 21",
 	 NULL},
 	{"dj_get",
 	 "/* hello */ " DJ_BOOK_COLS "WHERE \"library_book\".\"id\" = 1 -- why\n LIMIT 21 "
 	 "/*controller='book',route='%%5Ebooks/%%3Cint%%3Apk%%3E/%%24'*/",
 	 NULL},
-	{"dj_get", DJ_BOOK_COLS "WHERE \"library_book\".\"id\" = 1 /* a /* nested */ comment */ LIMIT 21",
+	{"dj_get",
+	 DJ_BOOK_COLS "WHERE \"library_book\".\"id\" = 1 /* a /* nested */ comment */ LIMIT 21",
 	 NULL},
 
 	/* IN lists collapse, whatever their length or the kind of their constants */
 	{"dj_in", DJ_BOOK_COLS "WHERE \"library_book\".\"author_id\" IN (1)",
-	 "select \"library_book\".\"id\", \"library_book\".\"title\", \"library_book\".\"author_id\", "
-	 "\"library_book\".\"published\" from \"library_book\" where \"library_book\".\"author_id\" "
+	 "select \"library_book\".\"id\", \"library_book\".\"title\", "
+	 "\"library_book\".\"author_id\", "
+	 "\"library_book\".\"published\" from \"library_book\" where "
+	 "\"library_book\".\"author_id\" "
 	 "in ($1)"},
 	{"dj_in", DJ_BOOK_COLS "WHERE \"library_book\".\"author_id\" IN (1, 2, 3)", NULL},
 	{"dj_in", DJ_BOOK_COLS "WHERE \"library_book\".\"author_id\" IN ($1, $2, $3)", NULL},
@@ -62,16 +67,19 @@ static const struct fp_case fp_corpus[] = {
 	{"in_sub", "SELECT a FROM t WHERE b IN (SELECT c FROM u WHERE d = 1)",
 	 "select a from t where b in (select c from u where d = $1)"},
 	{"in_sub", "select a from t where b in (select c from u where d = 'q')", NULL},
-	{"not_in", "SELECT a FROM t WHERE NOT (b IN (1, 2))", "select a from t where not (b in ($1))"},
+	{"not_in", "SELECT a FROM t WHERE NOT (b IN (1, 2))",
+	 "select a from t where not (b in ($1))"},
 	{"not_in", "SELECT a FROM t WHERE NOT (b IN (3))", NULL},
 	{"in_nested", "SELECT a FROM t WHERE b IN (SELECT c FROM u WHERE d IN (1, 2, 3))", NULL},
 	{"in_nested", "SELECT a FROM t WHERE b IN (SELECT c FROM u WHERE d IN ($1))", NULL},
 	{"in_tuple", "SELECT a FROM t WHERE (b, c) IN ((1, 'x'), (2, 'y'), (3, 'z'))",
 	 "select a from t where (b, c) in (($1, $2))"},
 	{"in_tuple", "SELECT a FROM t WHERE (b, c) IN (($1, $2))", NULL},
-	{"in_col_first", "SELECT a FROM t WHERE b IN (c, 1, 2)", "select a from t where b in (c, $1)"},
+	{"in_col_first", "SELECT a FROM t WHERE b IN (c, 1, 2)",
+	 "select a from t where b in (c, $1)"},
 	{"in_col_first", "SELECT a FROM t WHERE b IN (c, 1)", NULL},
-	{"in_col_last", "SELECT a FROM t WHERE b IN (1, 2, c)", "select a from t where b in ($1, c)"},
+	{"in_col_last", "SELECT a FROM t WHERE b IN (1, 2, c)",
+	 "select a from t where b in ($1, c)"},
 	{"in_col_last", "SELECT a FROM t WHERE b IN (1, c)", NULL},
 
 	/* ARRAY[...] and array literals */
@@ -106,7 +114,8 @@ static const struct fp_case fp_corpus[] = {
 	{"dj_bulk_params",
 	 "INSERT INTO \"library_book\" (\"title\", \"author_id\", \"published\") VALUES "
 	 "($1, $2, $3), ($4, $5, $6), ($7, $8, $9) RETURNING \"library_book\".\"id\"",
-	 "insert into \"library_book\" (\"title\", \"author_id\", \"published\") values ($1, $2, $3)"
+	 "insert into \"library_book\" (\"title\", \"author_id\", \"published\") values ($1, $2, "
+	 "$3)"
 	 " returning \"library_book\".\"id\""},
 	{"dj_bulk_params",
 	 "INSERT INTO \"library_book\" (\"title\", \"author_id\", \"published\") VALUES "
@@ -123,8 +132,8 @@ static const struct fp_case fp_corpus[] = {
 	 "INSERT INTO t (k, v) VALUES ('a', 1), ('b', 2) ON CONFLICT (k) DO UPDATE SET v = "
 	 "EXCLUDED.v",
 	 "insert into t(k, v) values ($1, $2) on conflict (k) do update set v = excluded.v"},
-	{"insert_on_conflict", "INSERT INTO t (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-	 NULL},
+	{"insert_on_conflict",
+	 "INSERT INTO t (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v", NULL},
 	{"values_stmt", "VALUES (1, 'one'), (2, 'two'), (3, 'three')", "values ($1, $2)"},
 	{"values_stmt", "values ($1, $2)", NULL},
 	{"values_from", "SELECT * FROM (VALUES (1), (2), (3)) AS v (n)",
@@ -150,10 +159,13 @@ static const struct fp_case fp_corpus[] = {
 	 "UPDATE \"library_book\" SET \"title\" = $1, \"published\" = $2::date WHERE "
 	 "\"library_book\".\"id\" = $3",
 	 NULL},
-	{"pgbench_update", "UPDATE pgbench_accounts SET abalance = abalance + -4521 WHERE aid = 8713;",
+	{"pgbench_update",
+	 "UPDATE pgbench_accounts SET abalance = abalance + -4521 WHERE aid = 8713;",
 	 "update pgbench_accounts set abalance = abalance + $1 where aid = $2"},
-	{"pgbench_update", "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2", NULL},
-	{"pgbench_update", "update pgbench_accounts set abalance = abalance + 17 where aid = 5", NULL},
+	{"pgbench_update", "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2",
+	 NULL},
+	{"pgbench_update", "update pgbench_accounts set abalance = abalance + 17 where aid = 5",
+	 NULL},
 	{"pgbench_select", "SELECT abalance FROM pgbench_accounts WHERE aid = 8713",
 	 "select abalance from pgbench_accounts where aid = $1"},
 	{"pgbench_select", "SELECT abalance FROM pgbench_accounts WHERE aid = $1;", NULL},
@@ -228,7 +240,8 @@ static const struct fp_case fp_corpus[] = {
 	{"cast_varchar", "SELECT a::varchar(255) FROM t", NULL},
 
 	/* identifiers: unquoted ones fold, quoted ones keep their case */
-	{"ident_fold", "SELECT Title FROM Book WHERE Id = 1", "select title from book where id = $1"},
+	{"ident_fold", "SELECT Title FROM Book WHERE Id = 1",
+	 "select title from book where id = $1"},
 	{"ident_fold", "select TITLE from BOOK where ID = 2", NULL},
 	{"ident_quoted_upper", "SELECT \"Title\" FROM \"Book\" WHERE \"Id\" = 1",
 	 "select \"Title\" from \"Book\" where \"Id\" = $1"},
@@ -253,7 +266,8 @@ static const struct fp_case fp_corpus[] = {
 	/* operators */
 	{"op_ne", "SELECT a FROM t WHERE b <> 1", "select a from t where b <> $1"},
 	{"op_ne", "SELECT a FROM t WHERE b != 2", NULL},
-	{"op_ge", "SELECT a FROM t WHERE b >= 1 AND c <= 2", "select a from t where b >= $1 and c <= $2"},
+	{"op_ge", "SELECT a FROM t WHERE b >= 1 AND c <= 2",
+	 "select a from t where b >= $1 and c <= $2"},
 	{"op_ge", "SELECT a FROM t WHERE b>=1 AND c<=-2", NULL},
 	{"op_json", "SELECT data->>'name', data #> '{a,b}' FROM t WHERE data ? 'k' AND data @> $1",
 	 "select data ->> $1, data #> $2 from t where data ? $3 and data @> $4"},
@@ -265,18 +279,21 @@ static const struct fp_case fp_corpus[] = {
 	 "select a from t where b like $1 escape $2"},
 	{"op_ilike", "SELECT a FROM t WHERE UPPER(b::text) ILIKE UPPER('%x%')",
 	 "select a from t where upper(b::text) ilike upper($1)"},
-	{"op_between", "SELECT a FROM t WHERE b BETWEEN 1 AND 10", "select a from t where b between $1 and $2"},
+	{"op_between", "SELECT a FROM t WHERE b BETWEEN 1 AND 10",
+	 "select a from t where b between $1 and $2"},
 	{"op_named_arg", "SELECT f(x := 1, y => 2)", "select f(x := $1, y => $2)"},
 
 	/* NULL and booleans: constants, except in IS [NOT] predicates */
 	{"is_null", "SELECT a FROM t WHERE b IS NULL", "select a from t where b is null"},
 	{"is_null", "select a from t where b is null", NULL},
-	{"is_not_null", "SELECT a FROM t WHERE b IS NOT NULL", "select a from t where b is not null"},
+	{"is_not_null", "SELECT a FROM t WHERE b IS NOT NULL",
+	 "select a from t where b is not null"},
 	{"eq_null", "SELECT a FROM t WHERE b = NULL", "select a from t where b = $1"},
 	{"eq_null", "SELECT a FROM t WHERE b = 5", NULL},
 	{"eq_null", "SELECT a FROM t WHERE b = true", NULL},
 	{"is_true", "SELECT a FROM t WHERE b IS TRUE", "select a from t where b is true"},
-	{"is_not_false", "SELECT a FROM t WHERE b IS NOT FALSE", "select a from t where b is not false"},
+	{"is_not_false", "SELECT a FROM t WHERE b IS NOT FALSE",
+	 "select a from t where b is not false"},
 
 	/* Django joins, aggregates, ordering */
 	{"dj_join",
@@ -284,9 +301,11 @@ static const struct fp_case fp_corpus[] = {
 	 "JOIN \"library_author\" ON (\"library_book\".\"author_id\" = \"library_author\".\"id\") "
 	 "WHERE (\"library_author\".\"name\" LIKE 'A%' AND \"library_book\".\"published\" >= "
 	 "'2000-01-01'::date) ORDER BY \"library_book\".\"published\" DESC",
-	 "select \"library_book\".\"id\", \"library_author\".\"name\" from \"library_book\" inner join "
+	 "select \"library_book\".\"id\", \"library_author\".\"name\" from \"library_book\" inner "
+	 "join "
 	 "\"library_author\" on (\"library_book\".\"author_id\" = \"library_author\".\"id\") where "
-	 "(\"library_author\".\"name\" like $1 and \"library_book\".\"published\" >= $2::date) order "
+	 "(\"library_author\".\"name\" like $1 and \"library_book\".\"published\" >= $2::date) "
+	 "order "
 	 "by \"library_book\".\"published\" desc"},
 	{"dj_join_asc",
 	 "SELECT \"library_book\".\"id\", \"library_author\".\"name\" FROM \"library_book\" INNER "
@@ -299,12 +318,18 @@ static const struct fp_case fp_corpus[] = {
 	 "WHERE \"b\".\"id\" IS NULL",
 	 "select \"a\".\"id\" from \"a\" left outer join \"b\" on (\"a\".\"id\" = \"b\".\"a_id\") "
 	 "where \"b\".\"id\" is null"},
-	{"dj_count", "SELECT COUNT(*) AS \"__count\" FROM \"library_book\" WHERE \"library_book\".\"author_id\" = 3",
-	 "select count(*) as \"__count\" from \"library_book\" where \"library_book\".\"author_id\" = $1"},
-	{"dj_count", "SELECT COUNT(*) AS \"__count\" FROM \"library_book\" WHERE \"library_book\".\"author_id\" = $1",
+	{"dj_count",
+	 "SELECT COUNT(*) AS \"__count\" FROM \"library_book\" WHERE "
+	 "\"library_book\".\"author_id\" = 3",
+	 "select count(*) as \"__count\" from \"library_book\" where "
+	 "\"library_book\".\"author_id\" = $1"},
+	{"dj_count",
+	 "SELECT COUNT(*) AS \"__count\" FROM \"library_book\" WHERE "
+	 "\"library_book\".\"author_id\" = $1",
 	 NULL},
 	{"dj_exists",
-	 "SELECT 1 AS \"a\" FROM \"library_book\" WHERE \"library_book\".\"title\" = 'Dune' LIMIT 1",
+	 "SELECT 1 AS \"a\" FROM \"library_book\" WHERE \"library_book\".\"title\" = 'Dune' LIMIT "
+	 "1",
 	 "select $1 as \"a\" from \"library_book\" where \"library_book\".\"title\" = $2 limit $3"},
 	{"group_having", "SELECT a, count(*) FROM t GROUP BY a HAVING count(*) > 1 ORDER BY 2 DESC",
 	 "select a, count(*) from t group by a having count(*) > $1 order by $2 desc"},
@@ -314,7 +339,8 @@ static const struct fp_case fp_corpus[] = {
 	 "select row_number() over (partition by a order by b) from t"},
 	{"exists_sub", "SELECT a FROM t WHERE EXISTS (SELECT 1 FROM u WHERE u.id = t.id)",
 	 "select a from t where exists (select $1 from u where u.id = t.id)"},
-	{"case_when", "SELECT CASE WHEN a = 1 THEN 'one' WHEN a = 2 THEN 'two' ELSE 'many' END FROM t",
+	{"case_when",
+	 "SELECT CASE WHEN a = 1 THEN 'one' WHEN a = 2 THEN 'two' ELSE 'many' END FROM t",
 	 "select case when a = $1 then $2 when a = $3 then $4 else $5 end from t"},
 	{"for_update", "SELECT a FROM t WHERE id = 1 FOR UPDATE",
 	 "select a from t where id = $1 for update"},
@@ -333,13 +359,17 @@ static const struct fp_case fp_corpus[] = {
 	{"with_insert", "WITH x AS (SELECT 1 AS n) INSERT INTO t SELECT n FROM x",
 	 "with x as (select $1 as n) insert into t select n from x"},
 	{"with_recursive",
-	 "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 10) SELECT n FROM r",
-	 "with recursive r(n) as (select $1 union all select n + $2 from r where n < $3) select n from "
+	 "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 10) SELECT n "
+	 "FROM r",
+	 "with recursive r(n) as (select $1 union all select n + $2 from r where n < $3) select n "
+	 "from "
 	 "r"},
 	{"merge",
-	 "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = s.v WHEN NOT MATCHED "
+	 "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = s.v WHEN NOT "
+	 "MATCHED "
 	 "THEN INSERT (id, v) VALUES (s.id, s.v)",
-	 "merge into t using s on t.id = s.id when matched then update set v = s.v when not matched "
+	 "merge into t using s on t.id = s.id when matched then update set v = s.v when not "
+	 "matched "
 	 "then insert (id, v) values (s.id, s.v)"},
 	{"psycopg_types", "SELECT t.oid, typarray FROM pg_type t WHERE t.typname = 'hstore'",
 	 "select t.oid, typarray from pg_type t where t.typname = $1"},
@@ -347,7 +377,8 @@ static const struct fp_case fp_corpus[] = {
 	{"dj_session",
 	 "SELECT \"django_session\".\"session_key\", \"django_session\".\"session_data\", "
 	 "\"django_session\".\"expire_date\" FROM \"django_session\" WHERE "
-	 "(\"django_session\".\"expire_date\" > '2024-05-01T10:00:00.123456+00:00'::timestamptz AND "
+	 "(\"django_session\".\"expire_date\" > '2024-05-01T10:00:00.123456+00:00'::timestamptz "
+	 "AND "
 	 "\"django_session\".\"session_key\" = 'abcdef0123456789') LIMIT 21",
 	 NULL},
 	{"dj_session",
@@ -393,12 +424,15 @@ static const struct fp_case fp_corpus[] = {
 	{"notify", "NOTIFY jobs, 'payload 1'", "notify jobs, $1"},
 	{"notify", "NOTIFY jobs, 'payload 2'", NULL},
 	{"declare",
-	 "DECLARE \"_django_curs_140_sync_1\" NO SCROLL CURSOR WITH HOLD FOR SELECT a FROM t WHERE b = 1",
+	 "DECLARE \"_django_curs_140_sync_1\" NO SCROLL CURSOR WITH HOLD FOR SELECT a FROM t WHERE "
+	 "b = 1",
 	 "declare _ no scroll cursor with hold for select a from t where b = $1"},
 	{"declare",
-	 "DECLARE \"_django_curs_140_sync_2\" NO SCROLL CURSOR WITH HOLD FOR SELECT a FROM t WHERE b = 2",
+	 "DECLARE \"_django_curs_140_sync_2\" NO SCROLL CURSOR WITH HOLD FOR SELECT a FROM t WHERE "
+	 "b = 2",
 	 NULL},
-	{"fetch", "FETCH FORWARD 2000 FROM \"_django_curs_140_sync_1\"", "fetch forward 2000 from _"},
+	{"fetch", "FETCH FORWARD 2000 FROM \"_django_curs_140_sync_1\"",
+	 "fetch forward 2000 from _"},
 	{"fetch", "fetch forward 2000 from c2", NULL},
 	{"fetch_100", "FETCH FORWARD 100 FROM c2", "fetch forward 100 from _"},
 	{"move_back", "MOVE BACKWARD -1 IN c2", "move backward -1 in _"},
@@ -419,10 +453,12 @@ static const struct fp_case fp_corpus[] = {
 
 	/* DDL */
 	{"create_table",
-	 "CREATE TABLE t (id bigserial PRIMARY KEY, name varchar(100) NOT NULL DEFAULT '', n numeric(10, 2))",
+	 "CREATE TABLE t (id bigserial PRIMARY KEY, name varchar(100) NOT NULL DEFAULT '', n "
+	 "numeric(10, 2))",
 	 "create table t(id bigserial primary key, name varchar($1) not null default $2, n "
 	 "numeric($3, $4))"},
-	{"alter_table", "ALTER TABLE t ADD COLUMN x integer NULL", "alter table t add column x integer $1"},
+	{"alter_table", "ALTER TABLE t ADD COLUMN x integer NULL",
+	 "alter table t add column x integer $1"},
 	{"create_index", "CREATE INDEX CONCURRENTLY t_a_idx ON t USING btree (a) WHERE b > 0",
 	 "create index concurrently t_a_idx on t using btree(a) where b > $1"},
 	{"drop_table", "DROP TABLE IF EXISTS t CASCADE", "drop table if exists t cascade"},
@@ -430,8 +466,7 @@ static const struct fp_case fp_corpus[] = {
 	 "CREATE FUNCTION f(x int) RETURNS int LANGUAGE sql AS $$ SELECT x + 1; $$",
 	 "create function f(x int) returns int language sql as $1"},
 	{"create_function",
-	 "CREATE FUNCTION f(x int) RETURNS int LANGUAGE sql AS $body$ SELECT x + 2 $body$",
-	 NULL},
+	 "CREATE FUNCTION f(x int) RETURNS int LANGUAGE sql AS $body$ SELECT x + 2 $body$", NULL},
 	{"create_atomic",
 	 "CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN "
 	 "true THEN 2 END; END",

@@ -58,8 +58,9 @@ static void test_corpus_classes(void **state)
 			bool same_cls = strcmp(fp_corpus[j].cls, c->cls) == 0;
 
 			if (same_cls != (ids[j] == st.id)) {
-				print_error("%s / %s should %s:\n  %s\n  %s\n", fp_corpus[j].cls, c->cls,
-					    same_cls ? "match" : "differ", fp_corpus[j].sql, c->sql);
+				print_error("%s / %s should %s:\n  %s\n  %s\n", fp_corpus[j].cls,
+					    c->cls, same_cls ? "match" : "differ", fp_corpus[j].sql,
+					    c->sql);
 				bad++;
 			}
 		}
@@ -108,8 +109,8 @@ static void test_out_null_and_truncation(void **state)
 			stc = norm1(fp_corpus[i].sql, small, caps[k]);
 			assert_true(stc.id == st.id); /* the id covers the full text */
 			assert_true(stc.norm_len <= caps[k] - 1);
-			assert_int_equal(stc.norm_len, st.full_len < caps[k] - 1 ? st.full_len
-										    : caps[k] - 1);
+			assert_int_equal(stc.norm_len,
+					 st.full_len < caps[k] - 1 ? st.full_len : caps[k] - 1);
 			assert_int_equal(small[stc.norm_len], '\0');
 			assert_memory_equal(small, full, stc.norm_len);
 			assert_int_equal(small[caps[k]], 'Z'); /* nothing written past outcap */
@@ -187,8 +188,9 @@ static void test_split(void **state)
 		static const struct split_want w[] = {
 			{"select \"a;b\"", FP_KIND_SELECT, "select \"a;b\""},
 			{"create function f() returns int language sql begin atomic select $1; end",
-			 FP_KIND_OTHER, "create function f() returns int language sql begin atomic "
-					"select 1; end"},
+			 FP_KIND_OTHER,
+			 "create function f() returns int language sql begin atomic "
+			 "select 1; end"},
 			{"select $1", FP_KIND_SELECT, "select 2"},
 		};
 		check_split("select \"a;b\";create function f() returns int language sql begin "
@@ -350,13 +352,16 @@ static void test_collapse_large(void **state)
 		n += (size_t)snprintf(sql + n, cap - n, "%s(%d, 'v%d')", i ? ", " : "", i, i);
 	snprintf(sql + n, cap - n, " RETURNING \"t\".\"id\"");
 	big = norm1(sql, out, sizeof(out));
-	assert_string_equal(out, "insert into \"t\" (\"a\", \"b\") values ($1, $2) returning \"t\".\"id\"");
-	one = norm1("insert into \"t\" (\"a\", \"b\") values ($1, $2) returning \"t\".\"id\"", NULL, 0);
+	assert_string_equal(
+		out, "insert into \"t\" (\"a\", \"b\") values ($1, $2) returning \"t\".\"id\"");
+	one = norm1("insert into \"t\" (\"a\", \"b\") values ($1, $2) returning \"t\".\"id\"", NULL,
+		    0);
 	assert_true(big.id == one.id);
 
 	/* more distinct element shapes than are remembered: still deterministic */
-	snprintf(sql, cap, "select 1 where a in (1::t1, 2::t2, 3::t3, 4::t4, 5::t5, 6::t6, 7::t7, "
-			   "8::t8, 9::t9, 10::t10, 11::t1, 12::t9, 13::t10)");
+	snprintf(sql, cap,
+		 "select 1 where a in (1::t1, 2::t2, 3::t3, 4::t4, 5::t5, 6::t6, 7::t7, "
+		 "8::t8, 9::t9, 10::t10, 11::t1, 12::t9, 13::t10)");
 	big = norm1(sql, out, sizeof(out));
 	assert_string_equal(out, "select $1 where a in ($2::t1, $3::t2, $4::t3, $5::t4, $6::t5, "
 				 "$7::t6, $8::t7, $9::t8, $10::t9, $11::t10, $12::t9, $13::t10)");
@@ -407,7 +412,9 @@ static void test_unterminated(void **state)
 		{"select 1.e5x", "select $1 x"},
 		{"select 1..2", "select $1.$2"},
 		{"select \\ { }", "select \\ { }"},
-		{"select\x01\x7f" "1", "select $1"},
+		{"select\x01\x7f"
+		 "1",
+		 "select $1"},
 	};
 	char out[128];
 
@@ -453,14 +460,16 @@ static void test_tags(void **state)
 
 	(void)state;
 	sql = "SELECT 1 /*action='index',controller='book',framework='django%3A4.2',"
-	      "route='%5Ebooks/%3Cint%3Apk%3E/%24',traceparent='00-0af7651916cd43dd8448eb211c80319c-"
+	      "route='%5Ebooks/%3Cint%3Apk%3E/"
+	      "%24',traceparent='00-0af7651916cd43dd8448eb211c80319c-"
 	      "b7ad6b7169203331-01'*/";
 	assert_true(fp_parse_tags(sql, strlen(sql), &t));
 	assert_string_equal(t.action, "index");
 	assert_string_equal(t.controller, "book");
 	assert_string_equal(t.framework, "django:4.2");
 	assert_string_equal(t.route, "^books/<int:pk>/$");
-	assert_string_equal(t.traceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+	assert_string_equal(t.traceparent,
+			    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
 	assert_string_equal(t.application, "");
 
 	/* Django without parameters leaves the percent signs doubled; trailing ';' and blanks */

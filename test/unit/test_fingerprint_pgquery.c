@@ -157,7 +157,8 @@ static void test_differential(void **state)
 		r = pg_query_fingerprint(sql);
 		parsed[i] = r.error == NULL;
 		if ((r.error != NULL) != pg16_only(sql)) {
-			print_error("pg_query parse of %s: %s\n", sql, r.error ? r.error->message : "ok");
+			print_error("pg_query parse of %s: %s\n", sql,
+				    r.error ? r.error->message : "ok");
 			bad++;
 		}
 		theirs[i] = r.fingerprint;
@@ -171,7 +172,8 @@ static void test_differential(void **state)
 				continue;
 			compared++;
 			if (ours[i] == ours[j] && theirs[i] != theirs[j]) {
-				const struct known_merge *m = strcmp(ci, cj) == 0 ? find_merge(ci) : NULL;
+				const struct known_merge *m =
+					strcmp(ci, cj) == 0 ? find_merge(ci) : NULL;
 
 				if (m == NULL) {
 					print_error("false merge:\n  %s\n  %s\n", fp_corpus[j].sql,
@@ -184,8 +186,8 @@ static void test_differential(void **state)
 				int k = find_split(ci, cj);
 
 				if (k < 0) {
-					print_error("undocumented split %s / %s:\n  %s\n  %s\n", cj, ci,
-						    fp_corpus[j].sql, fp_corpus[i].sql);
+					print_error("undocumented split %s / %s:\n  %s\n  %s\n", cj,
+						    ci, fp_corpus[j].sql, fp_corpus[i].sql);
 					bad++;
 				} else {
 					split_seen[k] = true;
@@ -209,8 +211,9 @@ static void test_differential(void **state)
 		printf("| pgtally class | example | pgtally class | example | reason |\n");
 		printf("|---|---|---|---|---|\n");
 		for (size_t k = 0; k < NSPLITS; k++)
-			printf("| %s | `%s` | %s | `%s` | %s |\n", splits[k].a, example(splits[k].a),
-			       splits[k].b, example(splits[k].b), splits[k].reason);
+			printf("| %s | `%s` | %s | `%s` | %s |\n", splits[k].a,
+			       example(splits[k].a), splits[k].b, example(splits[k].b),
+			       splits[k].reason);
 		printf("\n| class | example | reason |\n|---|---|---|\n");
 		for (size_t k = 0; k < NMERGES; k++)
 			printf("| %s | `%s` | %s |\n", merges[k].cls, example(merges[k].cls),
