@@ -6,6 +6,8 @@
 PYTHON := /usr/bin/python3
 CONFIGURE_FLAGS ?=
 FUZZ_SECONDS ?= 60
+# `make check` runs the behaviour tests against build-asan/pgtally too; SANITIZE=0 skips that.
+SANITIZE ?= 1
 PYTEST_ARGS ?=
 RUN_ARGS ?=
 V ?= 0
@@ -64,7 +66,26 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 FUZZ_CFLAGS = -std=c11 $(PGT_CPPFLAGS) -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -Iinclude \
 	$(DEP_CFLAGS) $(filter-out -Werror,$(WARN_CFLAGS)) -g -O1 $(FUZZ_SAN)
 
-.PHONY: all run check unit bench fuzz install uninstall clean distclean deps help
+# The sanitizer build (what ./configure --enable-sanitize gives) lives beside the normal one,
+# so that `make check` can run the behaviour tests against both without reconfiguring.
+ASAN_DIR := build-asan
+ASAN_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+ASAN_OBJS := $(patsubst src/%.c,$(ASAN_DIR)/%.o,$(SRCS))
+ASAN_REPORTS = $(abspath $(ASAN_DIR)/reports)
+# Any report fails the run: the process stops at the first error (halt_on_error, and UBSan
+# does not recover), and every report lands in $(ASAN_REPORTS), which must stay empty. No leak
+# suppressions: pgtally frees everything on a clean exit.
+ASAN_ENV = ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/asan:halt_on_error=1:detect_leaks=1:$\
+detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1 \
+	UBSAN_OPTIONS=log_path=$(ASAN_REPORTS)/ubsan:print_stacktrace=1:halt_on_error=1 \
+	LSAN_OPTIONS=log_path=$(ASAN_REPORTS)/lsan
+
+VALGRIND := valgrind
+VALGRIND_FLAGS := -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
+	--errors-for-leak-kinds=definite,indirect --track-origins=yes
+
+.PHONY: all run check check-asan unit unit-valgrind bench fuzz install uninstall clean distclean \
+	deps help
 .DEFAULT_GOAL := all
 
 # ------------------------------------------------------------------ configuration
@@ -91,7 +112,7 @@ all: $(LIB)
 	@echo "src/main.c is not written yet: built $(LIB) only, no ./pgtally"
 endif
 
-build build/test build/bench build/fuzz build/fuzz/obj:
+build build/test build/bench build/fuzz build/fuzz/obj $(ASAN_DIR):
 	$(Q)mkdir -p $@
 
 build/%.o: src/%.c config.mk | build
@@ -130,11 +151,58 @@ else
 	echo "make unit: all $(words $(UNIT_BINS)) test programs passed"
 endif
 
+# Memcheck on every unit test program: any error or definite leak fails.
+unit-valgrind: $(if $(filter yes,$(HAVE_CMOCKA)),$(UNIT_BINS))
+ifneq ($(HAVE_CMOCKA),yes)
+	@echo "make unit-valgrind: cmocka was not found by configure"; exit 1
+else
+	@command -v $(VALGRIND) >/dev/null || { echo "make unit-valgrind: no valgrind (make deps)"; \
+		exit 1; }
+	@failed=""; \
+	for t in $(UNIT_BINS); do \
+		echo "== valgrind $$t"; \
+		$(VALGRIND) $(VALGRIND_FLAGS) ./$$t >$$t.valgrind.log 2>&1 || { \
+			cat $$t.valgrind.log; failed="$$failed $${t##*/}"; }; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make unit-valgrind: FAILED:$$failed"; exit 1; fi; \
+	echo "make unit-valgrind: all $(words $(UNIT_BINS)) test programs clean under memcheck"
+endif
+
 check:
 	@$(SUBMAKE) deps
 	@$(SUBMAKE) all
 	@$(SUBMAKE) unit
+	@$(SUBMAKE) unit-valgrind
 	$(PYTHON) -m pytest -v $(PYTEST_ARGS) test/
+ifneq ($(SANITIZE),0)
+	@$(SUBMAKE) check-asan
+endif
+
+# ------------------------------------------------------------------ sanitizer build
+
+$(ASAN_DIR)/%.o: src/%.c config.mk | $(ASAN_DIR)
+	$(msg) ASAN-CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(ASAN_SAN) -MMD -MP -c -o $@ $<
+
+$(ASAN_DIR)/pgtally: $(ASAN_OBJS)
+	$(msg) LINK $@
+	$(Q)$(CC) $(LDFLAGS) $(ASAN_SAN) -o $@ $(ASAN_OBJS) $(PGT_LIBS)
+
+# The behaviour tests once more, against the sanitizer build (test/harness reads PGTALLY_BIN).
+check-asan: $(ASAN_DIR)/pgtally
+	@rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS)
+	@status=0; \
+	$(ASAN_ENV) PGTALLY_BIN=$(abspath $(ASAN_DIR)/pgtally) \
+		$(PYTHON) -m pytest -q $(PYTEST_ARGS) test/ || status=$$?; \
+	reports=$$(ls $(ASAN_REPORTS)); \
+	if [ -n "$$reports" ]; then \
+		for r in $$reports; do echo "== $(ASAN_REPORTS)/$$r"; cat $(ASAN_REPORTS)/$$r; done; \
+		echo "make check-asan: FAILED: $$(echo $$reports | wc -w) sanitizer report(s)"; \
+		exit 1; \
+	fi; \
+	if [ $$status -ne 0 ]; then echo "make check-asan: FAILED: pytest exit status $$status"; \
+		exit $$status; fi; \
+	echo "make check-asan: behaviour tests passed on the sanitizer build, no report"
 
 run:
 	@$(SUBMAKE) deps
@@ -220,7 +288,7 @@ uninstall:
 # ------------------------------------------------------------------ housekeeping
 
 clean:
-	rm -rf build pgtally
+	rm -rf build $(ASAN_DIR) pgtally
 
 distclean: clean
 	rm -rf config.mk config.status config.log configure aclocal.m4 autom4te.cache
@@ -246,8 +314,11 @@ deps:
 help:
 	@echo "make [all]      build ./pgtally (configures first when needed)"
 	@echo "make run        a throwaway PostgreSQL and pgtally in front of it (RUN_ARGS='-- -v')"
-	@echo "make check      deps, all, unit, then the pytest suite (PYTEST_ARGS='-k x')"
+	@echo "make check      deps, all, unit, unit-valgrind, the pytest suite (PYTEST_ARGS='-k x'),"
+	@echo "                then check-asan (SANITIZE=0 skips it)"
 	@echo "make unit       build and run the cmocka tests in test/unit/"
+	@echo "make unit-valgrind  the unit tests under valgrind memcheck"
+	@echo "make check-asan the pytest suite against build-asan/pgtally (ASan+UBSan+LSan)"
 	@echo "make bench      the benchmark in test/bench/"
 	@echo "make fuzz       each libFuzzer target for FUZZ_SECONDS (default 60)"
 	@echo "make install    into DESTDIR/PREFIX (default /usr/local); make uninstall"
@@ -255,4 +326,5 @@ help:
 	@echo "make clean      remove build products; distclean also the configure output"
 	@echo "V=1 shows full compiler command lines"
 
--include $(wildcard build/*.d build/test/*.d build/bench/*.d build/fuzz/*.d build/fuzz/obj/*.d)
+-include $(wildcard build/*.d build/test/*.d build/bench/*.d build/fuzz/*.d build/fuzz/obj/*.d \
+	$(ASAN_DIR)/*.d)

@@ -1321,6 +1321,7 @@ static void wait_cb(evutil_socket_t fd, short what, void *arg)
 	struct admin_wait *aw = arg;
 	(void)fd;
 	(void)what;
+	worker_tick(aw->w);
 	struct client *c = find_admin_client(aw->w, aw->client_id);
 	if (!c) {
 		wait_free(aw);

@@ -755,7 +755,8 @@ static int client_query(struct client *c, struct server *s, const char *sql, siz
 				c->in_txn = true;
 			if (c->in_txn)
 				flags |= RQF_IN_TXN;
-			if (st.txn == FP_TXN_COMMIT || st.txn == FP_TXN_ROLLBACK)
+			if (st.txn == FP_TXN_COMMIT || st.txn == FP_TXN_ROLLBACK ||
+			    st.txn == FP_TXN_PREPARE)
 				c->in_txn = false;
 			struct fp_entry *fe =
 				stats_fp_note(w, c->pool, st.id, st.kind, sql, st.start, st.end);
@@ -1381,10 +1382,8 @@ static void client_process(struct client *c)
 				return;
 			c->wait_start = now;
 			pool_request_server(c->pool, c);
-			if (!c->server) {
-				sbuf_pause_read(&c->sb);
-				return;
-			}
+			if (!c->server)
+				return; /* queued; reading goes on until the buffer fills */
 			run_start = in->rpos;
 		}
 
@@ -1531,6 +1530,7 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (c->state == CL_CLOSED)
 		return;
+	worker_tick(c->w);
 	if (what & EV_READ) {
 		ssize_t n = sbuf_read(c->w, &c->sb);
 		if (n == 0) {
@@ -1553,11 +1553,14 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 		admin_process(c);
 		break;
 	case CL_WELCOME_WAIT:
-		/* Messages before the login finished: keep them for later, stop reading. */
-		sbuf_pause_read(&c->sb);
-		break;
 	case CL_WAITING:
-		sbuf_pause_read(&c->sb);
+		/*
+		 * Not ours to process yet: keep what arrives (usually nothing: drivers wait for
+		 * the answer). Stop reading only when the buffer is full, so waiting costs no
+		 * epoll_ctl and a client that hangs up while waiting is noticed.
+		 */
+		if (iobuf_avail(&c->sb.in) >= c->sb.in.cap)
+			sbuf_pause_read(&c->sb);
 		break;
 	case CL_IDLE:
 	case CL_ACTIVE:
@@ -1578,6 +1581,7 @@ static void client_write_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (c->state == CL_CLOSED)
 		return;
+	worker_tick(c->w);
 	if (!sbuf_flush(&c->sb)) {
 		client_close(c, NULL, "client connection broken on send");
 		return;

@@ -34,6 +34,7 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener *l = arg;
 	(void)what;
+	worker_tick(l->w);
 	/* Take what is queued, but not forever: other connections need the loop too. */
 	for (int i = 0; i < 64; i++) {
 		struct sockaddr_storage ss;

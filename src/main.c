@@ -45,6 +45,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct worker *w = arg;
 	char err[256];
 	(void)what;
+	worker_tick(w);
 	switch (sig) {
 	case SIGHUP:
 		log_info("got SIGHUP, reloading");

@@ -110,7 +110,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	struct metrics *m = arg;
 	(void)fd;
 	(void)what;
-	usec_t now = worker_now(m->w);
+	usec_t now = worker_tick(m->w);
 	usec_t period = m->w->cfg->stats_period > 0 ? m->w->cfg->stats_period : 60000000;
 	if (now - m->last_period >= period) {
 		metrics_stats_period(m->w, now);
@@ -887,6 +887,7 @@ static void reply_text(struct evhttp_request *req, int code, const char *reason,
 static void http_cb(struct evhttp_request *req, void *arg)
 {
 	struct metrics *m = arg;
+	worker_tick(m->w);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);

@@ -1110,6 +1110,7 @@ static void server_read_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (s->state == SV_CLOSED)
 		return;
+	worker_tick(s->w);
 	if (what & EV_READ) {
 		ssize_t n = sbuf_read(s->w, &s->sb);
 		if (n == 0) {
@@ -1133,6 +1134,7 @@ static void server_write_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (s->state == SV_CLOSED)
 		return;
+	worker_tick(s->w);
 	if (!sbuf_flush(&s->sb)) {
 		server_close(s, "send to server failed: %s", sbuf_strerror(&s->sb, errno));
 		return;

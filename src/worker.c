@@ -61,11 +61,7 @@ struct worker *worker_create(struct config *cfg)
 	if (!w)
 		return NULL;
 	struct event_config *ec = event_config_new();
-	/*
-	 * Statement timing reads libevent's cached loop time; without this flag that is the
-	 * coarse monotonic clock (4 ms steps here). CLOCK_MONOTONIC is a vDSO call, no syscall.
-	 */
-	event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+	/* Timers need no precision (the janitor); statement timing uses worker_tick(). */
 	w->base = event_base_new_with_config(ec);
 	event_config_free(ec);
 	if (!w->base) {
@@ -88,7 +84,7 @@ struct worker *worker_create(struct config *cfg)
 		free(w);
 		return NULL;
 	}
-	w->start_time = worker_now(w);
+	w->start_time = worker_tick(w);
 	return w;
 }
 
@@ -272,7 +268,7 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 	(void)fd;
 	(void)what;
-	usec_t now = worker_now(w);
+	usec_t now = worker_tick(w);
 	janitor_clients(w, now);
 	janitor_servers(w, now);
 	worker_check_shutdown(w);

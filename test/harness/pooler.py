@@ -14,7 +14,7 @@ from psycopg.conninfo import make_conninfo
 from . import util
 from .postgres import PASSWORDS
 
-PGTALLY_BIN = os.path.join(util.REPO_ROOT, 'pgtally')
+PGTALLY_BIN = os.environ.get('PGTALLY_BIN') or os.path.join(util.REPO_ROOT, 'pgtally')
 
 KINDS = {
     # kind: (binary, ini section, admin console database)

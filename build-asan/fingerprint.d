@@ -1,0 +1,2 @@
+build-asan/fingerprint.o: src/fingerprint.c include/fingerprint.h
+include/fingerprint.h:

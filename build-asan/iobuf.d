@@ -1,0 +1,2 @@
+build-asan/iobuf.o: src/iobuf.c include/iobuf.h
+include/iobuf.h:

@@ -1,0 +1,2 @@
+build-asan/scram.o: src/scram.c include/scram.h
+include/scram.h:

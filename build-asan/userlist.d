@@ -1,0 +1,2 @@
+build-asan/userlist.o: src/userlist.c include/userlist.h
+include/userlist.h:
