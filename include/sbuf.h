@@ -56,12 +56,12 @@ enum sbuf_tls_phase {
 
 struct sbuf {
 	int fd;
-	bool read_on;  /* ev_read is added */
-	bool write_on; /* ev_write is added */
-	bool keep_in;  /* keep the input buffer when empty (server connections) */
-	uint8_t tls_phase;   /* enum sbuf_tls_phase */
-	uint8_t tls_next;    /* the phase after the preamble */
-	uint8_t preamble;    /* plain bytes at the head of `out` still to send */
+	bool read_on;      /* ev_read is added */
+	bool write_on;     /* ev_write is added */
+	bool keep_in;      /* keep the input buffer when empty (server connections) */
+	uint8_t tls_phase; /* enum sbuf_tls_phase */
+	uint8_t tls_next;  /* the phase after the preamble */
+	uint8_t preamble;  /* plain bytes at the head of `out` still to send */
 	const struct sbuf_io *io;
 	struct tls_conn *tls; /* from the negotiation on, else NULL */
 	struct event ev_read;

@@ -56,7 +56,8 @@ struct server {
 
 	uint32_t fwd_remaining; /* rest of a large message streamed to the client */
 
-	char *params[PARAM_COUNT]; /* values this session has */
+	const char *params[PARAM_COUNT]; /* values this session has */
+	uint8_t params_own;                /* bit i: params[i] is ours (else the pool's default) */
 
 	struct scram_client *scram; /* during login */
 	struct iobuf login_params;  /* ParameterStatus pairs seen during login */

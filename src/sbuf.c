@@ -203,7 +203,6 @@ static bool flush_preamble(struct sbuf *sb)
 	return true;
 }
 
-
 static bool tls_start(struct sbuf *sb, struct tls_ctx *ctx, bool as_server, const char *host,
 		      const void *preamble, size_t len)
 {
@@ -301,8 +300,9 @@ static ssize_t tls_read_answer(struct sbuf *sb)
 		return sbuf_flush(sb) ? 1 : -1;
 	}
 	if (ch == 'N')
-		snprintf(msg, sizeof(msg), "the server does not accept TLS connections and "
-					   "server_tls_sslmode requires TLS");
+		snprintf(msg, sizeof(msg),
+			 "the server does not accept TLS connections and "
+			 "server_tls_sslmode requires TLS");
 	else
 		snprintf(msg, sizeof(msg), "unexpected answer 0x%02x to the SSL request", ch);
 	tls_conn_set_error(sb->tls, msg);

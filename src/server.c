@@ -303,7 +303,8 @@ void server_reap(struct worker *w)
 		struct server *s = container_of(pos, struct server, node);
 		list_del(&s->node);
 		for (int i = 0; i < PARAM_COUNT; i++)
-			free(s->params[i]);
+			if (s->params_own & (1u << i))
+				free((char *)s->params[i]);
 		if (s->scram)
 			scram_client_clear(s->scram);
 		free(s->scram);
@@ -317,6 +318,27 @@ void server_reap(struct worker *w)
 
 /* ---- login ---- */
 
+/*
+ * Record a session parameter's value. Values equal to the pool's default share its string,
+ * so the comparison at link time is usually a pointer comparison.
+ */
+static void server_param_put(struct server *s, int id, const char *value)
+{
+	uint8_t bit = (uint8_t)(1u << id);
+	const char *def = s->pool->welcome_params[id];
+	if (s->params[id] == value)
+		return;
+	if (s->params_own & bit)
+		free((char *)s->params[id]);
+	s->params_own &= (uint8_t)~bit;
+	s->params[id] = NULL;
+	if (def && (value == def || strcmp(value, def) == 0)) {
+		s->params[id] = def;
+	} else if ((s->params[id] = strdup(value))) {
+		s->params_own |= bit;
+	}
+}
+
 static void server_set_param(struct server *s, const char *key, const char *value)
 {
 	int id = param_lookup(key);
@@ -324,8 +346,7 @@ static void server_set_param(struct server *s, const char *key, const char *valu
 		return;
 	if (s->params[id] && strcmp(s->params[id], value) == 0)
 		return;
-	free(s->params[id]);
-	s->params[id] = strdup(value);
+	server_param_put(s, id, value);
 }
 
 static void server_login_done(struct server *s)
@@ -339,9 +360,10 @@ static void server_login_done(struct server *s)
 		iobuf_release(&pool->welcome);
 		pool->welcome = s->login_params;
 		memset(&s->login_params, 0, sizeof(s->login_params));
-		for (int i = 0; i < PARAM_COUNT; i++)
-			if (s->params[i])
-				pool->welcome_params[i] = strdup(s->params[i]);
+		for (int i = 0; i < PARAM_COUNT; i++) {
+			if (s->params[i] && (pool->welcome_params[i] = strdup(s->params[i])))
+				server_param_put(s, i, pool->welcome_params[i]);
+		}
 		struct list *pos, *tmp;
 		list_for_each_safe(pos, tmp, &pool->login_clients)
 		{
@@ -571,7 +593,8 @@ void server_link(struct server *s, struct client *c)
 	/* Make the session look like the client's own: SET what differs, hide the replies. */
 	for (int i = 0; i < PARAM_COUNT; i++) {
 		const char *want = c->params[i];
-		if (!want || (s->params[i] && strcmp(s->params[i], want) == 0))
+		if (!want || want == s->params[i] ||
+		    (s->params[i] && strcmp(s->params[i], want) == 0))
 			continue;
 		if (!any) {
 			start = pkt_begin(&b, 'Q');
@@ -582,8 +605,7 @@ void server_link(struct server *s, struct client *c)
 		pkt_put_bytes(&b, "=", 1);
 		append_quoted(&b, want);
 		pkt_put_bytes(&b, ";", 1);
-		free(s->params[i]);
-		s->params[i] = strdup(want);
+		server_param_put(s, i, want);
 	}
 	if (any) {
 		pkt_put_u8(&b, 0);

@@ -25,10 +25,10 @@ struct tls_conn {
 	SSL *ssl;
 	enum tls_sslmode mode;
 	bool established;
-	bool broken;      /* a fatal error happened: no close_notify, no more I/O */
-	bool want_write;  /* the handshake or the last recv needs the socket writable */
-	bool want_read;   /* the last send needs the socket readable */
-	int deferred;     /* what recv saw after returning data: 0 nothing, 1 end, 2 error */
+	bool broken;     /* a fatal error happened: no close_notify, no more I/O */
+	bool want_write; /* the handshake or the last recv needs the socket writable */
+	bool want_read;  /* the last send needs the socket readable */
+	int deferred;    /* what recv saw after returning data: 0 nothing, 1 end, 2 error */
 	bool has_error;
 	char error[256];
 };
@@ -103,8 +103,8 @@ const char *tls_cipher_list(const char *text)
 	 * PgBouncer's keywords once meant hand-picked lists; today they all mean "whatever the
 	 * system's OpenSSL considers right", which also follows distribution security updates.
 	 */
-	static const char *const system_default[] = {"", "default", "secure", "fast", "normal",
-						     NULL};
+	static const char *const system_default[] = {"",     "default", "secure",
+						     "fast", "normal",  NULL};
 	if (!text)
 		return NULL;
 	for (int i = 0; system_default[i]; i++)
@@ -178,8 +178,8 @@ static bool set_protocols(SSL_CTX *ctx, const struct tls_side *side, char *err, 
 		return false;
 	}
 	/* min/max cannot leave a hole ("tlsv1.0,tlsv1.2"); the per-version switches can. */
-	static const uint64_t no_version[4] = {SSL_OP_NO_TLSv1, SSL_OP_NO_TLSv1_1, SSL_OP_NO_TLSv1_2,
-					       SSL_OP_NO_TLSv1_3};
+	static const uint64_t no_version[4] = {SSL_OP_NO_TLSv1, SSL_OP_NO_TLSv1_1,
+					       SSL_OP_NO_TLSv1_2, SSL_OP_NO_TLSv1_3};
 	for (int v = lo + 1; v < hi; v++)
 		if (!(set & (1u << v)))
 			SSL_CTX_set_options(ctx, no_version[v]);
@@ -231,14 +231,16 @@ static bool load_ca(SSL_CTX *ctx, const struct tls_side *side, enum tls_sslmode 
 		if (mode < TLS_MODE_VERIFY_CA)
 			return true;
 		if (side->as_server) {
-			snprintf(err, errlen, "%s_sslmode = %s needs %s to check client certificates",
+			snprintf(err, errlen,
+				 "%s_sslmode = %s needs %s to check client certificates",
 				 side->prefix, sslmode_words[mode], opt);
 			return false;
 		}
 		/* Verifying PostgreSQL without a CA file of our own: trust the system's store. */
 		if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-			snprintf(err, errlen, "%s is not set and the system CA store cannot be used: %s",
-				 opt, openssl_reason(why, sizeof(why)));
+			snprintf(err, errlen,
+				 "%s is not set and the system CA store cannot be used: %s", opt,
+				 openssl_reason(why, sizeof(why)));
 			return false;
 		}
 		return true;
@@ -265,9 +267,10 @@ static bool ctx_build(const struct tls_side *side, struct tls_ctx **out, char *e
 	char why[160];
 	*out = NULL;
 	int mode = is_set(side->sslmode) ? tls_parse_sslmode(side->sslmode)
-					  : (side->as_server ? TLS_MODE_DISABLE : TLS_MODE_PREFER);
+					 : (side->as_server ? TLS_MODE_DISABLE : TLS_MODE_PREFER);
 	if (mode < 0) {
-		snprintf(err, errlen, "%s_sslmode: unknown mode \"%s\"", side->prefix, side->sslmode);
+		snprintf(err, errlen, "%s_sslmode: unknown mode \"%s\"", side->prefix,
+			 side->sslmode);
 		return false;
 	}
 	if (mode == TLS_MODE_DISABLE)
@@ -323,8 +326,9 @@ static bool ctx_build(const struct tls_side *side, struct tls_ctx **out, char *e
 		goto fail;
 	if (tc->mode >= TLS_MODE_VERIFY_CA)
 		SSL_CTX_set_verify(ctx,
-				   side->as_server ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
-						   : SSL_VERIFY_PEER,
+				   side->as_server
+					   ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+					   : SSL_VERIFY_PEER,
 				   NULL);
 	else
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
@@ -432,7 +436,8 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd, bool as_server, const
 	SSL_set_connect_state(tc->ssl);
 	if (is_set(host) && host[0] != '/') {
 		unsigned char addr[16];
-		bool is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+		bool is_ip =
+			inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
 		/* Server Name Indication is defined for host names only. */
 		if (!is_ip)
 			SSL_set_tlsext_host_name(tc->ssl, host);
@@ -446,11 +451,12 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd, bool as_server, const
 				goto fail;
 			}
 			if (!is_ip)
-				X509_VERIFY_PARAM_set_hostflags(param,
-								X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+				X509_VERIFY_PARAM_set_hostflags(
+					param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 		}
 	} else if (tc->mode == TLS_MODE_VERIFY_FULL) {
-		snprintf(err, errlen, "server_tls_sslmode = verify-full needs a host name to check");
+		snprintf(err, errlen,
+			 "server_tls_sslmode = verify-full needs a host name to check");
 		goto fail;
 	}
 	return tc;
@@ -532,7 +538,7 @@ ssize_t tls_conn_recv(struct tls_conn *tc, void *buf, size_t n)
 			break;
 		}
 		if (e == SSL_ERROR_ZERO_RETURN) {
-			/* The peer's close_notify: answer it when freeing, end of file now or next. */
+			/* The peer's close_notify: end of file now, or on the next call. */
 			if (got) {
 				tc->deferred = 1;
 				break;

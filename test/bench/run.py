@@ -20,8 +20,11 @@ Settings come from the environment (or the options of the same name, see --help)
 """
 
 import argparse
+import base64
 import datetime
 import glob
+import hashlib
+import hmac
 import json
 import os
 import platform
@@ -52,7 +55,13 @@ END_MARK = '<!-- bench results: end -->'
 
 POOL_SIZE = 20
 MAX_CLIENT_CONN = 12000  # room for the 10,000-client test; under the hard RLIMIT_NOFILE
-PASSWORD = harness.PASSWORDS['app']
+
+# Two SCRAM roles. app has PostgreSQL's own secret (4,096 PBKDF2 iterations): the -C cases
+# use it, because a login's full cost is what they measure. bench has a secret with few
+# iterations: where logins are only the setup (500, 5,000, 10,000 clients) libpq's PBKDF2
+# would otherwise cost ~15 ms of client CPU per login on this 2-core machine, minutes in all.
+PASSWORDS = {'app': harness.PASSWORDS['app'], 'bench': 'bench_pw'}
+BENCH_ITERATIONS = 16
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 PAGE_KIB = os.sysconf('SC_PAGE_SIZE') // 1024
 
@@ -71,12 +80,14 @@ NO_DIRECT = 'more clients than PostgreSQL\'s max_connections (300)'
 
 class Case:
     """One pgbench workload. na maps a target left out to the reason shown in its row;
-    userlist is the pooler set it runs on ('secret' or 'plain'); direct_from names the case
-    whose direct figures stand for this one (same workload, only the poolers differ)."""
+    user is the role pgbench logs in as; userlist is the pooler set it runs on ('secret' or
+    'plain'); direct_from names the case whose direct figures stand for this one (same
+    workload, only the poolers differ)."""
 
-    def __init__(self, cid, title, args, clients, targets=TARGETS, na=None, userlist='secret',
-                 direct_from=None):
+    def __init__(self, cid, title, args, clients, targets=TARGETS, na=None, user='bench',
+                 userlist='secret', direct_from=None):
         self.cid = cid
+        self.user = user
         self.title = title
         self.args = args
         self.clients = clients
@@ -96,10 +107,10 @@ def make_cases(scale):
              ('direct', 'pgtally'), {'pgbouncer': NO_PREPARED}),
         Case('dj20', 'Django-shaped: 1 list + 20 lookups in a transaction, -c 20', django, 20),
         Case('conn20', 'connection per transaction (-C), select-only, -c 20',
-             ['-S', '-M', 'simple', '-C'], 20),
+             ['-S', '-M', 'simple', '-C'], 20, user='app'),
         Case('connplain20', '-C as above, plaintext userlist (PBKDF2 in the pooler)',
              ['-S', '-M', 'simple', '-C'], 20, ('pgbouncer', 'pgtally'), plain_na,
-             userlist='plain', direct_from='conn20'),
+             user='app', userlist='plain', direct_from='conn20'),
         Case('s500', 'select-only, simple protocol, -c 500', ['-S', '-M', 'simple'], 500,
              ('pgbouncer', 'pgtally'), {'direct': NO_DIRECT}),
         Case('e500', 'select-only, extended protocol, -c 500', ['-S', '-M', 'extended'], 500,
@@ -111,6 +122,7 @@ def make_cases(scale):
 
 # Workloads whose system calls are counted, per pooler.
 SYSCALL_CASES = ('s20', 'e20', 'dj20')
+EPOLL_CTL_NOISE = 0.05
 
 
 # ---------------------------------------------------------------------- /proc
@@ -136,8 +148,8 @@ def n_fds(pid):
 
 # ---------------------------------------------------------------------- pgbench
 
-def pgbench_env():
-    return dict(os.environ, PGPASSWORD=PASSWORD, PGAPPNAME='pgtally-bench')
+def pgbench_env(user='bench'):
+    return dict(os.environ, PGPASSWORD=PASSWORDS[user], PGAPPNAME='pgtally-bench')
 
 
 def parse_pgbench(out):
@@ -175,10 +187,10 @@ def read_latencies(prefix):
 
 
 def run_pgbench(host, port, args, clients, seconds=None, transactions=None, pid=None,
-                log_latency=False, timeout=None):
+                log_latency=False, timeout=None, user='bench'):
     """One pgbench run against host:port; parsed output plus, when pid is the pooler's, its
     CPU (utime/stime deltas over the run) and peak RSS (polled every 0.2 s)."""
-    argv = [PGBENCH, '-n', '-h', host, '-p', str(port), '-U', 'app', '-c', str(clients),
+    argv = [PGBENCH, '-n', '-h', host, '-p', str(port), '-U', user, '-c', str(clients),
             '-j', str(min(2, clients))] + list(args)
     if seconds is not None:
         argv += ['-T', str(seconds)]
@@ -197,7 +209,7 @@ def run_pgbench(host, port, args, clients, seconds=None, transactions=None, pid=
     start = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                env=pgbench_env(), cwd='/tmp')
+                                env=pgbench_env(user), cwd='/tmp')
         try:
             while proc.poll() is None:
                 if time.monotonic() - start > timeout:
@@ -256,11 +268,32 @@ def pooler_ini(extra=None):
     return ini
 
 
+def scram_secret(password, iterations):
+    """A SCRAM-SHA-256 secret in PostgreSQL's format (RFC 5802 keys, random salt)."""
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac('sha256', password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b'Client Key', hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b'Server Key', hashlib.sha256).digest()
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    return 'SCRAM-SHA-256$%d:%s$%s:%s' % (iterations, b64(salt), b64(stored_key),
+                                          b64(server_key))
+
+
+def create_bench_role(pg):
+    pg.sql("CREATE ROLE bench LOGIN PASSWORD '%s'" % scram_secret(PASSWORDS['bench'],
+                                                                  BENCH_ITERATIONS))
+    pg.sql('GRANT SELECT ON ALL TABLES IN SCHEMA public TO bench', dbname='app')
+
+
 def start_pooler(pg, kind, userlist_kind):
-    """A pooler whose userlist holds app's SCRAM secret as PostgreSQL stores it ('secret') or
-    the plaintext password ('plain')."""
-    secret = pg.role_secret('app') if userlist_kind == 'secret' else PASSWORD
-    p = harness.start_pooler(pg, kind=kind, ini=pooler_ini(), userlist={'app': secret})
+    """A pooler whose userlist holds the roles' SCRAM secrets as PostgreSQL stores them
+    ('secret') or their plaintext passwords ('plain')."""
+    if userlist_kind == 'secret':
+        userlist = {u: pg.role_secret(u) for u in PASSWORDS}
+    else:
+        userlist = dict(PASSWORDS)
+    p = harness.start_pooler(pg, kind=kind, ini=pooler_ini(), userlist=userlist)
     return Target(kind, p.host, p.port, p)
 
 
@@ -288,7 +321,7 @@ def run_cases(opts, pg, cases, log):
             if opts.warmup > 0:
                 for t in targets:
                     r = run_pgbench(t.host, t.port, case.args, case.clients,
-                                    seconds=opts.warmup)
+                                    seconds=opts.warmup, user=case.user)
                     if not r['ok']:
                         log('   warm-up %s failed: %s' % (t.kind, r['error']))
             runs = {t.kind: [] for t in targets}
@@ -296,7 +329,8 @@ def run_cases(opts, pg, cases, log):
                 order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
                 for t in order:
                     r = run_pgbench(t.host, t.port, case.args, case.clients,
-                                    seconds=opts.seconds, pid=t.pid, log_latency=True)
+                                    seconds=opts.seconds, pid=t.pid, log_latency=True,
+                                    user=case.user)
                     runs[t.kind].append(r)
                     if r['ok']:
                         cpu = ''
@@ -491,6 +525,16 @@ def syscall_table(rows, cases):
         lines.append('| %s | %s | %.2f | %.3f | %s |' % (
             label, row['target'], row['total'], row['per_txn'].get('epoll_ctl', 0.0),
             ', '.join('%s %.2f' % (k, v) for v, k in top[:6])))
+    verdicts = []
+    for kind in ('pgbouncer', 'pgtally'):
+        worst = [r['per_txn'].get('epoll_ctl', 0.0) for r in rows
+                 if r['target'] == kind and 'per_txn' in r]
+        if worst:
+            verdicts.append('%s %s (at most %.3f per transaction)' % (
+                kind, 'yes' if max(worst) >= EPOLL_CTL_NOISE else 'no', max(worst)))
+    if verdicts:
+        lines += ['', 'epoll_ctl on the steady-state path: %s. Values within ±%.2f are noise '
+                  'of the two-run difference.' % ('; '.join(verdicts), EPOLL_CTL_NOISE)]
     return '\n'.join(lines)
 
 
@@ -503,7 +547,8 @@ def run_idle(opts, pg, log):
     script = os.path.join(tempfile.mkdtemp(prefix='pgtally-bench-idle-', dir='/tmp'),
                           'idle.sql')
     with open(script, 'w') as f:
-        f.write('\\sleep 3600 s\n')
+        # pgbench keeps \sleep in int microseconds: 900 s is about the longest it can do.
+        f.write('\\sleep 900 s\n')
     n = opts.idle_clients
     for kind in ('pgbouncer', 'pgtally'):
         log('== idle clients: %d against %s' % (n, kind))
@@ -517,7 +562,7 @@ def run_idle(opts, pg, log):
             base_rss, base_fds = rss_kib(t.pid), n_fds(t.pid)
             start = time.monotonic()
             proc = subprocess.Popen(
-                [PGBENCH, '-n', '-h', t.host, '-p', str(t.port), '-U', 'app', '-c', str(n),
+                [PGBENCH, '-n', '-h', t.host, '-p', str(t.port), '-U', 'bench', '-c', str(n),
                  '-j', '2', '-t', '1', '-f', script, 'app'],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 env=pgbench_env(), cwd='/tmp')
@@ -800,10 +845,11 @@ def main():
         log('starting PostgreSQL 15 and loading pgbench data (scale %d) ...' % opts.scale)
         pg = harness.PgCluster(settings=PG_SETTINGS).init()
         init = subprocess.run([PGBENCH, '-i', '-q', '-s', str(opts.scale), '-h', pg.host,
-                               '-p', str(pg.port), '-U', 'app', 'app'], env=pgbench_env(),
+                               '-p', str(pg.port), '-U', 'app', 'app'], env=pgbench_env('app'),
                               capture_output=True, text=True, timeout=1800)
         if init.returncode != 0:
             raise RuntimeError('pgbench -i failed:\n' + init.stderr)
+        create_bench_role(pg)
         info = machine(pg)
 
         results, poolers = run_cases(opts, pg, cases, log)
