@@ -30,6 +30,10 @@
 /* Client messages larger than this are streamed through without being inspected. */
 #define CLIENT_INSPECT_MAX (1024 * 1024)
 
+/* Named prepared statements one client may hold: a bound on what one connection can make
+ * pgtally keep. Drivers cache far fewer (psycopg 3: 100, JDBC: 256). */
+#define CLIENT_MAX_PREPARED 10000
+
 /* PostgreSQL drops a connection without a word for messages of 1 GB or more; say why here. */
 #define PG_MAX_MESSAGE ((int64_t)0x3fffffff)
 
@@ -962,6 +966,14 @@ static enum msg_action client_parse(struct client *c, struct server *s, const ui
 	}
 	if (!sql) {
 		return client_ext_error(c, s, "08P01", "malformed Parse message", now);
+	}
+	if (pstmt_map_count(c->pstmts) >= CLIENT_MAX_PREPARED) {
+		char msg[200];
+		snprintf(msg, sizeof(msg),
+			 "too many prepared statements for one connection (at most %d); "
+			 "close or deallocate some",
+			 CLIENT_MAX_PREPARED);
+		return client_ext_error(c, s, "53400", msg, now);
 	}
 	if (pstmt_find(c->pstmts, name)) {
 		char msg[200];

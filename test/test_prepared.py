@@ -257,3 +257,18 @@ def test_ddl_change_gives_postgres_error_then_recovers(pgtally, pg):
         assert conn.execute('SELECT * FROM ddl_t').fetchone() == (1, 2)
         conn._prepared.clear()
         assert conn.execute('SELECT * FROM ddl_t').fetchone() == (1, 2)
+
+
+def test_per_client_prepared_statement_cap(pgtally):
+    p = pgtally(ini={'auth_type': 'trust', 'default_pool_size': 1})
+    c = trust_conn(p)
+    batch = b''.join(parse('cap%d' % i, 'SELECT %d' % i) for i in range(10000)) + SYNC
+    c.send(batch)
+    msgs = c.read_until('Z')
+    assert [m[0] for m in msgs].count('1') == 10000
+    c.send(parse('one_too_many', 'SELECT 1') + SYNC)
+    msgs = c.read_until('Z')
+    assert msgs[0][0] == 'E' and rawpg.error_fields(msgs[0][1])['C'] == '53400'
+    # Closing one makes room again.
+    c.send(close_stmt('cap0') + parse('one_too_many', 'SELECT 1') + SYNC)
+    assert [m[0] for m in c.read_until('Z')] == ['3', '1', 'Z']

@@ -405,8 +405,11 @@ def main_table(cases, results):
         if direct is None and case.direct_from:
             direct = summaries.get(case.direct_from, {}).get('direct')
         bouncer = s.get('pgbouncer')
+        first = True
         for kind in TARGETS:
-            label = '%s `%s`' % (case.title, case.cid)
+            # The case's name only on its first row: the table stays narrow enough to read.
+            label = '%s `%s`' % (case.title, case.cid) if first else ''
+            first = False
             if kind in case.na:
                 lines.append('| %s | %s | n/a: %s | | | | | | | | |' % (label, kind,
                                                                      case.na[kind]))
@@ -515,8 +518,10 @@ def syscall_table(rows, cases):
     titles = {c.cid: c.title for c in cases}
     lines = ['| case | target | syscalls/txn | epoll_ctl/txn | most frequent, per txn |',
              '|---|---|---:|---:|---|']
+    prev = None
     for row in rows:
-        label = '%s `%s`' % (titles[row['case']], row['case'])
+        label = '%s `%s`' % (titles[row['case']], row['case']) if row['case'] != prev else ''
+        prev = row['case']
         if 'error' in row:
             lines.append('| %s | %s | failed | | %s |' % (label, row['target'],
                                                            row['error'].splitlines()[0]))
