@@ -865,10 +865,20 @@ static void server_internal_message(struct server *s, uint8_t type, const uint8_
 			return;
 		}
 		struct proto_error e;
-		if (proto_parse_error(body, len, &e))
-			log_warning("S-%llu %s/%s: internal query failed: %s",
-				    (unsigned long long)s->id, s->pool->db->name, s->pool->user->name,
-				    e.message ? e.message : "?");
+		bool ok = proto_parse_error(body, len, &e);
+		log_warning("S-%llu %s/%s: internal query failed: %s", (unsigned long long)s->id,
+			    s->pool->db->name, s->pool->user->name,
+			    ok && e.message ? e.message : "?");
+		if (s->client) {
+			/*
+			 * The SET that makes this session match the client's parameters failed
+			 * (e.g. a bad TimeZone in its startup options): PostgreSQL would have
+			 * refused that connection, so do the same rather than run with other values.
+			 */
+			client_close(s->client, ok && e.sqlstate ? e.sqlstate : "22023",
+				     "invalid connection parameter: %s",
+				     ok && e.message ? e.message : "?");
+		}
 	} else if (type == 'S') {
 		struct proto_reader r;
 		proto_reader_init(&r, body, len);

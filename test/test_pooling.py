@@ -375,3 +375,14 @@ def test_server_check_query_drops_dead_server(pgtally, pg):
         # client's next query runs on a fresh server.
         pg.sql('SELECT pg_terminate_backend(%s)', (pid,))
         assert conn.execute('SELECT 1').fetchone() == (1,)
+
+
+def test_bad_parameter_in_startup_options_is_refused(pgtally):
+    p = pgtally()
+    with pytest.raises(psycopg.OperationalError) as ei:
+        with psycopg.connect(p.dsn(options='-c TimeZone=No/Such_Zone'), autocommit=True) as c:
+            c.execute('SELECT 1')
+    assert 'invalid connection parameter' in str(ei.value)
+    assert 'No/Such_Zone' in str(ei.value)
+    with p.connect() as conn:
+        assert conn.execute('SELECT 1').fetchone() == (1,)
