@@ -1,2 +1,0 @@
-build-asan/config.o: src/config.c include/config.h
-include/config.h:

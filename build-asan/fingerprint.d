@@ -1,2 +1,0 @@
-build-asan/fingerprint.o: src/fingerprint.c include/fingerprint.h
-include/fingerprint.h:

@@ -1,2 +1,0 @@
-build-asan/iobuf.o: src/iobuf.c include/iobuf.h
-include/iobuf.h:

@@ -1,2 +1,0 @@
-build-asan/log.o: src/log.c include/log.h
-include/log.h:

@@ -1,2 +1,0 @@
-build-asan/userlist.o: src/userlist.c include/userlist.h
-include/userlist.h:
