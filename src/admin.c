@@ -476,9 +476,11 @@ static void client_row(struct iobuf *b, struct client *c, usec_t now)
 	row_str(&r, ptr);
 	row_str(&r, link);
 	row_i64(&r, 0);
-	row_str(&r, "");
+	char tls[128];
+	sbuf_tls_describe(&c->sb, tls, sizeof(tls));
+	row_str(&r, tls);
 	row_str(&r, c->params[PARAM_APPLICATION_NAME] ? c->params[PARAM_APPLICATION_NAME] : "");
-	row_i64(&r, 0);
+	row_i64(&r, (long long)pstmt_map_count(c->pstmts));
 	row_u64(&r, c->id);
 	send_row(b, &r);
 }
@@ -538,9 +540,11 @@ static void server_row(struct iobuf *b, struct server *s, usec_t now)
 	row_str(&r, ptr);
 	row_str(&r, link);
 	row_i64(&r, (long long)s->be_pid);
-	row_str(&r, "");
+	char tls[128];
+	sbuf_tls_describe(&s->sb, tls, sizeof(tls));
+	row_str(&r, tls);
 	row_str(&r, s->params[PARAM_APPLICATION_NAME] ? s->params[PARAM_APPLICATION_NAME] : "");
-	row_i64(&r, 0);
+	row_i64(&r, (long long)s->pstmts.count);
 	row_u64(&r, s->id);
 	send_row(b, &r);
 }
@@ -1744,6 +1748,12 @@ static enum cmd_result cmd_set(struct client *c, char *arg, struct iobuf *b)
 		proto_build_error(b, true, "NOTICE", "00000", "SET ignored");
 		proto_build_command_complete(b, "SET");
 		return CMD_OK;
+	}
+	if (strncasecmp(key, "client_tls_", 11) == 0 || strncasecmp(key, "server_tls_", 11) == 0) {
+		/* Certificates and contexts are rebuilt only by RELOAD, all or nothing. */
+		admin_error(b, "55000", "%s: change TLS settings in the config file and RELOAD",
+			    key);
+		return CMD_ERROR;
 	}
 	if (!config_set(w->cfg, key, value, err, sizeof(err))) {
 		admin_error(b, "22023", "%s", err);

@@ -272,3 +272,15 @@ def test_per_client_prepared_statement_cap(pgtally):
     # Closing one makes room again.
     c.send(close_stmt('cap0') + parse('one_too_many', 'SELECT 1') + SYNC)
     assert [m[0] for m in c.read_until('Z')] == ['3', '1', 'Z']
+
+
+def test_show_clients_and_servers_count_prepared_statements(pgtally):
+    p = pgtally(ini={'default_pool_size': 1})
+    conn = psycopg.connect(p.dsn(), autocommit=True, prepare_threshold=0)
+    with conn:
+        for k in range(3):
+            conn.execute('SELECT %s::int + ' + str(k), (1,))
+        clients = [c for c in p.admin('SHOW CLIENTS') if c['database'] == 'app']
+        assert [c['prepared_statements'] for c in clients] == [3]
+        servers = [s for s in p.admin('SHOW SERVERS') if s['database'] == 'app']
+        assert [s['prepared_statements'] for s in servers] == [3]
