@@ -262,8 +262,24 @@ endif
 
 # ------------------------------------------------------------------ install
 
-MAN1 := $(wildcard doc/*.1)
-MAN5 := $(wildcard doc/*.5)
+# Man pages: doc/NAME.SECTION.md -> doc/NAME.SECTION with pandoc when it is installed (`make`
+# builds them); without pandoc, pages built before are still installed.
+PANDOC := $(shell command -v pandoc 2>/dev/null)
+MAN_PAGES := $(patsubst %.md,%,$(wildcard doc/*.1.md doc/*.5.md))
+MAN_BUILT := $(foreach p,$(MAN_PAGES),$(if $(or $(PANDOC),$(wildcard $(p))),$(p)))
+MAN1 := $(filter %.1,$(MAN_BUILT))
+MAN5 := $(filter %.5,$(MAN_BUILT))
+ifneq ($(PANDOC),)
+all: $(MAN_PAGES)
+endif
+
+doc/%.1: doc/%.1.md
+	$(msg) PANDOC $@
+	$(Q)$(PANDOC) -s -f markdown -t man -M footer='$(strip pgtally $(PACKAGE_VERSION))' -o $@ $<
+
+doc/%.5: doc/%.5.md
+	$(msg) PANDOC $@
+	$(Q)$(PANDOC) -s -f markdown -t man -M footer='$(strip pgtally $(PACKAGE_VERSION))' -o $@ $<
 
 install: $(if $(wildcard src/main.c),all)
 ifeq ($(wildcard src/main.c),)
@@ -282,13 +298,13 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/pgtally
 	rm -f $(DESTDIR)$(PREFIX)/share/doc/pgtally/pgtally.ini
 	-rmdir $(DESTDIR)$(PREFIX)/share/doc/pgtally 2>/dev/null
-	$(if $(MAN1),rm -f $(patsubst doc/%,$(DESTDIR)$(PREFIX)/share/man/man1/%,$(MAN1)))
-	$(if $(MAN5),rm -f $(patsubst doc/%,$(DESTDIR)$(PREFIX)/share/man/man5/%,$(MAN5)))
+	rm -f $(patsubst doc/%,$(DESTDIR)$(PREFIX)/share/man/man1/%,$(filter %.1,$(MAN_PAGES)))
+	rm -f $(patsubst doc/%,$(DESTDIR)$(PREFIX)/share/man/man5/%,$(filter %.5,$(MAN_PAGES)))
 
 # ------------------------------------------------------------------ housekeeping
 
 clean:
-	rm -rf build $(ASAN_DIR) pgtally
+	rm -rf build $(ASAN_DIR) pgtally $(MAN_PAGES)
 
 distclean: clean
 	rm -rf config.mk config.status config.log configure aclocal.m4 autom4te.cache
@@ -312,7 +328,7 @@ deps:
 		$$missing
 
 help:
-	@echo "make [all]      build ./pgtally (configures first when needed)"
+	@echo "make [all]      build ./pgtally, and doc/*.1 doc/*.5 with pandoc (configures first)"
 	@echo "make run        a throwaway PostgreSQL and pgtally in front of it (RUN_ARGS='-- -v')"
 	@echo "make check      deps, all, unit, unit-valgrind, the pytest suite (PYTEST_ARGS='-k x'),"
 	@echo "                then check-asan (SANITIZE=0 skips it)"

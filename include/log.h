@@ -22,6 +22,10 @@ extern int log_level_cur;
  */
 void log_setup(const char *logfile, bool to_stderr, const char *syslog_ident, int level);
 
+/* syslog facility by name (auth, authpriv, daemon, user, local0..local7); false if unknown.
+ * Takes effect at the next log_setup(). */
+bool log_set_syslog_facility(const char *name);
+
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_at(lvl, ...)                                                                            \

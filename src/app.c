@@ -69,6 +69,9 @@ static int log_level_for(const struct config *cfg, int verbose_flags)
 
 void app_setup_logging(const struct config *cfg)
 {
+	if (cfg->syslog_facility && *cfg->syslog_facility &&
+	    !log_set_syslog_facility(cfg->syslog_facility))
+		log_warning("unknown syslog_facility %s; using daemon", cfg->syslog_facility);
 	log_setup(cfg->logfile, !app_opt_quiet && !app_opt_daemon,
 		  cfg->syslog ? (cfg->syslog_ident ? cfg->syslog_ident : "pgtally") : NULL,
 		  log_level_for(cfg, app_opt_verbose));

@@ -439,6 +439,20 @@ static void client_handle_startup(struct client *c, const uint8_t *pkt, size_t l
 	const char *opts = proto_startup_get(&st, "options");
 	if (opts && *opts && !client_parse_options(c, opts))
 		return;
+	if (c->w->cfg->application_name_add_host && !c->is_unix) {
+		/* "app - host:port", so SHOW CLIENTS and pg_stat_activity tell clients apart. */
+		char who[160], host[INET6_ADDRSTRLEN + 8], name[256];
+		client_describe(c, who, sizeof(who));
+		const char *at = strrchr(who, '@');
+		snprintf(host, sizeof(host), "%s", at ? at + 1 : "");
+		const char *app = c->params[PARAM_APPLICATION_NAME];
+		snprintf(name, sizeof(name), "%s%s%s", app && *app ? app : "", app && *app ? " - " : "",
+			 host);
+		if (!client_param_set(c, PARAM_APPLICATION_NAME, name)) {
+			client_close(c, "53200", "out of memory");
+			return;
+		}
+	}
 
 	struct worker *w = c->w;
 	if (w->n_clients > w->cfg->max_client_conn) {

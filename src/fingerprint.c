@@ -1,4 +1,4 @@
-/* fingerprint: one-pass SQL normalizer, 64-bit query fingerprints and sqlcommenter tags. */
+/* fingerprint: one-pass SQL normalizer and 64-bit query fingerprints (FP_VERSION 1). */
 #include "fingerprint.h"
 
 #include <string.h>
@@ -8,7 +8,16 @@
  * statement boundaries and token kinds agree with the server for valid SQL, but it never
  * fails: malformed input (unterminated quotes, stray bytes) still yields tokens and an id.
  * See doc/fingerprint.md for the rules; the comments here say why the code looks as it does.
+ *
+ * Speed matters: the pooler fingerprints every statement it forwards, usually with out ==
+ * NULL. The text is therefore never gathered in a buffer: each token goes into the hash as
+ * whole little-endian words held in a register (struct norm's acc), and into out directly
+ * when there is one. Keywords are recognized with one probe of a perfect hash on the word's
+ * first eleven bytes, and the tokens ORM SQL is made of skip the statement-level machinery
+ * (fp_next's fast path). The sqlcommenter tag parser is in src/sqlcommenter.c.
  */
+
+#define FP_INLINE static inline __attribute__((always_inline))
 
 /* ---- the hash (specified in doc/fingerprint.md; changing it means bumping FP_VERSION) ---- */
 
@@ -98,7 +107,6 @@ void fp_hex(uint64_t id, char buf[FP_HEX_LEN])
 	}
 	buf[16] = '\0';
 }
-
 /* ---- character classes and keywords (tables generated once, see doc/fingerprint.md) ---- */
 
 enum cclass {
@@ -170,9 +178,22 @@ static inline bool is_hex(unsigned char c)
 	return is_digit(c) || (unsigned)((c | 0x20) - 'a') < 6u;
 }
 
-static inline unsigned char lower(unsigned char c)
+/* Bytes [0..m) of a word (m <= 8); the others are zero. */
+static inline uint64_t low_bytes(uint64_t x, size_t m)
 {
-	return (unsigned)(c - 'A') < 26u ? (unsigned char)(c + 32) : c;
+	return m >= 8 ? x : x & ((1ull << (8 * m)) - 1);
+}
+
+/* m <= 8 bytes at p as a zero-padded little-endian word; avail >= m bytes are readable. */
+static inline uint64_t load_upto(const unsigned char *p, size_t m, size_t avail)
+{
+	uint64_t x = 0;
+
+	if (avail >= 8)
+		return low_bytes(load_le64(p), m);
+	for (size_t j = 0; j < m; j++)
+		x |= (uint64_t)p[j] << (8 * j);
+	return x;
 }
 
 /* Keywords the normalizer cares about; every other word is just an identifier. */
@@ -273,106 +294,133 @@ enum kw {
 	KW_WITH,
 	KW_WORK,
 };
-#define KWF_SP 1 /* a '(' after it gets a space: "in (", not a function call "in(" */
-#define KWF_UN 2 /* a '-' right after it is a sign: "limit -1" */
+#define KWF_SP 1   /* a '(' after it gets a space: "in (", not a function call "in(" */
+#define KWF_UN 2   /* a '-' right after it is a sign: "limit -1" */
+#define KWF_SLOW 4 /* has a meaning of its own even in plain SQL (fp_next's fast path) */
 #define KW_MAXLEN 11
 
+/* s is zero-padded, so that it compares as two words with the word being looked up. */
 struct kwent {
 	char s[KW_MAXLEN + 1];
-	uint8_t len;
 	uint8_t kw;
 	uint8_t flags;
 };
 
+/*
+ * kwslot[kw_slot(word)] is the index in kwtab of the only keyword that may be that word (0:
+ * none). KW_HASH_MUL was searched offline so that no two keywords share a slot; adding a
+ * keyword means searching again (doc/fingerprint.md).
+ */
 /* clang-format off */
-#define KW_HASH_MUL 0x41c1602fu
-static const struct kwent kwtab[94] = {
-	{"first", 5, KW_FIRST, 0}, {"any", 3, KW_ANY, KWF_UN}, {"delete", 6, KW_DELETE, 0},
-	{"savepoint", 9, KW_SAVEPOINT, 0}, {"distinct", 8, KW_DISTINCT, KWF_SP | KWF_UN},
-	{"some", 4, KW_SOME, KWF_UN}, {"reset", 5, KW_RESET, 0},
-	{"between", 7, KW_BETWEEN, KWF_SP | KWF_UN}, {"check", 5, KW_CHECK, KWF_SP},
-	{"prepare", 7, KW_PREPARE, 0}, {"and", 3, KW_AND, KWF_SP | KWF_UN},
-	{"join", 4, KW_JOIN, KWF_SP}, {"end", 3, KW_END, 0}, {"merge", 5, KW_MERGE, 0},
-	{"unique", 6, KW_UNIQUE, KWF_SP}, {"when", 4, KW_WHEN, KWF_SP | KWF_UN},
-	{"else", 4, KW_ELSE, KWF_SP | KWF_UN}, {"declare", 7, KW_DECLARE, 0},
-	{"over", 4, KW_OVER, KWF_SP}, {"not", 3, KW_NOT, KWF_SP | KWF_UN},
-	{"offset", 6, KW_OFFSET, KWF_SP | KWF_UN}, {"transaction", 11, KW_TRANSACTION, 0},
-	{"except", 6, KW_EXCEPT, KWF_SP}, {"intersect", 9, KW_INTERSECT, KWF_SP},
-	{"on", 2, KW_ON, KWF_SP | KWF_UN}, {"conflict", 8, KW_CONFLICT, KWF_SP},
-	{"last", 4, KW_LAST, 0}, {"false", 5, KW_FALSE, 0}, {"work", 4, KW_WORK, 0},
-	{"absolute", 8, KW_ABSOLUTE, KWF_UN}, {"as", 2, KW_AS, KWF_SP},
-	{"case", 4, KW_CASE, KWF_SP | KWF_UN}, {"union", 5, KW_UNION, KWF_SP},
-	{"by", 2, KW_BY, KWF_SP | KWF_UN}, {"array", 5, KW_ARRAY, 0},
-	{"is", 2, KW_IS, KWF_SP | KWF_UN}, {"ilike", 5, KW_ILIKE, KWF_SP | KWF_UN},
-	{"then", 4, KW_THEN, KWF_SP | KWF_UN}, {"abort", 5, KW_ABORT, 0},
-	{"filter", 6, KW_FILTER, KWF_SP}, {"copy", 4, KW_COPY, KWF_SP},
-	{"backward", 8, KW_BACKWARD, KWF_UN}, {"fetch", 5, KW_FETCH, KWF_UN},
-	{"listen", 6, KW_LISTEN, 0}, {"into", 4, KW_INTO, 0},
-	{"select", 6, KW_SELECT, KWF_SP | KWF_UN}, {"move", 4, KW_MOVE, KWF_UN},
-	{"using", 5, KW_USING, KWF_SP}, {"show", 4, KW_SHOW, 0},
-	{"limit", 5, KW_LIMIT, KWF_SP | KWF_UN}, {"group", 5, KW_GROUP, KWF_SP},
-	{"create", 6, KW_CREATE, 0}, {"true", 4, KW_TRUE, 0}, {"do", 2, KW_DO, KWF_SP},
-	{"all", 3, KW_ALL, KWF_SP | KWF_UN}, {"references", 10, KW_REFERENCES, KWF_SP},
-	{"prior", 5, KW_PRIOR, 0}, {"start", 5, KW_START, 0}, {"notify", 6, KW_NOTIFY, 0},
-	{"with", 4, KW_WITH, KWF_SP}, {"update", 6, KW_UPDATE, 0}, {"begin", 5, KW_BEGIN, 0},
-	{"to", 2, KW_TO, KWF_SP | KWF_UN}, {"like", 4, KW_LIKE, KWF_SP | KWF_UN},
-	{"insert", 6, KW_INSERT, KWF_SP}, {"in", 2, KW_IN, KWF_SP | KWF_UN},
-	{"deallocate", 10, KW_DEALLOCATE, 0}, {"having", 6, KW_HAVING, KWF_SP | KWF_UN},
-	{"key", 3, KW_KEY, KWF_SP}, {"rollback", 8, KW_ROLLBACK, 0},
-	{"release", 7, KW_RELEASE, 0}, {"execute", 7, KW_EXECUTE, 0},
-	{"or", 2, KW_OR, KWF_SP | KWF_UN}, {"atomic", 6, KW_ATOMIC, 0},
-	{"default", 7, KW_DEFAULT, KWF_UN}, {"discard", 7, KW_DISCARD, 0},
-	{"next", 4, KW_NEXT, 0}, {"close", 5, KW_CLOSE, 0}, {"lateral", 7, KW_LATERAL, KWF_SP},
-	{"values", 6, KW_VALUES, KWF_SP}, {"exists", 6, KW_EXISTS, KWF_SP},
-	{"forward", 7, KW_FORWARD, KWF_UN}, {"prepared", 8, KW_PREPARED, 0},
-	{"returning", 9, KW_RETURNING, KWF_SP | KWF_UN}, {"also", 4, KW_ALSO, KWF_SP},
-	{"table", 5, KW_TABLE, KWF_SP}, {"null", 4, KW_NULL, 0}, {"unlisten", 8, KW_UNLISTEN, 0},
-	{"commit", 6, KW_COMMIT, 0}, {"set", 3, KW_SET, KWF_SP},
-	{"similar", 7, KW_SIMILAR, KWF_SP | KWF_UN}, {"relative", 8, KW_RELATIVE, KWF_UN},
-	{"where", 5, KW_WHERE, KWF_SP | KWF_UN}, {"from", 4, KW_FROM, KWF_SP},
+#define KW_HASH_MUL 0x2375a7bc31b52855ull
+static const struct kwent kwtab[95] = {
+	{"", KW_NONE, 0},
+	{"abort", KW_ABORT, 0}, {"absolute", KW_ABSOLUTE, KWF_UN},
+	{"all", KW_ALL, KWF_SP | KWF_UN | KWF_SLOW}, {"also", KW_ALSO, KWF_SP},
+	{"and", KW_AND, KWF_SP | KWF_UN}, {"any", KW_ANY, KWF_UN}, {"array", KW_ARRAY, 0},
+	{"as", KW_AS, KWF_SP}, {"atomic", KW_ATOMIC, 0}, {"backward", KW_BACKWARD, KWF_UN},
+	{"begin", KW_BEGIN, 0}, {"between", KW_BETWEEN, KWF_SP | KWF_UN},
+	{"by", KW_BY, KWF_SP | KWF_UN}, {"case", KW_CASE, KWF_SP | KWF_UN},
+	{"check", KW_CHECK, KWF_SP}, {"close", KW_CLOSE, 0}, {"commit", KW_COMMIT, 0},
+	{"conflict", KW_CONFLICT, KWF_SP}, {"copy", KW_COPY, KWF_SP}, {"create", KW_CREATE, 0},
+	{"deallocate", KW_DEALLOCATE, 0}, {"declare", KW_DECLARE, 0},
+	{"default", KW_DEFAULT, KWF_UN}, {"delete", KW_DELETE, 0}, {"discard", KW_DISCARD, 0},
+	{"distinct", KW_DISTINCT, KWF_SP | KWF_UN}, {"do", KW_DO, KWF_SP},
+	{"else", KW_ELSE, KWF_SP | KWF_UN}, {"end", KW_END, 0}, {"except", KW_EXCEPT, KWF_SP},
+	{"execute", KW_EXECUTE, 0}, {"exists", KW_EXISTS, KWF_SP}, {"false", KW_FALSE, KWF_SLOW},
+	{"fetch", KW_FETCH, KWF_UN}, {"filter", KW_FILTER, KWF_SP}, {"first", KW_FIRST, 0},
+	{"forward", KW_FORWARD, KWF_UN}, {"from", KW_FROM, KWF_SP}, {"group", KW_GROUP, KWF_SP},
+	{"having", KW_HAVING, KWF_SP | KWF_UN}, {"ilike", KW_ILIKE, KWF_SP | KWF_UN},
+	{"in", KW_IN, KWF_SP | KWF_UN}, {"insert", KW_INSERT, KWF_SP},
+	{"intersect", KW_INTERSECT, KWF_SP}, {"into", KW_INTO, 0}, {"is", KW_IS, KWF_SP | KWF_UN},
+	{"join", KW_JOIN, KWF_SP}, {"key", KW_KEY, KWF_SP}, {"last", KW_LAST, 0},
+	{"lateral", KW_LATERAL, KWF_SP}, {"like", KW_LIKE, KWF_SP | KWF_UN},
+	{"limit", KW_LIMIT, KWF_SP | KWF_UN}, {"listen", KW_LISTEN, 0}, {"merge", KW_MERGE, 0},
+	{"move", KW_MOVE, KWF_UN}, {"next", KW_NEXT, 0}, {"not", KW_NOT, KWF_SP | KWF_UN},
+	{"notify", KW_NOTIFY, 0}, {"null", KW_NULL, KWF_SLOW},
+	{"offset", KW_OFFSET, KWF_SP | KWF_UN}, {"on", KW_ON, KWF_SP | KWF_UN},
+	{"or", KW_OR, KWF_SP | KWF_UN}, {"over", KW_OVER, KWF_SP}, {"prepare", KW_PREPARE, 0},
+	{"prepared", KW_PREPARED, 0}, {"prior", KW_PRIOR, 0},
+	{"references", KW_REFERENCES, KWF_SP}, {"relative", KW_RELATIVE, KWF_UN},
+	{"release", KW_RELEASE, 0}, {"reset", KW_RESET, 0},
+	{"returning", KW_RETURNING, KWF_SP | KWF_UN}, {"rollback", KW_ROLLBACK, 0},
+	{"savepoint", KW_SAVEPOINT, 0}, {"select", KW_SELECT, KWF_SP | KWF_UN},
+	{"set", KW_SET, KWF_SP}, {"show", KW_SHOW, 0}, {"similar", KW_SIMILAR, KWF_SP | KWF_UN},
+	{"some", KW_SOME, KWF_UN}, {"start", KW_START, 0}, {"table", KW_TABLE, KWF_SP},
+	{"then", KW_THEN, KWF_SP | KWF_UN}, {"to", KW_TO, KWF_SP | KWF_UN},
+	{"transaction", KW_TRANSACTION, 0}, {"true", KW_TRUE, KWF_SLOW},
+	{"union", KW_UNION, KWF_SP}, {"unique", KW_UNIQUE, KWF_SP}, {"unlisten", KW_UNLISTEN, 0},
+	{"update", KW_UPDATE, 0}, {"using", KW_USING, KWF_SP},
+	{"values", KW_VALUES, KWF_SP | KWF_SLOW}, {"when", KW_WHEN, KWF_SP | KWF_UN},
+	{"where", KW_WHERE, KWF_SP | KWF_UN}, {"with", KW_WITH, KWF_SP}, {"work", KW_WORK, 0},
 };
-static const uint8_t kwidx[129] = {
-	0, 0, 1, 2, 3, 3, 4, 5, 5, 6, 7, 8, 8, 8, 9, 10,
-	10, 11, 12, 12, 14, 14, 14, 14, 14, 16, 16, 17, 19, 19, 19, 20,
-	21, 22, 22, 23, 23, 23, 24, 25, 25, 25, 26, 27, 28, 29, 31, 31,
-	31, 32, 33, 33, 34, 36, 38, 38, 38, 39, 40, 40, 40, 41, 42, 44,
-	44, 45, 45, 46, 47, 48, 49, 49, 50, 51, 51, 51, 53, 53, 54, 54,
-	56, 57, 57, 57, 57, 58, 59, 59, 59, 60, 60, 61, 63, 63, 63, 64,
-	65, 66, 67, 67, 67, 69, 69, 70, 71, 72, 73, 73, 74, 75, 76, 77,
-	79, 79, 80, 81, 82, 82, 83, 84, 86, 88, 88, 89, 90, 91, 91, 93,
-	94,
+
+static const uint8_t kwslot[512] = {
+	 2,  0,  0,  0,  0,  0,  0,  0,  0,  0,  4,  0,  0,  0, 11,  0,
+	 0,  0,  0,  0, 65,  0,  0,  0,  0,  0,  9,  0,  0,  0,  0,  0,
+	19,  0, 29,  0,  0,  0, 26,  0,  0,  0, 82,  0,  0, 30,  0,  0,
+	 0,  0, 42,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0, 83, 44,
+	79,  0,  0,  0,  0,  0,  0,  0,  0, 36,  0, 39,  0,  0,  0,  0,
+	 0,  0,  0,  0, 49, 59,  0, 18,  0,  0,  0,  0,  0,  0, 13, 67,
+	 0,  0,  0,  0,  0, 93,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0, 28,  0,  0, 16,  0, 68,  0,  0,  0, 15,  0,  0, 41,  0,
+	 0,  0,  0, 57,  0,  0,  0,  0,  0,  0,  0,  6,  0,  0, 24,  0,
+	 0,  0,  0,  8,  0,  0, 53,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0, 91, 60,  0,  7,  0, 70,  0,  0,  0,  0,  0,  0,
+	 0, 69, 52,  0, 75,  0,  0, 47,  0,  0,  0, 77,  0, 84,  0,  0,
+	 0,  0, 38, 32,  0, 71,  0,  0,  0,  0,  0, 46,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0, 66,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0, 73,  0,  0,  0,  0,  0,  0, 21,  0,  0,  0, 25,  0,
+	 0,  0,  0, 88,  0,  0,  5,  0, 85,  0, 48,  0, 34,  0,  0,  0,
+	 0,  1,  0,  0,  0, 54,  0,  0,  0,  0,  0,  0, 56,  0,  0,  0,
+	 0, 87,  0,  0,  0, 51,  0,  0, 37,  0,  0, 50, 20, 63, 10,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0, 78,  0,  0,  0,  0,  0,  0, 33,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0, 74,  0,  0,  0, 55,  0,  0,  0,  0,  0,
+	90,  0,  0,  0,  0,  0,  0,  0, 45,  0, 35,  0,  0,  0,  0,  0,
+	 0, 89,  0,  0,  0,  0,  0,  0,  0, 40,  0,  0,  0,  0,  0,  0,
+	17,  0,  0, 72,  0,  0,  0,  0,  0, 62,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	31,  0,  0, 86,  0,  0,  0,  0, 23,  0,  0,  3, 64,  0,  0,  0,
+	 0,  0,  0,  0, 94,  0,  0,  0,  0,  0, 80, 27,  0,  0,  0, 92,
+	58,  0,  0,  0,  0,  0,  0,  0, 14, 12,  0,  0,  0,  0,  0,  0,
+	81,  0,  0,  0,  0,  0, 43,  0,  0,  0,  0,  0, 61,  0,  0, 76,
+	 0,  0,  0,  0,  0,  0, 22,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
 };
 /* clang-format on */
 
-static inline unsigned kw_bucket(uint32_t c0, uint32_t c1, uint32_t clast, uint32_t len)
+static inline unsigned kw_slot(uint64_t w0, uint64_t w1)
 {
-	uint32_t key = c0 | (c1 << 8) | (clast << 16) | (len << 24);
-
-	return (uint32_t)(key * KW_HASH_MUL) >> 25;
+	return (unsigned)(((w0 ^ w1) * KW_HASH_MUL) >> 55);
 }
 
-/* Keyword of the word s[0..len) (any case), or KW_NONE. */
-static int kw_lookup(const unsigned char *s, size_t len, uint8_t *flags)
+/*
+ * Keyword of the word s[0..len) (any case), or KW_NONE; avail >= len bytes are readable.
+ * Words are compared lowercased a word at a time: lower8() only touches A-Z, and keywords
+ * are plain letters, so a match means the same letters in any case.
+ */
+FP_INLINE int kw_lookup(const unsigned char *s, size_t len, size_t avail, uint8_t *flags)
 {
-	*flags = 0;
-	if (len < 2 || len > KW_MAXLEN)
-		return KW_NONE;
-	unsigned b = kw_bucket(lower(s[0]), lower(s[1]), lower(s[len - 1]), (uint32_t)len);
-	for (unsigned i = kwidx[b]; i < kwidx[b + 1]; i++) {
-		const struct kwent *k = &kwtab[i];
-		size_t j;
+	uint64_t w0, w1 = 0;
+	const struct kwent *k;
 
-		if (k->len != len)
-			continue;
-		/* keywords are all letters, so (c | 0x20) matches exactly their two cases */
-		for (j = 0; j < len && (s[j] | 0x20) == (unsigned char)k->s[j]; j++)
-			;
-		if (j == len) {
-			*flags = k->flags;
-			return k->kw;
-		}
+	if (len > KW_MAXLEN) {
+		*flags = 0;
+		return KW_NONE;
 	}
-	return KW_NONE;
+	w0 = lower8(load_upto(s, len < 8 ? len : 8, avail));
+	if (len > 8)
+		w1 = lower8(load_upto(s + 8, len - 8, avail - 8));
+	k = &kwtab[kwslot[kw_slot(w0, w1)]];
+	if (load_le64((const unsigned char *)k->s) != w0 ||
+	    load_upto((const unsigned char *)k->s + 8, 4, 4) != w1) {
+		*flags = 0;
+		return KW_NONE;
+	}
+	*flags = k->flags;
+	return k->kw;
 }
 
 /* ---- the lexer ---- */
@@ -399,19 +447,10 @@ enum tok {
 
 enum csub { CS_OTHER = 0, CS_NUM, CS_STR, CS_PARAM };
 
-struct token {
-	uint8_t type;
-	uint8_t sub; /* for TK_CONST: enum csub; for TK_QIDENT: 1 when U&"..." */
-	size_t s, e; /* sql[s..e) */
-};
-
-struct lexer {
-	const unsigned char *s;
-	size_t len;
-	size_t p;
-	size_t cstart; /* first comment of the last skip, SIZE_MAX if none */
-	size_t cend;   /* end of the last comment seen */
-};
+/*
+ * A token is passed around as separate values, not as a struct in memory: storing its
+ * one-byte fields and reading them back as one word stalled store forwarding in fp_next.
+ */
 
 static size_t skip_block_comment(const unsigned char *s, size_t len, size_t p)
 {
@@ -433,33 +472,64 @@ static size_t skip_block_comment(const unsigned char *s, size_t len, size_t p)
 	return len;
 }
 
-static void skip_blank(struct lexer *lx)
+/*
+ * Whitespace and comments from p; returns the next token's position. *cstart is the first
+ * comment's start (SIZE_MAX when none), *cend the last one's end.
+ */
+static size_t skip_blank(const unsigned char *s, size_t len, size_t p, size_t *cstart,
+			 size_t *cend)
 {
-	const unsigned char *s = lx->s;
-	size_t p = lx->p, len = lx->len;
-
-	lx->cstart = SIZE_MAX;
+	*cstart = SIZE_MAX;
 	while (p < len) {
 		unsigned char c = s[p];
 
 		if ((cc[c] & CC_CLASS) == C_WS) {
 			p++;
 		} else if (c == '-' && p + 1 < len && s[p + 1] == '-') {
-			if (lx->cstart == SIZE_MAX)
-				lx->cstart = p;
+			if (*cstart == SIZE_MAX)
+				*cstart = p;
 			for (p += 2; p < len && s[p] != '\n' && s[p] != '\r'; p++)
 				;
-			lx->cend = p;
+			*cend = p;
 		} else if (c == '/' && p + 1 < len && s[p + 1] == '*') {
-			if (lx->cstart == SIZE_MAX)
-				lx->cstart = p;
+			if (*cstart == SIZE_MAX)
+				*cstart = p;
 			p = skip_block_comment(s, len, p);
-			lx->cend = p;
+			*cend = p;
 		} else {
 			break;
 		}
 	}
-	lx->p = p;
+	return p;
+}
+
+/*
+ * The first c in s[p..len), or len. Quoted names and literals are mostly short, where a word
+ * at a time beats a call to memchr; long ones go to memchr after 32 bytes.
+ */
+static inline size_t find_byte(const unsigned char *s, size_t p, size_t len, unsigned char c)
+{
+	const uint64_t ones = 0x0101010101010101ull, pat = ones * c;
+	size_t stop = len - p > 32 ? p + 32 : len;
+	const unsigned char *m;
+
+	for (; p + 8 <= stop; p += 8) {
+		uint64_t x = load_le64(s + p) ^ pat;
+		/* the lowest flagged byte is exact (borrows only spoil bytes above a zero) */
+		uint64_t z = (x - ones) & ~x & (ones << 7);
+
+		if (z != 0)
+			return p + ((unsigned)__builtin_ctzll(z) >> 3);
+	}
+	if (stop == len) {
+		for (; p < len; p++) {
+			if (s[p] == c)
+				return p;
+		}
+		return len;
+	}
+	m = memchr(s + p, c, len - p);
+	return m != NULL ? (size_t)(m - s) : len;
 }
 
 /*
@@ -486,16 +556,19 @@ static size_t string_continues(const unsigned char *s, size_t len, size_t p)
 static size_t scan_string(const unsigned char *s, size_t len, size_t p)
 {
 	for (;;) {
-		const unsigned char *q = p < len ? memchr(s + p, '\'', len - p) : NULL;
 		size_t r;
 
-		if (q == NULL)
+		p = find_byte(s, p, len, '\'');
+		if (p >= len)
 			return len;
-		p = (size_t)(q - s) + 1;
+		p++;
 		if (p < len && s[p] == '\'') {
 			p++;
 			continue;
 		}
+		/* the common case, a literal followed by something else than whitespace */
+		if (p >= len || (cc[s[p]] & CC_CLASS) != C_WS)
+			return p;
 		r = string_continues(s, len, p);
 		if (r == 0)
 			return p;
@@ -530,14 +603,13 @@ static size_t scan_estring(const unsigned char *s, size_t len, size_t p)
 }
 
 /* p is just after the opening double quote. */
-static size_t scan_qident(const unsigned char *s, size_t len, size_t p)
+static inline size_t scan_qident(const unsigned char *s, size_t len, size_t p)
 {
 	for (;;) {
-		const unsigned char *q = p < len ? memchr(s + p, '"', len - p) : NULL;
-
-		if (q == NULL)
+		p = find_byte(s, p, len, '"');
+		if (p >= len)
 			return len;
-		p = (size_t)(q - s) + 1;
+		p++;
 		if (p < len && s[p] == '"') {
 			p++;
 			continue;
@@ -632,165 +704,128 @@ static size_t scan_op(const unsigned char *s, size_t len, size_t p)
 	return p + n;
 }
 
-static void lex(struct lexer *lx, struct token *t)
+/*
+ * The token at p (not a blank): returns its end and sets *type and *sub. p < len.
+ */
+FP_INLINE size_t lex(const unsigned char *s, size_t len, size_t p, uint8_t *type, uint8_t *sub)
 {
-	const unsigned char *s = lx->s;
-	size_t len = lx->len, p, r;
-	unsigned char c;
+	unsigned char c = s[p];
+	size_t r;
 
-	p = lx->p;
-	/* most tokens follow one space or none: only go to skip_blank for more */
-	if (p < len && s[p] == ' ')
-		lx->p = ++p;
-	if (p < len && ((cc[s[p]] & CC_CLASS) == C_WS || s[p] == '-' || s[p] == '/')) {
-		skip_blank(lx);
-		p = lx->p;
-	} else {
-		lx->cstart = SIZE_MAX;
-	}
-	t->s = p;
-	t->sub = 0;
-	if (p >= len) {
-		t->type = TK_END;
-		t->e = p;
-		return;
-	}
-	c = s[p];
+	*sub = 0;
 	switch (cc[c] & CC_CLASS) {
 	case C_ID:
 		if (p + 1 < len && s[p + 1] == '\'') {
 			switch (c) {
 			case 'e':
 			case 'E':
-				t->type = TK_CONST;
-				t->sub = CS_STR;
-				p = scan_estring(s, len, p + 2);
-				goto done;
+				*type = TK_CONST;
+				*sub = CS_STR;
+				return scan_estring(s, len, p + 2);
 			case 'b':
 			case 'B':
 			case 'x':
 			case 'X':
 			case 'n':
 			case 'N':
-				t->type = TK_CONST;
-				t->sub = CS_STR;
-				p = scan_string(s, len, p + 2);
-				goto done;
+				*type = TK_CONST;
+				*sub = CS_STR;
+				return scan_string(s, len, p + 2);
 			default:
 				break;
 			}
 		}
 		if ((c == 'u' || c == 'U') && p + 2 < len && s[p + 1] == '&') {
 			if (s[p + 2] == '\'') {
-				t->type = TK_CONST;
-				t->sub = CS_STR;
-				p = scan_string(s, len, p + 3);
-				goto done;
+				*type = TK_CONST;
+				*sub = CS_STR;
+				return scan_string(s, len, p + 3);
 			}
 			if (s[p + 2] == '"') {
-				t->type = TK_QIDENT;
-				t->sub = 1;
-				p = scan_qident(s, len, p + 3);
-				goto done;
+				*type = TK_QIDENT;
+				*sub = 1;
+				return scan_qident(s, len, p + 3);
 			}
 		}
 		for (p++; p < len && (cc[s[p]] & CC_IDC); p++)
 			;
-		t->type = TK_WORD;
-		break;
+		*type = TK_WORD;
+		return p;
 	case C_DIG:
-		t->type = TK_CONST;
-		t->sub = CS_NUM;
-		p = scan_number(s, len, p);
-		break;
+		*type = TK_CONST;
+		*sub = CS_NUM;
+		return scan_number(s, len, p);
 	case C_DOT:
 		if (p + 1 < len && is_digit(s[p + 1])) {
-			t->type = TK_CONST;
-			t->sub = CS_NUM;
-			p = scan_number(s, len, p);
-		} else {
-			t->type = TK_DOT;
-			p++;
+			*type = TK_CONST;
+			*sub = CS_NUM;
+			return scan_number(s, len, p);
 		}
-		break;
+		*type = TK_DOT;
+		return p + 1;
 	case C_SQ:
-		t->type = TK_CONST;
-		t->sub = CS_STR;
-		p = scan_string(s, len, p + 1);
-		break;
+		*type = TK_CONST;
+		*sub = CS_STR;
+		return scan_string(s, len, p + 1);
 	case C_DQ:
-		t->type = TK_QIDENT;
-		p = scan_qident(s, len, p + 1);
-		break;
+		*type = TK_QIDENT;
+		return scan_qident(s, len, p + 1);
 	case C_DOL:
 		if (p + 1 < len && is_digit(s[p + 1])) {
-			t->type = TK_CONST;
-			t->sub = CS_PARAM;
+			*type = TK_CONST;
+			*sub = CS_PARAM;
 			for (p++; p < len && is_digit(s[p]); p++)
 				;
-		} else if ((r = scan_dollar(s, len, p)) != 0) {
-			t->type = TK_CONST;
-			t->sub = CS_STR;
-			p = r;
-		} else {
-			t->type = TK_OTHER;
-			p++;
+			return p;
 		}
-		break;
+		if ((r = scan_dollar(s, len, p)) != 0) {
+			*type = TK_CONST;
+			*sub = CS_STR;
+			return r;
+		}
+		*type = TK_OTHER;
+		return p + 1;
 	case C_OP:
-		t->type = TK_OP;
-		p = scan_op(s, len, p);
-		break;
+		*type = TK_OP;
+		return scan_op(s, len, p);
 	case C_LP:
-		t->type = TK_LPAREN;
-		p++;
-		break;
+		*type = TK_LPAREN;
+		return p + 1;
 	case C_RP:
-		t->type = TK_RPAREN;
-		p++;
-		break;
+		*type = TK_RPAREN;
+		return p + 1;
 	case C_LB:
-		t->type = TK_LBRACK;
-		p++;
-		break;
+		*type = TK_LBRACK;
+		return p + 1;
 	case C_RB:
-		t->type = TK_RBRACK;
-		p++;
-		break;
+		*type = TK_RBRACK;
+		return p + 1;
 	case C_COM:
-		t->type = TK_COMMA;
-		p++;
-		break;
+		*type = TK_COMMA;
+		return p + 1;
 	case C_SEMI:
-		t->type = TK_SEMI;
-		p++;
-		break;
+		*type = TK_SEMI;
+		return p + 1;
 	case C_COL:
 		if (p + 1 < len && s[p + 1] == ':') {
-			t->type = TK_CAST;
-			p += 2;
-		} else if (p + 1 < len && s[p + 1] == '=') {
-			t->type = TK_OP; /* ":=" of named arguments */
-			p += 2;
-		} else {
-			t->type = TK_COLON;
-			p++;
+			*type = TK_CAST;
+			return p + 2;
 		}
-		break;
+		if (p + 1 < len && s[p + 1] == '=') {
+			*type = TK_OP; /* ":=" of named arguments */
+			return p + 2;
+		}
+		*type = TK_COLON;
+		return p + 1;
 	default:
-		t->type = TK_OTHER;
-		p++;
-		break;
+		*type = TK_OTHER;
+		return p + 1;
 	}
-done:
-	lx->p = p;
-	t->e = p;
 }
 
 /* ---- the normalizer ---- */
 
 #define FP_LIST_MAX 4 /* nesting of collapsible lists; deeper ones are kept as written */
-#define FP_WIN 256    /* normalized text gathered before it is hashed and copied out */
 #define FP_SHAPES 8   /* distinct element shapes remembered per list */
 #define EH_BASIS 0xcbf29ce484222325ull
 #define EH_PRIME 0x100000001b3ull
@@ -799,9 +834,8 @@ enum list_type { L_IN, L_ARRAY, L_VALUES };
 
 /* Everything a dropped list element may have changed, taken before its separating comma. */
 struct snap {
-	uint64_t h;
-	size_t hashed, wl;
-	uint64_t tail; /* the wl < 8 pending bytes */
+	uint64_t h, acc;
+	size_t tlen;
 	unsigned nparam;
 	uint8_t prev, prev_kw, prev_kwf;
 	uint64_t eh[FP_LIST_MAX];
@@ -841,19 +875,22 @@ enum mode {
 enum repl { R_NONE, R_CURSOR, R_EQ };
 
 struct norm {
-	struct lexer lx;
+	const unsigned char *s;
+	size_t len;
 	char *out;
 	size_t lim; /* bytes of out usable for text (cap - 1), 0 without out */
 	/*
-	 * The text is gathered in win and hashed a word at a time when win fills up: text
-	 * [0..hashed) went into h (and out), text [hashed..hashed+wl) is in win.
+	 * The text so far is tlen bytes: its whole words went into h, the last tlen % 8 bytes
+	 * wait in acc (little-endian, zero above them). No copy of the text is kept: a rewind
+	 * restores these three, and out is simply overwritten from tlen on.
 	 */
-	uint64_t h;
-	size_t hashed, wl;
+	uint64_t h, acc;
+	size_t tlen;
 	uint64_t ph; /* params_hash so far */
 	unsigned nparam, nconst, ntok;
 	uint8_t prev, prev_kw, prev_kwf;
 	uint8_t mode;
+	uint32_t spmask; /* token types that take a space after prev (bit 1 << type) */
 	enum fp_kind kind;
 	enum fp_txn txn;
 	size_t depth;
@@ -861,81 +898,98 @@ struct norm {
 	int nl;
 	struct lctx l[FP_LIST_MAX];
 	struct snap rb; /* after "rollback", to rewrite ROLLBACK WORK TO as ROLLBACK TO */
-	unsigned char win[FP_WIN + 8];
 };
 
-/* Hash and copy out the whole words of win; fewer than 8 bytes stay. */
-static void flush(struct norm *n)
-{
-	size_t full = n->wl & ~(size_t)7;
-	uint64_t h = n->h;
-
-	for (size_t i = 0; i < full; i += 8)
-		h = fp_round(h, load_le64(n->win + i));
-	n->h = h;
-	if (n->hashed < n->lim) {
-		size_t room = n->lim - n->hashed;
-
-		memcpy(n->out + n->hashed, n->win, full < room ? full : room);
-	}
-	n->hashed += full;
-	n->wl -= full;
-	if (full > 0)
-		memcpy(n->win, n->win + full, 8);
-}
-
 /*
- * Append k bytes of text, eight at a time; avail >= k bytes may be read from p (8 or more
- * allows whole-word loads). Bytes of win past wl may hold anything.
+ * Spacing (doc/fingerprint.md), as one bit mask per previous token: bit t set when a token of
+ * type t gets a space before it. The only case that depends on more than the two types, a
+ * '(' after a word, is added by set_prev() from the keyword's KWF_SP.
  */
-#define FP_INLINE static inline __attribute__((always_inline))
+#define B(t) (1u << (t))
+#define SP_ALL (B(TK_NUMRAW + 1) - 1)
+#define SP_NEVER (B(TK_RPAREN) | B(TK_RBRACK) | B(TK_COMMA) | B(TK_DOT) | B(TK_CAST) | B(TK_COLON) | B(TK_SEMI))
+#define SP_OPERAND (SP_ALL & ~SP_NEVER & ~B(TK_LBRACK)) /* "a[1]", "f(x)[1]", "'{}'[1]" */
+static const uint32_t sp_after[TK_NUMRAW + 1] = {
+	[TK_NONE] = 0,
+	[TK_END] = SP_ALL & ~SP_NEVER,
+	[TK_WORD] = SP_OPERAND & ~B(TK_LPAREN), /* "count(": see set_prev() */
+	[TK_QIDENT] = SP_OPERAND,
+	[TK_CONST] = SP_OPERAND,
+	[TK_OP] = SP_ALL & ~SP_NEVER,
+	[TK_LPAREN] = 0,
+	[TK_RPAREN] = SP_OPERAND,
+	[TK_LBRACK] = B(TK_NUMRAW),
+	[TK_RBRACK] = SP_OPERAND,
+	[TK_COMMA] = SP_ALL & ~SP_NEVER,
+	[TK_SEMI] = SP_ALL & ~SP_NEVER,
+	[TK_DOT] = B(TK_NUMRAW),
+	[TK_CAST] = B(TK_NUMRAW),
+	[TK_COLON] = B(TK_OP) | B(TK_COLON) | B(TK_CAST) | B(TK_NUMRAW), /* not ":=", "::" */
+	[TK_OTHER] = SP_ALL & ~SP_NEVER,
+	[TK_NUMRAW] = SP_ALL,
+};
+#undef B
 
-FP_INLINE void put_bytes(struct norm *n, const unsigned char *p, size_t k, size_t avail, bool fold)
+FP_INLINE void set_prev(struct norm *n, uint8_t type, uint8_t kw, uint8_t kwf)
 {
-	while (k > 0) {
-		size_t m = k < 8 ? k : 8;
-		uint64_t x = 0;
+	n->prev = type;
+	n->prev_kw = kw;
+	n->prev_kwf = kwf;
+	n->spmask = sp_after[type] | (type == TK_WORD && (kwf & KWF_SP) ? 1u << TK_LPAREN : 0);
+}
 
-		if (n->wl > FP_WIN - 8)
-			flush(n);
-		if (avail >= 8) {
-			x = load_le64(p);
+/* Append k (1..8) bytes, the low bytes of x (its other bytes are zero). */
+FP_INLINE void put_word(struct norm *n, uint64_t x, size_t k)
+{
+	size_t t = n->tlen;
+	unsigned a = (unsigned)(t & 7);
+
+	if (n->out != NULL && t < n->lim) {
+		if (n->lim - t >= 8) {
+			store_le64((unsigned char *)n->out + t, x);
 		} else {
-			for (size_t j = 0; j < m; j++)
-				x |= (uint64_t)p[j] << (8 * j);
+			for (size_t j = 0; j < k && t + j < n->lim; j++)
+				n->out[t + j] = (char)(x >> (8 * j));
 		}
-		if (fold)
-			x = lower8(x);
-		store_le64(n->win + n->wl, x);
-		n->wl += m;
-		p += m;
-		k -= m;
-		avail -= m;
 	}
+	n->acc |= x << (8 * a);
+	if (a + k >= 8) {
+		n->h = fp_round(n->h, n->acc);
+		/* the bytes of x that did not fit; a == 0 means none (and a shift by 64) */
+		n->acc = a != 0 ? x >> (8 * (8 - a)) : 0;
+	}
+	n->tlen = t + k;
 }
 
-FP_INLINE void put_space(struct norm *n)
+/* A placeholder: "$" and the parameter's number. */
+static void put_param(struct norm *n)
 {
-	if (n->wl > FP_WIN - 8)
-		flush(n);
-	n->win[n->wl++] = ' ';
-}
+	unsigned v = ++n->nparam;
+	unsigned char buf[16];
+	size_t k = 0, bl;
 
-/* The pending bytes of win as a zero-padded word. */
-static uint64_t tail_word(const struct norm *n)
-{
-	uint64_t x = load_le64(n->win);
+	if (v < 10) {
+		put_word(n, '$' | (uint64_t)('0' + v) << 8, 2);
+		return;
+	}
+	do {
+		buf[15 - k++] = (unsigned char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	buf[15 - k++] = '$';
+	bl = k;
+	for (size_t i = 16 - bl; i < 16; i += 8) {
+		size_t m = 16 - i < 8 ? 16 - i : 8;
 
-	return n->wl ? x & (~0ull >> (64 - 8 * n->wl)) : 0;
+		put_word(n, load_upto(buf + i, m, m), m);
+	}
 }
 
 static void take_snap(struct norm *n, struct snap *sn)
 {
-	flush(n);
 	sn->h = n->h;
-	sn->hashed = n->hashed;
-	sn->wl = n->wl;
-	sn->tail = tail_word(n);
+	sn->acc = n->acc;
+	sn->tlen = n->tlen;
 	sn->nparam = n->nparam;
 	sn->prev = n->prev;
 	sn->prev_kw = n->prev_kw;
@@ -948,122 +1002,48 @@ static void take_snap(struct norm *n, struct snap *sn)
 static void rewind_to(struct norm *n, const struct snap *sn, int nl_keep)
 {
 	n->h = sn->h;
-	n->hashed = sn->hashed;
-	n->wl = sn->wl;
-	store_le64(n->win, sn->tail);
+	n->acc = sn->acc;
+	n->tlen = sn->tlen;
 	n->nparam = sn->nparam;
-	n->prev = sn->prev;
-	n->prev_kw = sn->prev_kw;
-	n->prev_kwf = sn->prev_kwf;
+	set_prev(n, sn->prev, sn->prev_kw, sn->prev_kwf);
 	for (int i = 0; i < nl_keep; i++)
 		n->l[i].eh = sn->eh[i];
-}
-
-FP_INLINE bool need_space(const struct norm *n, uint8_t cur)
-{
-	if (cur == TK_NUMRAW)
-		return n->prev != TK_NONE && n->prev != TK_LPAREN;
-	switch (n->prev) {
-	case TK_NUMRAW:
-		return true;
-	case TK_NONE:
-	case TK_LPAREN:
-	case TK_LBRACK:
-	case TK_DOT:
-	case TK_CAST:
-		return false;
-	case TK_COLON:
-		/* ": =", ": :" must not become ":=", "::" */
-		return cur == TK_OP || cur == TK_COLON || cur == TK_CAST;
-	default:
-		break;
-	}
-	switch (cur) {
-	case TK_RPAREN:
-	case TK_RBRACK:
-	case TK_COMMA:
-	case TK_DOT:
-	case TK_CAST:
-	case TK_COLON:
-	case TK_SEMI:
-		return false;
-	case TK_LBRACK:
-		return n->prev != TK_WORD && n->prev != TK_QIDENT && n->prev != TK_CONST &&
-		       n->prev != TK_RPAREN && n->prev != TK_RBRACK;
-	case TK_LPAREN:
-		/* a function call keeps its parenthesis; "in (", "values (" do not */
-		return n->prev != TK_WORD || (n->prev_kwf & KWF_SP);
-	default:
-		return true;
-	}
-}
-
-/*
- * A quick hash of k bytes at p (avail >= k readable), a word at a time: used for list
- * element shapes and constant values, which are compared, never shown or specified.
- */
-FP_INLINE uint64_t chunk_hash(const unsigned char *p, size_t k, size_t avail, bool fold)
-{
-	uint64_t th = EH_BASIS ^ k;
-
-	while (k > 0) {
-		size_t m = k < 8 ? k : 8;
-		uint64_t x = 0;
-
-		if (avail >= 8) {
-			x = load_le64(p);
-			if (m < 8)
-				x &= (1ull << (8 * m)) - 1;
-		} else {
-			for (size_t j = 0; j < m; j++)
-				x |= (uint64_t)p[j] << (8 * j);
-		}
-		if (fold)
-			x = lower8(x);
-		th = rotl64((th ^ x) * FP_P1, 29);
-		p += m;
-		k -= m;
-		avail -= m;
-	}
-	return th;
 }
 
 /*
  * Write one token; avail >= sl bytes are readable at src. how: 0 raw bytes, 1 lowercased,
  * 2 placeholder. The lists being written see the token through their shape hash, in which
- * placeholders are unnumbered.
+ * placeholders are unnumbered (its words are those of the text, before the numbering).
  */
 FP_INLINE void emit(struct norm *n, uint8_t type, const unsigned char *src, size_t sl, size_t avail,
 		    int how, int kw, uint8_t kwf)
 {
-	if (need_space(n, type))
-		put_space(n);
+	uint64_t th;
+
+	if ((n->spmask >> type) & 1)
+		put_word(n, ' ', 1);
 	if (how == 2) {
-		unsigned char buf[16] = {'$'};
-		char num[12];
-		size_t bl = 1;
-		int k = 0;
-		unsigned v = ++n->nparam;
-
-		do {
-			num[k++] = (char)('0' + v % 10);
-			v /= 10;
-		} while (v);
-		while (k > 0)
-			buf[bl++] = (unsigned char)num[--k];
-		put_bytes(n, buf, bl, sizeof(buf), false);
+		put_param(n);
+		th = EH_PRIME;
 	} else {
-		put_bytes(n, src, sl, avail, how == 1);
-	}
-	if (n->nl > 0) {
-		uint64_t th = how == 2 ? EH_PRIME : chunk_hash(src, sl, avail, how == 1);
+		th = EH_BASIS ^ sl;
+		while (sl > 0) {
+			size_t m = sl < 8 ? sl : 8;
+			uint64_t x = load_upto(src, m, avail);
 
-		for (int i = 0; i < n->nl; i++)
-			n->l[i].eh = (n->l[i].eh ^ th ^ type) * EH_PRIME;
+			if (how == 1)
+				x = lower8(x);
+			put_word(n, x, m);
+			if (n->nl > 0)
+				th = rotl64((th ^ x) * FP_P1, 29);
+			src += m;
+			sl -= m;
+			avail -= m;
+		}
 	}
-	n->prev = type;
-	n->prev_kw = (uint8_t)kw;
-	n->prev_kwf = kwf;
+	for (int i = 0; i < n->nl; i++)
+		n->l[i].eh = (n->l[i].eh ^ th ^ type) * EH_PRIME;
+	set_prev(n, type, (uint8_t)kw, kwf);
 }
 
 /* Write a word that is not in the input. */
@@ -1074,6 +1054,35 @@ static void emit_lit(struct norm *n, const char *text, int kw, uint8_t kwf)
 
 	memcpy(buf, text, l);
 	emit(n, TK_WORD, buf, l, sizeof(buf), 0, kw, kwf);
+}
+
+/*
+ * The hash of a constant's text for params_hash, a word at a time (avail >= k readable):
+ * compared within one build, never shown or specified.
+ */
+static uint64_t chunk_hash(const unsigned char *p, size_t k, size_t avail, bool fold)
+{
+	uint64_t th = EH_BASIS ^ k;
+
+	while (k > 0) {
+		size_t m = k < 8 ? k : 8;
+		uint64_t x = load_upto(p, m, avail);
+
+		if (fold)
+			x = lower8(x);
+		th = rotl64((th ^ x) * FP_P1, 29);
+		p += m;
+		k -= m;
+		avail -= m;
+	}
+	return th;
+}
+
+static void feed_param(struct norm *n, const unsigned char *s, size_t l, size_t avail, bool fold)
+{
+	/* the length is part of chunk_hash, so "1", "23" and "12", "3" differ */
+	n->ph = fp_round(n->ph, chunk_hash(s, l, avail, fold));
+	n->nconst++;
 }
 
 static void list_push(struct norm *n, uint8_t type)
@@ -1291,13 +1300,13 @@ static bool fetch_direction(int kw)
  * Special handling of later tokens. Returns true when the token is consumed; sets *repl
  * when the token is to be written differently.
  */
-static bool stmt_mode(struct norm *n, const struct token *t, int kw, enum repl *repl)
+static bool stmt_mode(struct norm *n, uint8_t ttype, int kw, enum repl *repl)
 {
 	bool second = n->ntok == 2;
 
 	switch (n->mode) {
 	case M_WITH:
-		if (n->depth != 0 || t->type != TK_WORD)
+		if (n->depth != 0 || ttype != TK_WORD)
 			break;
 		switch (kw) {
 		case KW_SELECT:
@@ -1360,18 +1369,18 @@ static bool stmt_mode(struct norm *n, const struct token *t, int kw, enum repl *
 	case M_SUPPRESS:
 		return true;
 	case M_DECLARE:
-		if (t->type == TK_QIDENT || t->type == TK_WORD)
+		if (ttype == TK_QIDENT || ttype == TK_WORD)
 			*repl = R_CURSOR;
 		n->mode = M_NONE;
 		break;
 	case M_CLOSE:
-		if (t->type == TK_QIDENT || (t->type == TK_WORD && kw != KW_ALL))
+		if (ttype == TK_QIDENT || (ttype == TK_WORD && kw != KW_ALL))
 			*repl = R_CURSOR;
 		n->mode = M_NONE;
 		break;
 	case M_FETCH:
 		if (n->depth == 0 &&
-		    (t->type == TK_QIDENT || (t->type == TK_WORD && !fetch_direction(kw))))
+		    (ttype == TK_QIDENT || (ttype == TK_WORD && !fetch_direction(kw))))
 			*repl = R_CURSOR;
 		break;
 	case M_SET:
@@ -1379,7 +1388,7 @@ static bool stmt_mode(struct norm *n, const struct token *t, int kw, enum repl *
 			*repl = R_EQ;
 		break;
 	case M_CREATE:
-		if (t->type != TK_WORD)
+		if (ttype != TK_WORD)
 			break;
 		if (kw == KW_ATOMIC && n->prev_kw == KW_BEGIN)
 			n->atomic++;
@@ -1394,30 +1403,27 @@ static bool stmt_mode(struct norm *n, const struct token *t, int kw, enum repl *
 	return false;
 }
 
-static void feed_param(struct norm *n, const unsigned char *s, size_t l, size_t avail, bool fold)
-{
-	/* the length is part of chunk_hash, so "1", "23" and "12", "3" differ */
-	n->ph = fp_round(n->ph, chunk_hash(s, l, avail, fold));
-	n->nconst++;
-}
 
-/* Replacement tokens, padded for put_bytes()'s word loads. */
+/* Replacement tokens, padded for emit()'s word loads. */
 static const unsigned char lit_eq[8] = "=", lit_ne[8] = "<>", lit_cursor[8] = "_", lit_u[8] = "u";
 
-static void stmt_token(struct norm *n, const struct token *t)
+/*
+ * The general path for one token sql[ts..te) of the lexer's type ttype (and sub): statement
+ * modes, lists, keywords with a meaning of their own. kw/kwf: its keyword, when a word.
+ */
+static void stmt_token(struct norm *n, uint8_t ttype, uint8_t sub, size_t ts, size_t te, int kw,
+		       uint8_t kwf)
 {
-	const unsigned char *src = n->lx.s + t->s;
-	size_t sl = t->e - t->s, avail = n->lx.len - t->s;
-	uint8_t type = t->type, kwf = 0, prev_kw = n->prev_kw;
-	int kw = KW_NONE, how = 0;
+	const unsigned char *src = n->s + ts;
+	size_t sl = te - ts, avail = n->len - ts;
+	uint8_t type = ttype, prev_kw = n->prev_kw;
+	int how = 0;
 	enum repl repl = R_NONE;
 
 	n->ntok++;
-	if (type == TK_WORD)
-		kw = kw_lookup(src, sl, &kwf);
 	if (n->ntok == 1)
 		stmt_first(n, type, kw);
-	else if (n->mode != M_NONE && stmt_mode(n, t, kw, &repl)) {
+	else if (n->mode != M_NONE && stmt_mode(n, ttype, kw, &repl)) {
 		if (type == TK_LPAREN || type == TK_LBRACK)
 			n->depth++;
 		else if ((type == TK_RPAREN || type == TK_RBRACK) && n->depth > 0)
@@ -1458,12 +1464,12 @@ static void stmt_token(struct norm *n, const struct token *t)
 		src = lit_ne; /* the server's lexer does the same */
 		avail = sizeof(lit_ne);
 	}
-	if (type == TK_CONST && t->sub == CS_NUM && n->mode == M_FETCH) {
+	if (type == TK_CONST && sub == CS_NUM && n->mode == M_FETCH) {
 		/* a FETCH count is the cursor's chunk size, part of the statement */
 		type = TK_NUMRAW;
 		how = 0;
 	} else if (type == TK_CONST) {
-		feed_param(n, src, sl, avail, t->type == TK_WORD);
+		feed_param(n, src, sl, avail, ttype == TK_WORD);
 		how = 2;
 		kw = KW_NONE;
 		kwf = 0;
@@ -1495,10 +1501,10 @@ static void stmt_token(struct norm *n, const struct token *t)
 	if (n->nl > 0)
 		list_track(n, type, kw);
 
-	if (type == TK_QIDENT && t->sub == 1) {
+	if (type == TK_QIDENT && sub == 1) {
 		/* U&"..." : only the prefix folds */
 		emit(n, type, lit_u, 1, sizeof(lit_u), 0, KW_NONE, 0);
-		n->prev = TK_DOT; /* no space between the prefix and its quote */
+		set_prev(n, TK_DOT, KW_NONE, 0); /* no space between the prefix and its quote */
 		emit(n, type, src + 1, sl - 1, avail - 1, 0, KW_NONE, 0);
 	} else {
 		emit(n, type, src, sl, avail, how, kw, kwf);
@@ -1552,27 +1558,84 @@ static bool sign_allowed(const struct norm *n)
 	}
 }
 
+/*
+ * The fast path of fp_next(): a token of plain SQL, outside lists and statement modes, after
+ * the first token. Does what stmt_token() would do for it, with less to decide. Returns
+ * false for tokens that need stmt_token() (special keywords, U&"...").
+ */
+FP_INLINE bool plain_token(struct norm *n, uint8_t type, uint8_t sub, size_t ts, size_t te,
+			   int kw, uint8_t kwf)
+{
+	const unsigned char *src = n->s + ts;
+	size_t sl = te - ts, avail = n->len - ts;
+	uint8_t prev_kw = n->prev_kw;
+
+	switch (type) {
+	case TK_WORD:
+		if (kwf & KWF_SLOW)
+			return false;
+		emit(n, TK_WORD, src, sl, avail, 1, kw, kwf);
+		break;
+	case TK_QIDENT:
+		if (sub != 0)
+			return false;
+		emit(n, TK_QIDENT, src, sl, avail, 0, KW_NONE, 0);
+		break;
+	case TK_CONST:
+		feed_param(n, src, sl, avail, false);
+		emit(n, TK_CONST, src, sl, avail, 2, KW_NONE, 0);
+		break;
+	case TK_OP:
+		if (sl == 2 && src[0] == '!' && src[1] == '=') {
+			src = lit_ne;
+			avail = sizeof(lit_ne);
+		}
+		emit(n, TK_OP, src, sl, avail, 0, KW_NONE, 0);
+		break;
+	case TK_LPAREN:
+		emit(n, TK_LPAREN, src, 1, avail, 0, KW_NONE, 0);
+		n->depth++;
+		if (prev_kw == KW_IN)
+			list_push(n, L_IN);
+		break;
+	case TK_LBRACK:
+		emit(n, TK_LBRACK, src, 1, avail, 0, KW_NONE, 0);
+		n->depth++;
+		if (prev_kw == KW_ARRAY)
+			list_push(n, L_ARRAY);
+		break;
+	case TK_RPAREN:
+	case TK_RBRACK:
+		if (n->depth > 0)
+			n->depth--;
+		emit(n, type, src, 1, avail, 0, KW_NONE, 0);
+		break;
+	default:
+		emit(n, type, src, sl, avail, 0, KW_NONE, 0);
+		break;
+	}
+	n->ntok++;
+	return true;
+}
+
 bool fp_next(const char *sql, size_t len, size_t *pos, char *out, size_t outcap, struct fp_stmt *st)
 {
+	const unsigned char *s = (const unsigned char *)sql;
 	struct norm n;
-	struct token t;
 	bool started = false;
-	size_t start = 0, end = 0, after, full;
+	size_t p = *pos < len ? *pos : len, start = 0, end = 0, full;
+	uint64_t h;
 
-	n.lx.s = (const unsigned char *)sql;
-	n.lx.len = len;
-	n.lx.p = *pos < len ? *pos : len;
-	n.lx.cend = 0;
+	n.s = s;
+	n.len = len;
 	n.out = out;
 	n.lim = out != NULL && outcap > 0 ? outcap - 1 : 0;
 	n.h = FP_SEED_ID;
-	n.hashed = 0;
-	n.wl = 0;
+	n.acc = 0;
+	n.tlen = 0;
 	n.ph = FP_SEED_PARAMS;
 	n.nparam = n.nconst = n.ntok = 0;
-	n.prev = TK_NONE;
-	n.prev_kw = KW_NONE;
-	n.prev_kwf = 0;
+	set_prev(&n, TK_NONE, KW_NONE, 0);
 	n.mode = M_NONE;
 	n.kind = FP_KIND_EMPTY;
 	n.txn = FP_TXN_NONE;
@@ -1581,65 +1644,67 @@ bool fp_next(const char *sql, size_t len, size_t *pos, char *out, size_t outcap,
 	n.nl = 0;
 
 	for (;;) {
-		lex(&n.lx, &t);
-		if (n.lx.cstart != SIZE_MAX) {
-			if (!started) {
-				started = true;
-				start = n.lx.cstart;
+		size_t ts, te;
+		uint8_t type, sub, kwf = 0;
+		int kw = KW_NONE;
+
+		/* most tokens follow one space or none: only go to skip_blank for more */
+		if (p < len && s[p] == ' ')
+			p++;
+		if (p < len && ((cc[s[p]] & CC_CLASS) == C_WS || s[p] == '-' || s[p] == '/')) {
+			size_t cstart, cend = 0;
+
+			p = skip_blank(s, len, p, &cstart, &cend);
+			if (cstart != SIZE_MAX) {
+				if (!started) {
+					started = true;
+					start = cstart;
+				}
+				end = cend;
 			}
-			end = n.lx.cend;
 		}
-		if (t.type == TK_END)
+		if (p >= len)
 			break;
-		if (t.type == TK_SEMI && n.depth == 0 && n.atomic == 0) {
+		ts = p;
+		te = lex(s, len, p, &type, &sub);
+		p = te;
+		if (type == TK_SEMI && n.depth == 0 && n.atomic == 0) {
 			if (n.ntok > 0)
 				break;
 			started = false; /* an empty statement */
 			continue;
 		}
-		if (t.type == TK_OP && t.e - t.s == 1 && sql[t.s] == '-' && sign_allowed(&n)) {
-			size_t save = n.lx.p;
+		if (type == TK_OP && te - ts == 1 && s[ts] == '-' && sign_allowed(&n)) {
+			size_t cs, ce, q = skip_blank(s, len, p, &cs, &ce);
 
-			skip_blank(&n.lx);
-			if (n.lx.p < len && (is_digit((unsigned char)sql[n.lx.p]) ||
-					     (sql[n.lx.p] == '.' && n.lx.p + 1 < len &&
-					      is_digit((unsigned char)sql[n.lx.p + 1])))) {
-				t.type = TK_CONST;
-				t.sub = CS_NUM;
-				n.lx.p = scan_number(n.lx.s, len, n.lx.p);
-				t.e = n.lx.p;
-			} else {
-				n.lx.p = save;
+			if (q < len &&
+			    (is_digit(s[q]) || (s[q] == '.' && q + 1 < len && is_digit(s[q + 1])))) {
+				type = TK_CONST;
+				sub = CS_NUM;
+				p = te = scan_number(s, len, q);
 			}
 		}
 		if (!started) {
 			started = true;
-			start = t.s;
+			start = ts;
 		}
-		end = t.e;
+		end = te;
+		if (type == TK_WORD)
+			kw = kw_lookup(s + ts, te - ts, len - ts, &kwf);
 		/* the bulk of ORM SQL: "table"."column", ... outside any list or special mode */
 		if (n.nl == 0 && n.mode == M_NONE && n.ntok > 0 &&
-		    ((t.type == TK_QIDENT && t.sub == 0) || t.type == TK_DOT ||
-		     t.type == TK_COMMA)) {
-			n.ntok++;
-			emit(&n, t.type, n.lx.s + t.s, t.e - t.s, len - t.s, 0, KW_NONE, 0);
+		    plain_token(&n, type, sub, ts, te, kw, kwf))
 			continue;
-		}
-		stmt_token(&n, &t);
+		stmt_token(&n, type, sub, ts, te, kw, kwf);
 	}
-	after = n.lx.p;
 	while (n.nl > 0)
 		list_pop(&n);
 
-	flush(&n);
-	full = n.hashed + n.wl;
-	if (n.wl > 0) {
-		n.h = fp_round(n.h, tail_word(&n));
-		if (n.hashed < n.lim)
-			memcpy(out + n.hashed, n.win,
-			       n.wl < n.lim - n.hashed ? n.wl : n.lim - n.hashed);
-	}
-	st->id = fmix64(n.h ^ full);
+	full = n.tlen;
+	h = n.h;
+	if (full & 7)
+		h = fp_round(h, n.acc);
+	st->id = fmix64(h ^ full);
 	st->params_hash = fmix64(n.ph ^ n.nconst);
 	st->kind = n.ntok > 0 ? n.kind : FP_KIND_EMPTY;
 	st->txn = n.txn;
@@ -1648,216 +1713,8 @@ bool fp_next(const char *sql, size_t len, size_t *pos, char *out, size_t outcap,
 	st->norm_len = full < n.lim ? full : n.lim;
 	if (out != NULL && outcap > 0)
 		out[st->norm_len] = '\0';
-	st->start = started ? start : after;
-	st->end = started ? end : after;
-	*pos = after;
+	st->start = started ? start : p;
+	st->end = started ? end : p;
+	*pos = p;
 	return n.ntok > 0;
-}
-
-/* ---- sqlcommenter ---- */
-
-/* sqlcommenter comments are short; the backward search for a trailing one stops here. */
-#define FP_TAG_SCAN_MAX 8192
-
-static bool is_blank(unsigned char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-static int hexval(unsigned char c)
-{
-	if (is_digit(c))
-		return c - '0';
-	c |= 0x20;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/*
- * Decode a raw tag value (between its quotes) into dst[cap]: backslash escapes, then %XX
- * and Django's %%XX (a statement without parameters keeps the doubled percent signs).
- * Control bytes become '?', and truncation never splits a UTF-8 sequence.
- */
-static void tag_decode(const unsigned char *v, size_t n, char *dst, size_t cap)
-{
-	size_t o = 0, i = 0;
-	bool cut = false;
-
-	while (i < n) {
-		unsigned char c = v[i++];
-
-		if (c == '\\' && i < n) {
-			c = v[i++];
-		} else if (c == '%') {
-			size_t j = i;
-
-			if (j < n && v[j] == '%')
-				j++;
-			if (j + 1 < n && hexval(v[j]) >= 0 && hexval(v[j + 1]) >= 0) {
-				c = (unsigned char)(hexval(v[j]) * 16 + hexval(v[j + 1]));
-				i = j + 2;
-			} else if (j > i) {
-				i = j; /* "%%" alone is a percent sign */
-			}
-		}
-		if (c < 0x20 || c == 0x7f)
-			c = '?';
-		if (o + 1 >= cap) {
-			cut = true;
-			break;
-		}
-		dst[o++] = (char)c;
-	}
-	if (cut && o > 0 && ((unsigned char)dst[o - 1] & 0x80)) {
-		size_t k = o;
-
-		while (k > 0 && ((unsigned char)dst[k - 1] & 0xc0) == 0x80)
-			k--;
-		if (k > 0) {
-			unsigned char lead = (unsigned char)dst[k - 1];
-			size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-
-			if (k - 1 + need > o)
-				o = k - 1;
-		}
-	}
-	dst[o] = '\0';
-}
-
-static bool key_is(const char *key, size_t kl, const char *name)
-{
-	return strlen(name) == kl && memcmp(key, name, kl) == 0;
-}
-
-/* Parse the inside of a comment as key='value' pairs. */
-static bool parse_pairs(const unsigned char *c, size_t n, struct fp_tags *tags)
-{
-	size_t i = 0;
-	bool any = false, have_application = false;
-
-	while (n > 0 && is_blank(c[n - 1]))
-		n--;
-	while (i < n && is_blank(c[i]))
-		i++;
-	if (i >= n)
-		return false;
-	for (;;) {
-		char key[32];
-		size_t ks = i, vs, kl;
-
-		while (i < n && c[i] != '=' && c[i] != ',' && c[i] != '\'' && !is_blank(c[i]))
-			i++;
-		if (i == ks || i >= n || c[i] != '=')
-			return false;
-		tag_decode(c + ks, i - ks, key, sizeof(key));
-		kl = strlen(key);
-		i++;
-		if (i >= n || c[i] != '\'')
-			return false;
-		vs = ++i;
-		while (i < n && c[i] != '\'') {
-			if (c[i] == '\\')
-				i++;
-			i++;
-		}
-		if (i >= n)
-			return false;
-		if (key_is(key, kl, "route"))
-			tag_decode(c + vs, i - vs, tags->route, sizeof(tags->route));
-		else if (key_is(key, kl, "controller"))
-			tag_decode(c + vs, i - vs, tags->controller, sizeof(tags->controller));
-		else if (key_is(key, kl, "action"))
-			tag_decode(c + vs, i - vs, tags->action, sizeof(tags->action));
-		else if (key_is(key, kl, "framework"))
-			tag_decode(c + vs, i - vs, tags->framework, sizeof(tags->framework));
-		else if (key_is(key, kl, "traceparent"))
-			tag_decode(c + vs, i - vs, tags->traceparent, sizeof(tags->traceparent));
-		else if (key_is(key, kl, "application")) {
-			tag_decode(c + vs, i - vs, tags->application, sizeof(tags->application));
-			have_application = true;
-		} else if (key_is(key, kl, "app_name") && !have_application)
-			tag_decode(c + vs, i - vs, tags->application, sizeof(tags->application));
-		any = true;
-		i++;
-		while (i < n && is_blank(c[i]))
-			i++;
-		if (i >= n)
-			return any;
-		if (c[i] != ',')
-			return false;
-		i++;
-		while (i < n && is_blank(c[i]))
-			i++;
-	}
-}
-
-static bool try_comment(const unsigned char *body, size_t n, struct fp_tags *tags)
-{
-	if (parse_pairs(body, n, tags))
-		return true;
-	memset(tags, 0, sizeof(*tags));
-	return false;
-}
-
-bool fp_parse_tags(const char *sql, size_t len, struct fp_tags *tags)
-{
-	const unsigned char *s = (const unsigned char *)sql;
-	size_t p = 0, q = len;
-
-	memset(tags, 0, sizeof(*tags));
-	while (p < len && is_blank(s[p]))
-		p++;
-	if (p + 1 < len && s[p] == '/' && s[p + 1] == '*') {
-		for (size_t i = p + 2; i + 1 < len; i++) {
-			if (s[i] == '*' && s[i + 1] == '/') {
-				if (try_comment(s + p + 2, i - p - 2, tags))
-					return true;
-				break;
-			}
-		}
-	}
-	while (q > 0 && (is_blank(s[q - 1]) || s[q - 1] == ';'))
-		q--;
-	if (q >= 4 && s[q - 1] == '/' && s[q - 2] == '*') {
-		size_t stop = q > FP_TAG_SCAN_MAX ? q - FP_TAG_SCAN_MAX : 0;
-
-		/* the opening "/ *" must end before the closing "* /" starts */
-		for (size_t i = q - 3; i-- > stop;) {
-			if (s[i] == '/' && s[i + 1] == '*')
-				return try_comment(s + i + 2, q - 2 - (i + 2), tags);
-		}
-	}
-	return false;
-}
-
-bool fp_trace_id(const char *tp, char out[33])
-{
-	size_t n = strnlen(tp, 64);
-	bool nonzero = false;
-
-	if (n < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-')
-		return false;
-	if (!is_hex((unsigned char)tp[0]) || !is_hex((unsigned char)tp[1]) ||
-	    ((tp[0] | 0x20) == 'f' && (tp[1] | 0x20) == 'f'))
-		return false;
-	/* version 00 has exactly four fields; later versions may append more */
-	if (tp[0] == '0' && tp[1] == '0' ? n != 55 : (n > 55 && tp[55] != '-'))
-		return false;
-	for (int i = 36; i < 52; i++) {
-		if (!is_hex((unsigned char)tp[i]))
-			return false;
-		nonzero |= tp[i] != '0';
-	}
-	if (!nonzero || !is_hex((unsigned char)tp[53]) || !is_hex((unsigned char)tp[54]))
-		return false;
-	nonzero = false;
-	for (int i = 0; i < 32; i++) {
-		unsigned char c = (unsigned char)tp[3 + i];
-
-		if (!is_hex(c))
-			return false;
-		nonzero |= c != '0';
-		out[i] = (char)lower(c);
-	}
-	out[32] = '\0';
-	return nonzero;
 }

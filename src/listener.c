@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +146,12 @@ bool listener_start(struct worker *w, const struct config *cfg)
 				close(fd);
 			} else {
 				chmod(sun.sun_path, (mode_t)cfg->unix_socket_mode);
+				if (cfg->unix_socket_group && *cfg->unix_socket_group) {
+					struct group *gr = getgrnam(cfg->unix_socket_group);
+					if (!gr || chown(sun.sun_path, (uid_t)-1, gr->gr_gid) < 0)
+						log_warning("cannot give %s to group %s", sun.sun_path,
+							    cfg->unix_socket_group);
+				}
 				if (add_listener(w, fd, true, sun.sun_path)) {
 					log_info("listening on %s", sun.sun_path);
 					opened++;

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <syslog.h>
 #include <time.h>
@@ -17,6 +18,28 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static FILE *log_file;
 static bool log_to_stderr = true;
 static bool log_to_syslog;
+
+static int log_facility = LOG_DAEMON;
+
+bool log_set_syslog_facility(const char *name)
+{
+	static const struct {
+		const char *name;
+		int facility;
+	} names[] = {
+		{"auth", LOG_AUTH},     {"authpriv", LOG_AUTHPRIV}, {"daemon", LOG_DAEMON},
+		{"user", LOG_USER},     {"local0", LOG_LOCAL0},     {"local1", LOG_LOCAL1},
+		{"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3},     {"local4", LOG_LOCAL4},
+		{"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6},     {"local7", LOG_LOCAL7},
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcasecmp(name, names[i].name) == 0) {
+			log_facility = names[i].facility;
+			return true;
+		}
+	}
+	return false;
+}
 
 static const char *const level_names[] = {"FATAL", "ERROR", "WARNING", "LOG", "DEBUG", "NOISE"};
 static const int level_syslog[] = {LOG_CRIT, LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG, LOG_DEBUG};
@@ -40,7 +63,7 @@ void log_setup(const char *logfile, bool to_stderr, const char *syslog_ident, in
 		closelog();
 	log_to_syslog = syslog_ident != NULL;
 	if (log_to_syslog)
-		openlog(syslog_ident, LOG_PID, LOG_DAEMON);
+		openlog(syslog_ident, LOG_PID, log_facility);
 	log_level_cur = level;
 	pthread_mutex_unlock(&log_lock);
 }

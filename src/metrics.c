@@ -102,6 +102,22 @@ void metrics_stats_period(struct worker *w, usec_t now)
 		p->metrics.period_len = now > start ? now - start : 0;
 		p->metrics.period_start = now;
 		p->stats_prev = p->stats;
+		if (w->cfg->log_stats) {
+			const uint64_t *d = p->metrics.period_delta;
+			double secs = p->metrics.period_len > 0 ? p->metrics.period_len / 1e6 : 1;
+			const struct pool_stats *ds = (const struct pool_stats *)d;
+			log_info("stats: %s/%s %.0f xacts/s, %.0f queries/s, in %.0f B/s, out %.0f B/s, "
+				 "xact %llu us, query %llu us, wait %llu us",
+				 p->db->name, p->user->name, ds->xact_count / secs,
+				 ds->query_count / secs, ds->bytes_received / secs,
+				 ds->bytes_sent / secs,
+				 (unsigned long long)(ds->xact_count ? ds->xact_time / ds->xact_count : 0),
+				 (unsigned long long)(ds->query_count ? ds->query_time / ds->query_count
+								       : 0),
+				 (unsigned long long)(ds->server_assignment_count
+							      ? ds->wait_time / ds->server_assignment_count
+							      : 0));
+		}
 	}
 }
 

@@ -209,7 +209,10 @@ static struct server *pool_take_idle(struct pool *pool)
 	struct worker *w = pool->w;
 	usec_t now = worker_now(w);
 	while (!list_empty(&pool->idle_servers)) {
-		struct server *s = container_of(pool->idle_servers.prev, struct server, node);
+		/* LIFO keeps few servers warm; server_round_robin spreads load over all of them. */
+		struct list *pick = w->cfg->server_round_robin ? pool->idle_servers.next
+							       : pool->idle_servers.prev;
+		struct server *s = container_of(pick, struct server, node);
 		if (!pool_needs_check(w, s, now))
 			return s;
 		server_start_check(s);

@@ -386,3 +386,26 @@ def test_bad_parameter_in_startup_options_is_refused(pgtally):
     assert 'No/Such_Zone' in str(ei.value)
     with p.connect() as conn:
         assert conn.execute('SELECT 1').fetchone() == (1,)
+
+
+def test_application_name_add_host(pgtally):
+    p = pgtally(ini={'application_name_add_host': 1})
+    with psycopg.connect(p.dsn(application_name='web'), autocommit=True) as conn:
+        name = conn.execute("SELECT current_setting('application_name')").fetchone()[0]
+    assert name.startswith('web - 127.0.0.1:'), name
+
+
+def test_server_round_robin_spreads_over_servers(pgtally):
+    p = pgtally(ini={'server_round_robin': 1, 'default_pool_size': 3, 'min_pool_size': 3})
+    with p.connect() as conn:
+        conn.execute('SELECT 1')
+        time.sleep(0.5)  # the janitor opens the other two
+        pids = {conn.execute('SELECT pg_backend_pid()').fetchone()[0] for _ in range(9)}
+    assert len(pids) == 3
+
+
+def test_log_stats_line(pgtally):
+    p = pgtally(ini={'log_stats': 1, 'stats_period': 1})
+    with p.connect() as conn:
+        conn.execute('SELECT 1')
+    p.wait_for_log(r'stats: app/app \d+ xacts/s')

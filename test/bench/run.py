@@ -286,14 +286,15 @@ def create_bench_role(pg):
     pg.sql('GRANT SELECT ON ALL TABLES IN SCHEMA public TO bench', dbname='app')
 
 
-def start_pooler(pg, kind, userlist_kind):
+def start_pooler(opts, pg, kind, userlist_kind):
     """A pooler whose userlist holds the roles' SCRAM secrets as PostgreSQL stores them
     ('secret') or their plaintext passwords ('plain')."""
     if userlist_kind == 'secret':
         userlist = {u: pg.role_secret(u) for u in PASSWORDS}
     else:
         userlist = dict(PASSWORDS)
-    p = harness.start_pooler(pg, kind=kind, ini=pooler_ini(), userlist=userlist)
+    binary = opts.pgtally_bin if kind == 'pgtally' else None
+    p = harness.start_pooler(pg, kind=kind, ini=pooler_ini(), userlist=userlist, binary=binary)
     return Target(kind, p.host, p.port, p)
 
 
@@ -313,7 +314,7 @@ def run_cases(opts, pg, cases, log):
     try:
         for case in cases:
             if case.userlist not in sets:
-                sets[case.userlist] = {k: start_pooler(pg, k, case.userlist)
+                sets[case.userlist] = {k: start_pooler(opts, pg, k, case.userlist)
                                        for k in ('pgbouncer', 'pgtally')}
             tmap = dict(sets[case.userlist], direct=direct)
             targets = [tmap[k] for k in case.targets]
@@ -338,8 +339,9 @@ def run_cases(opts, pg, cases, log):
                             cpu = ', %.1f us CPU/txn, RSS %.1f MiB' % (
                                 (r['utime_s'] + r['stime_s']) * 1e6 / r['processed'],
                                 r['rss_kib'] / 1024.0)
-                        log('   round %d %-9s tps %9.1f  lat %.3f ms  p99 %.3f ms%s' % (
-                            rnd + 1, t.kind, r['tps'], r['lat_avg_ms'], r['lat_p99_ms'], cpu))
+                        log('   round %d %-9s tps %9.1f  lat %.3f ms  p99 %s ms%s' % (
+                            rnd + 1, t.kind, r['tps'], r['lat_avg_ms'],
+                            fmt(r['lat_p99_ms'], '.3f'), cpu))
                     else:
                         log('   round %d %-9s FAILED: %s' % (rnd + 1, t.kind, r['error']))
             results[case.cid] = runs
@@ -557,7 +559,7 @@ def run_idle(opts, pg, log):
     n = opts.idle_clients
     for kind in ('pgbouncer', 'pgtally'):
         log('== idle clients: %d against %s' % (n, kind))
-        t = start_pooler(pg, kind, 'secret')
+        t = start_pooler(opts, pg, kind, 'secret')
         proc = None
         try:
             r = run_pgbench(t.host, t.port, ['-S'], POOL_SIZE, seconds=1)
@@ -626,7 +628,7 @@ def run_big(opts, pg, log):
     per_client = 3
     for kind in ('pgbouncer', 'pgtally'):
         log('== %d clients on a pool of %d: %s' % (n, POOL_SIZE, kind))
-        t = start_pooler(pg, kind, 'secret')
+        t = start_pooler(opts, pg, kind, 'secret')
         try:
             r = run_pgbench(t.host, t.port, ['-S', '-M', 'simple'], n, transactions=per_client,
                             pid=t.pid, timeout=120 + n * 0.1)
@@ -687,7 +689,7 @@ def first_line(argv):
         return '?'
 
 
-def machine(pg):
+def machine(opts, pg):
     model = '?'
     try:
         with open('/proc/cpuinfo') as f:
@@ -716,7 +718,7 @@ def machine(pg):
         'cpu': model,
         'memory': mem,
         'kernel': platform.release(),
-        'pgtally': '%s (commit %s%s)' % (first_line([harness.pooler.PGTALLY_BIN, '--version']),
+        'pgtally': '%s (commit %s%s)' % (first_line([opts.pgtally_bin, '--version']),
                                          commit, ', with uncommitted changes' if dirty else ''),
         'pgbouncer': first_line([util.PGBOUNCER_BIN, '--version']),
         'postgresql': pgver,
@@ -837,6 +839,11 @@ def main():
         return 2
     util.raise_nofile_limit()
     os.makedirs(OUT_DIR, exist_ok=True)
+    # Our own copy: a `make` by someone else during the run must not change the binary under
+    # test halfway, and perf can still resolve its symbols afterwards.
+    bindir = tempfile.mkdtemp(prefix='pgtally-bench-bin-', dir='/tmp')
+    opts.pgtally_bin = os.path.join(bindir, 'pgtally')
+    shutil.copy2(harness.pooler.PGTALLY_BIN, opts.pgtally_bin)
 
     def log(msg):
         print(msg, flush=True)
@@ -855,7 +862,7 @@ def main():
         if init.returncode != 0:
             raise RuntimeError('pgbench -i failed:\n' + init.stderr)
         create_bench_role(pg)
-        info = machine(pg)
+        info = machine(opts, pg)
 
         results, poolers = run_cases(opts, pg, cases, log)
         table, summaries = main_table(cases, results)
@@ -915,6 +922,7 @@ def main():
                 stop_target(t)
         if pg is not None:
             pg.destroy()
+        shutil.rmtree(bindir, ignore_errors=True)
     if errors:
         print('\nmake bench: %d problem(s):' % len(errors))
         for e in errors:
