@@ -192,68 +192,75 @@ int main(int argc, char **argv)
 		log_fatal("cannot load config file %s", cfgpath);
 		return 1;
 	}
-	if (app_opt_daemon && (!cfg->logfile || !*cfg->logfile) && !cfg->syslog) {
-		log_fatal("in daemon mode, set logfile or syslog in the config");
-		return 1;
-	}
-	app_setup_logging(cfg);
 
+	/* From here on every way out goes through `out`, which frees what was made. */
+	int rc = 1;
 	char err[256] = "";
 	struct userlist *ul = NULL;
+	struct tls_ctx *tls_accept = NULL, *tls_connect = NULL;
+	struct worker *w = NULL;
+	struct metrics *metrics = NULL;
+	struct event *sigev[6] = {0};
+	static const int sigs[] = {SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGUSR2};
+
+	if (app_opt_daemon && (!cfg->logfile || !*cfg->logfile) && !cfg->syslog) {
+		log_fatal("in daemon mode, set logfile or syslog in the config");
+		goto out;
+	}
+	app_setup_logging(cfg);
 	if (cfg->auth_file && *cfg->auth_file) {
 		ul = app_load_userlist(cfg, err, sizeof(err));
 		if (!ul) {
 			log_fatal("cannot load auth_file: %s", err);
-			return 1;
+			goto out;
 		}
 	}
 	if (cfg->auth_type == AUTH_TYPE_HBA || cfg->auth_type == AUTH_TYPE_CERT) {
 		log_fatal("auth_type %s is not supported by pgtally",
 			  cfg->auth_type == AUTH_TYPE_HBA ? "hba" : "cert");
-		return 1;
+		goto out;
 	}
 	if (cfg->workers > 1)
 		log_warning("workers = %d: only one worker is implemented so far; using 1",
 			    cfg->workers);
 	/* Before dropping privileges: key files are often readable by root only. */
-	struct tls_ctx *tls_accept = NULL, *tls_connect = NULL;
 	if (!tls_ctx_load(cfg, &tls_accept, &tls_connect, err, sizeof(err))) {
 		log_fatal("TLS: %s", err);
-		return 1;
+		goto out;
 	}
 
 	signal(SIGPIPE, SIG_IGN);
 	listener_raise_fd_limit(cfg);
 	if (app_opt_daemon && !daemonize()) {
 		log_fatal("cannot daemonize: %s", strerror(errno));
-		return 1;
+		goto out;
 	}
 
-	struct worker *w = worker_create(cfg);
+	w = worker_create(cfg);
 	if (!w) {
 		log_fatal("cannot create the event loop");
-		return 1;
+		goto out;
 	}
 	w->users_file = ul;
 	w->tls_accept = tls_accept;
 	w->tls_connect = tls_connect;
+	ul = NULL; /* the worker owns them now */
+	tls_accept = tls_connect = NULL;
 	if (!listener_start(w, cfg)) {
 		log_fatal("no listening socket could be opened");
-		return 1;
+		goto out;
 	}
-	struct metrics *metrics = metrics_start(w);
+	metrics = metrics_start(w);
 	if (!metrics) {
 		log_fatal("cannot start the metrics endpoint (metrics_listen)");
-		return 1;
+		goto out;
 	}
 	const char *user = run_as ? run_as : (cfg->user && *cfg->user ? cfg->user : NULL);
 	if (user && getuid() == 0 && !drop_privileges(user))
-		return 1;
+		goto out;
 	if (cfg->pidfile && *cfg->pidfile && !write_pidfile(cfg->pidfile))
-		return 1;
+		goto out;
 
-	int sigs[] = {SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGUSR2};
-	struct event *sigev[6];
 	for (int i = 0; i < 6; i++) {
 		sigev[i] = evsignal_new(w->base, sigs[i], signal_cb, w);
 		event_add(sigev[i], NULL);
@@ -261,22 +268,30 @@ int main(int argc, char **argv)
 	worker_start_janitor(w);
 	log_info("pgtally %s started", PGTALLY_VERSION);
 	event_base_dispatch(w->base);
+	rc = 0;
 
+out:
 	listener_stop();
 	for (int i = 0; i < 6; i++)
-		event_free(sigev[i]);
+		if (sigev[i])
+			event_free(sigev[i]);
 	metrics_free(metrics);
-	struct config *last = w->cfg;
-	if (w->users_file)
-		userlist_free(w->users_file);
-	tls_accept = w->tls_accept; /* RELOAD may have replaced them */
-	tls_connect = w->tls_connect;
-	worker_free(w);
+	if (w) {
+		cfg = w->cfg; /* RELOAD may have replaced it, and the TLS contexts */
+		if (w->users_file)
+			userlist_free(w->users_file);
+		tls_accept = w->tls_accept;
+		tls_connect = w->tls_connect;
+		worker_free(w);
+	}
+	if (ul)
+		userlist_free(ul);
 	tls_ctx_free(tls_accept);
 	tls_ctx_free(tls_connect);
-	if (last->pidfile && *last->pidfile)
-		unlink(last->pidfile);
-	config_free(last);
-	log_info("pgtally stopped");
-	return 0;
+	if (rc == 0 && cfg->pidfile && *cfg->pidfile)
+		unlink(cfg->pidfile);
+	config_free(cfg);
+	if (rc == 0)
+		log_info("pgtally stopped");
+	return rc;
 }
