@@ -409,3 +409,37 @@ def test_log_stats_line(pgtally):
     with p.connect() as conn:
         conn.execute('SELECT 1')
     p.wait_for_log(r'stats: app/app \d+ xacts/s')
+
+
+def test_function_call_message(pgtally):
+    # FunctionCall ('F'): int4pl(40, 2) by OID, text result; answered by 'V' then 'Z'.
+    import struct
+
+    import rawpg
+    p = pgtally(ini={'auth_type': 'trust'})
+    c = rawpg.Conn(p.host, p.port)
+    rawpg.login_trust(c, 'app', 'app')
+    body = struct.pack('!IHH', 177, 1, 0)  # oid of int4pl, one format code: text
+    body += struct.pack('!H', 2)
+    for v in (b'40', b'2'):
+        body += struct.pack('!I', len(v)) + v
+    body += struct.pack('!H', 0)
+    c.send(rawpg.message('F', body))
+    msgs = c.read_until('Z')
+    assert [m[0] for m in msgs] == ['V', 'Z']
+    assert msgs[0][1][4:] == b'42'
+    c.send(rawpg.query('SELECT 1'))
+    assert [m[0] for m in c.read_until('Z')] == ['T', 'D', 'C', 'Z']
+
+
+def test_notification_response_reaches_the_client(pgtally):
+    p = pgtally(ini={'default_pool_size': 1})
+    got = []
+    with p.connect() as conn:
+        conn.add_notify_handler(lambda n: got.append((n.channel, n.payload)))
+        with conn.transaction():
+            conn.execute('LISTEN pgt_chan')
+            conn.execute("NOTIFY pgt_chan, 'hello'")
+        # Delivered at commit, on the same server session, before ReadyForQuery.
+        conn.execute('SELECT 1')
+    assert got == [('pgt_chan', 'hello')]
