@@ -126,11 +126,6 @@ void client_reap(struct worker *w);
 /* CancelRequest arriving on a fresh connection. */
 void client_handle_cancel(struct worker *w, uint32_t pid, uint32_t key);
 
-struct rq_entry;
-/* A counted statement of c completed or failed: N+1 bookkeeping. */
-void client_np_done(struct client *c, const struct rq_entry *e, uint64_t rows, usec_t duration,
-		    bool failed, usec_t now);
-
 /* Set a tracked parameter to a copy of v (NULL clears it); false when out of memory. */
 bool client_param_set(struct client *c, int id, const char *v);
 

@@ -15,6 +15,7 @@
 
 #include "auth.h"
 #include "client.h"
+#include "forward.h"
 #include "log.h"
 #include "md5auth.h"
 #include "metrics.h"
@@ -829,7 +830,7 @@ static void server_statement_done(struct server *s, const struct rq_entry *e, co
 	stats_fp_record(s->w, s->pool, e, rows, now - start, failed);
 	struct client *c = s->client;
 	if (c && c->np && (e->flags & RQF_COUNTED))
-		client_np_done(c, e, rows, now - start, failed, now);
+		fwd_statement_done(c, e, rows, now - start, failed, now);
 }
 
 /* A message for an internal query (parameter SET, reset, check): consumed here. */
