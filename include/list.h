@@ -53,6 +53,15 @@ static inline size_t list_count(const struct list *head)
 	return n;
 }
 
+/* Number of items, but stop counting at max: O(min(n, max)). */
+static inline size_t list_count_upto(const struct list *head, size_t max)
+{
+	size_t n = 0;
+	for (const struct list *i = head->next; i != head && n < max; i = i->next)
+		n++;
+	return n;
+}
+
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* Iterate safely against removal of the current item. */

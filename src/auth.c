@@ -89,11 +89,28 @@ static bool auth_scram_secret(struct client *c, struct scram_secret *out)
 					 sizeof(c->w->scram_mock_key), out);
 	switch (pwd_kind_of(a->stored)) {
 	case PWD_SCRAM:
-		return scram_parse_secret(a->stored, out);
 	case PWD_PLAIN: {
+		/* Parsed or derived once per user, not at every login (cleared on reload). */
 		struct pool_user *u = pool_user_find(c->w, c->user_name, true);
 		if (!u)
 			return false;
+		if (!u->password || strcmp(u->password, a->stored) != 0) {
+			/* Not the auth_file entry (auth_query): nothing to cache against. */
+			if (pwd_kind_of(a->stored) == PWD_SCRAM)
+				return scram_parse_secret(a->stored, out);
+			uint8_t salt[16];
+			RAND_bytes(salt, sizeof(salt));
+			return scram_secret_from_password(a->stored, salt, sizeof(salt),
+							  SCRAM_DEFAULT_ITERATIONS, out);
+		}
+		if (!u->scram_cache && pwd_kind_of(a->stored) == PWD_SCRAM) {
+			struct scram_secret *s = calloc(1, sizeof(*s));
+			if (!s || !scram_parse_secret(a->stored, s)) {
+				free(s);
+				return false;
+			}
+			u->scram_cache = s;
+		}
 		if (!u->scram_cache) {
 			uint8_t salt[16];
 			struct scram_secret *s = calloc(1, sizeof(*s));

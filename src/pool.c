@@ -348,24 +348,34 @@ void pool_maintain(struct pool *pool)
 		client_linked(c);
 	}
 
-	/* New servers: one per waiting client not covered by a login in progress. */
-	int logins = (int)list_count(&pool->login_servers);
-	int auth_waiters = 0;
-	for (struct client *a = pool->auth_head; a; a = a->auth_next)
-		auth_waiters++;
-	int need = (int)list_count(&pool->waiting_clients) + auth_waiters - logins;
-	if (!pool->have_welcome && !list_empty(&pool->login_clients) && logins == 0 && need < 1)
-		need = 1;
-	int min = pool->db->cfg.min_pool_size >= 0 ? pool->db->cfg.min_pool_size
-						    : w->cfg->min_pool_size;
-	if (pool->n_servers < min && need < min - pool->n_servers)
-		need = min - pool->n_servers;
+	/*
+	 * New servers: one per waiting client not covered by a login in progress. This runs
+	 * every time a client has to wait, so it must not walk long queues: first ask whether
+	 * any server may be opened at all, then count waiters only as far as could be served.
+	 */
 	bool reserve = false;
 	if (!list_empty(&pool->waiting_clients)) {
 		struct client *first = container_of(pool->waiting_clients.next, struct client, node);
 		reserve = w->cfg->reserve_pool_timeout > 0 && first->wait_start &&
 			  worker_now(w) - first->wait_start >= w->cfg->reserve_pool_timeout;
 	}
+	if (!pool_may_launch(w, pool, reserve))
+		return;
+	int logins = (int)list_count(&pool->login_servers);
+	int room = pool_effective_size(w, pool) + (reserve ? w->cfg->reserve_pool_size : 0) -
+		   pool->n_servers;
+	int auth_waiters = 0;
+	for (struct client *a = pool->auth_head; a; a = a->auth_next)
+		auth_waiters++;
+	int waiting = (int)list_count_upto(&pool->waiting_clients,
+					   (size_t)(room > 0 ? room : 0) + (size_t)logins);
+	int need = waiting + auth_waiters - logins;
+	if (!pool->have_welcome && !list_empty(&pool->login_clients) && logins == 0 && need < 1)
+		need = 1;
+	int min = pool->db->cfg.min_pool_size >= 0 ? pool->db->cfg.min_pool_size
+						    : w->cfg->min_pool_size;
+	if (pool->n_servers < min && need < min - pool->n_servers)
+		need = min - pool->n_servers;
 	while (need-- > 0 && pool_may_launch(w, pool, reserve))
 		if (!server_launch(pool))
 			break;

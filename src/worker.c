@@ -77,6 +77,7 @@ struct worker *worker_create(struct config *cfg)
 	list_init(&w->admin_clients);
 	list_init(&w->closed_clients);
 	list_init(&w->closed_servers);
+	list_init(&w->cancel_conns);
 	w->reaper = event_new(w->base, -1, 0, reaper_cb, w);
 	w->nplus1 = nplus1_table_new();
 	if (!w->nplus1) {
@@ -127,6 +128,7 @@ void worker_free(struct worker *w)
 	}
 	client_reap(w);
 	server_reap(w);
+	server_cancels_free(w);
 	stats_fp_table_free(&w->fps);
 	pstmt_registry_free(&w->pstmts);
 	nplus1_table_free(w->nplus1);
@@ -196,10 +198,11 @@ static void janitor_clients(struct worker *w, usec_t now)
 			list_for_each_safe(cp, ct, &p->waiting_clients)
 			{
 				struct client *c = container_of(cp, struct client, node);
-				if (c->wait_start && now - c->wait_start > cfg->query_wait_timeout)
-					client_close(c, "08P01", "query_wait_timeout%s%s",
-						     p->last_error ? ": last server error: " : "",
-						     p->last_error ? p->last_error : "");
+				if (c->wait_start && now - c->wait_start <= cfg->query_wait_timeout)
+					break; /* a FIFO: everyone behind waited less */
+				client_close(c, "08P01", "query_wait_timeout%s%s",
+					     p->last_error ? ": last server error: " : "",
+					     p->last_error ? p->last_error : "");
 			}
 		}
 		list_for_each_safe(cp, ct, &p->active_clients)
