@@ -49,7 +49,7 @@ struct proto_reader {
 static inline void proto_reader_init(struct proto_reader *r, const uint8_t *p, size_t len)
 {
 	r->p = p;
-	r->end = p + len;
+	r->end = len ? p + len : p; /* p may be NULL for an empty buffer: no arithmetic on it */
 	r->bad = false;
 }
 

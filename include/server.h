@@ -89,6 +89,9 @@ bool server_send(struct server *s, struct iobuf *b);
 /* Forward a cancel for the query running on s, over a new connection. */
 void server_send_cancel(struct server *s);
 
+/* Drop the cancel requests still being forwarded (when the worker is freed). */
+void server_cancels_free(struct worker *w);
+
 /* Open a non-blocking socket connecting to the database's server; -1 on failure. */
 int server_connect_socket(const struct pool_db *db, char *err, size_t errlen);
 

@@ -43,6 +43,7 @@ struct worker {
 	struct list admin_clients;
 	struct list closed_clients;
 	struct list closed_servers;
+	struct list cancel_conns; /* cancel requests being forwarded to PostgreSQL (server.c) */
 	int n_clients; /* all client connections, for max_client_conn */
 	int n_servers;
 

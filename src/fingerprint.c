@@ -10,14 +10,22 @@
  * See doc/fingerprint.md for the rules; the comments here say why the code looks as it does.
  *
  * Speed matters: the pooler fingerprints every statement it forwards, usually with out ==
- * NULL. The text is therefore never gathered in a buffer: each token goes into the hash as
- * whole little-endian words held in a register (struct norm's acc), and into out directly
- * when there is one. Keywords are recognized with one probe of a perfect hash on the word's
- * first eleven bytes, and the tokens ORM SQL is made of skip the statement-level machinery
- * (fp_next's fast path). The sqlcommenter tag parser is in src/sqlcommenter.c.
+ * NULL, so the common cases avoid the general machinery:
+ * - the text is never gathered in a buffer: each token goes into the hash as whole
+ *   little-endian words held in registers (struct hot), and into out directly when given;
+ * - keywords are recognized with one probe of a perfect hash on their lowercased words;
+ * - fast_token() lexes and writes the tokens of plain SQL in one step, and copies runs of
+ *   quoted names ("t"."a", "t"."b") whole, since they normalize to themselves;
+ * - list_token() does the same inside list elements, and skip_element() reads the elements
+ *   of IN/VALUES lists that repeat an earlier shape without writing them at all;
+ * - everything else goes through stmt_token(), which holds all the rules.
+ * The fast paths must give exactly what stmt_token() gives: a differential fuzzer against
+ * the straightforward version compared ids, texts and every field of struct fp_stmt.
+ * The sqlcommenter tag parser is in src/sqlcommenter.c.
  */
 
 #define FP_INLINE static inline __attribute__((always_inline))
+#define FP_NOINLINE static __attribute__((noinline))
 
 /* ---- the hash (specified in doc/fingerprint.md; changing it means bumping FP_VERSION) ---- */
 
@@ -130,15 +138,16 @@ enum cclass {
 #define CC_CLASS 0x0f
 #define CC_IDC 0x10 /* may continue an identifier */
 #define CC_OPC 0x20 /* may be part of an operator */
+#define CC_BLANK 0x40 /* whitespace, or may start a comment: - / */
 
 /* clang-format off */
 static const uint8_t cc[256] = {
-	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 0x00 */
-	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 0x08 */
-	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 0x10 */
-	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 0x18 */
-	0x00, 0x26, 0x04, 0x26, 0x15, 0x26, 0x26, 0x03, /* 0x20 */
-	0x07, 0x08, 0x26, 0x26, 0x0b, 0x26, 0x0e, 0x26, /* 0x28 */
+	0x40, 0x40, 0x40, 0x40, 0x40, 0x40, 0x40, 0x40, /* 0x00 */
+	0x40, 0x40, 0x40, 0x40, 0x40, 0x40, 0x40, 0x40, /* 0x08 */
+	0x40, 0x40, 0x40, 0x40, 0x40, 0x40, 0x40, 0x40, /* 0x10 */
+	0x40, 0x40, 0x40, 0x40, 0x40, 0x40, 0x40, 0x40, /* 0x18 */
+	0x40, 0x26, 0x04, 0x26, 0x15, 0x26, 0x26, 0x03, /* 0x20 */
+	0x07, 0x08, 0x26, 0x26, 0x0b, 0x66, 0x0e, 0x66, /* 0x28 */
 	0x12, 0x12, 0x12, 0x12, 0x12, 0x12, 0x12, 0x12, /* 0x30 */
 	0x12, 0x12, 0x0d, 0x0c, 0x26, 0x26, 0x26, 0x26, /* 0x38 */
 	0x26, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, /* 0x40 */
@@ -148,7 +157,7 @@ static const uint8_t cc[256] = {
 	0x26, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, /* 0x60 */
 	0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, /* 0x68 */
 	0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, /* 0x70 */
-	0x11, 0x11, 0x11, 0x0f, 0x26, 0x0f, 0x26, 0x00, /* 0x78 */
+	0x11, 0x11, 0x11, 0x0f, 0x26, 0x0f, 0x26, 0x40, /* 0x78 */
 	0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, /* 0x80 */
 	0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, /* 0x88 */
 	0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, /* 0x90 */
@@ -194,6 +203,38 @@ static inline uint64_t load_upto(const unsigned char *p, size_t m, size_t avail)
 	for (size_t j = 0; j < m; j++)
 		x |= (uint64_t)p[j] << (8 * j);
 	return x;
+}
+
+/*
+ * Bit 7 set in the bytes of x that may continue an identifier, as CC_IDC says: letters,
+ * digits, '_', '$' and bytes >= 0x80. Each sum below stays under 0x100 in every byte, so no
+ * carry crosses from one byte to the next.
+ */
+static inline uint64_t idc8(uint64_t x)
+{
+	const uint64_t ones = 0x0101010101010101ull, hi = ones << 7;
+	uint64_t b = x & ~hi;
+	uint64_t l = b | ones * 0x20;
+	uint64_t letter = (l + ones * (0x80 - 'a')) & ~(l + ones * (0x80 - 'z' - 1));
+	uint64_t digit = (b + ones * (0x80 - '0')) & ~(b + ones * (0x80 - '9' - 1));
+	uint64_t under = ~((b ^ ones * '_') + ones * 0x7f);
+	uint64_t dollar = ~((b ^ ones * '$') + ones * 0x7f);
+
+	return (letter | digit | under | dollar | x) & hi;
+}
+
+/* The end of the identifier starting at p: eight bytes at a time while they can be read. */
+static inline size_t ident_end(const unsigned char *s, size_t len, size_t p)
+{
+	for (p++; p + 8 <= len; p += 8) {
+		uint64_t stop = ~idc8(load_le64(s + p)) & 0x8080808080808080ull;
+
+		if (stop != 0)
+			return p + ((unsigned)__builtin_ctzll(stop) >> 3);
+	}
+	while (p < len && (cc[s[p]] & CC_IDC))
+		p++;
+	return p;
 }
 
 /* Keywords the normalizer cares about; every other word is just an identifier. */
@@ -397,23 +438,14 @@ static inline unsigned kw_slot(uint64_t w0, uint64_t w1)
 }
 
 /*
- * Keyword of the word s[0..len) (any case), or KW_NONE; avail >= len bytes are readable.
- * Words are compared lowercased a word at a time: lower8() only touches A-Z, and keywords
- * are plain letters, so a match means the same letters in any case.
+ * The keyword whose letters are w0 (bytes 0-7) and w1 (bytes 8-10), lowercased and
+ * zero-padded, or KW_NONE. lower8() only touches A-Z and keywords are plain letters, so a
+ * match means the same letters in any case.
  */
-FP_INLINE int kw_lookup(const unsigned char *s, size_t len, size_t avail, uint8_t *flags)
+FP_INLINE int kw_find(uint64_t w0, uint64_t w1, uint8_t *flags)
 {
-	uint64_t w0, w1 = 0;
-	const struct kwent *k;
+	const struct kwent *k = &kwtab[kwslot[kw_slot(w0, w1)]];
 
-	if (len > KW_MAXLEN) {
-		*flags = 0;
-		return KW_NONE;
-	}
-	w0 = lower8(load_upto(s, len < 8 ? len : 8, avail));
-	if (len > 8)
-		w1 = lower8(load_upto(s + 8, len - 8, avail - 8));
-	k = &kwtab[kwslot[kw_slot(w0, w1)]];
 	if (load_le64((const unsigned char *)k->s) != w0 ||
 	    load_upto((const unsigned char *)k->s + 8, 4, 4) != w1) {
 		*flags = 0;
@@ -421,6 +453,17 @@ FP_INLINE int kw_lookup(const unsigned char *s, size_t len, size_t avail, uint8_
 	}
 	*flags = k->flags;
 	return k->kw;
+}
+
+/* Keyword of the word s[0..len) (any case), or KW_NONE; avail >= len bytes are readable. */
+FP_INLINE int kw_lookup(const unsigned char *s, size_t len, size_t avail, uint8_t *flags)
+{
+	if (len > KW_MAXLEN) {
+		*flags = 0;
+		return KW_NONE;
+	}
+	return kw_find(lower8(load_upto(s, len < 8 ? len : 8, avail)),
+		       len > 8 ? lower8(load_upto(s + 8, len - 8, avail - 8)) : 0, flags);
 }
 
 /* ---- the lexer ---- */
@@ -652,6 +695,23 @@ static size_t scan_number(const unsigned char *s, size_t len, size_t p)
 	return p;
 }
 
+/* scan_number() for the common plain integer, without a call. */
+FP_INLINE size_t number_end(const unsigned char *s, size_t len, size_t p)
+{
+	size_t q = p;
+	unsigned char c;
+
+	while (q < len && is_digit(s[q]))
+		q++;
+	if (q >= len)
+		return q;
+	/* 1.5, 1e5, 1_000, 0x1F, 0o17, 0b101 */
+	c = s[q] | 0x20;
+	if (c == '.' || c == 0x7f || c == 'e' || c == 'x' || c == 'o' || c == 'b')
+		return scan_number(s, len, p);
+	return q;
+}
+
 /* p at '$' not followed by a digit: a $tag$...$tag$ literal, or 0 when it is not one. */
 static size_t scan_dollar(const unsigned char *s, size_t len, size_t p)
 {
@@ -747,14 +807,12 @@ FP_INLINE size_t lex(const unsigned char *s, size_t len, size_t p, uint8_t *type
 				return scan_qident(s, len, p + 3);
 			}
 		}
-		for (p++; p < len && (cc[s[p]] & CC_IDC); p++)
-			;
 		*type = TK_WORD;
-		return p;
+		return ident_end(s, len, p);
 	case C_DIG:
 		*type = TK_CONST;
 		*sub = CS_NUM;
-		return scan_number(s, len, p);
+		return number_end(s, len, p);
 	case C_DOT:
 		if (p + 1 < len && is_digit(s[p + 1])) {
 			*type = TK_CONST;
@@ -832,6 +890,28 @@ FP_INLINE size_t lex(const unsigned char *s, size_t len, size_t p, uint8_t *type
 
 enum list_type { L_IN, L_ARRAY, L_VALUES };
 
+/*
+ * The state every token touches. fp_next() keeps it in a local variable whose address never
+ * leaves the inlined code, so that the compiler holds it in registers; the few functions that
+ * are not inlined get it through struct norm's copy (see COLD).
+ */
+struct hot {
+	/*
+	 * The text so far is tlen bytes: its whole words went into h, the last tlen % 8 bytes
+	 * wait in acc (little-endian, zero above them). No copy of the text is kept: a rewind
+	 * restores these three, and out is simply overwritten from tlen on.
+	 */
+	uint64_t h, acc;
+	size_t tlen;
+	char *out;
+	size_t lim;  /* bytes of out usable for text (cap - 1), 0 without out */
+	uint64_t ph; /* params_hash so far */
+	unsigned nparam, nconst, ntok;
+	size_t depth;    /* of parentheses and brackets */
+	uint32_t spmask; /* token types that take a space after prev (bit 1 << type) */
+	uint8_t prev, prev_kw, prev_kwf;
+};
+
 /* Everything a dropped list element may have changed, taken before its separating comma. */
 struct snap {
 	uint64_t h, acc;
@@ -877,28 +957,20 @@ enum repl { R_NONE, R_CURSOR, R_EQ };
 struct norm {
 	const unsigned char *s;
 	size_t len;
-	char *out;
-	size_t lim; /* bytes of out usable for text (cap - 1), 0 without out */
-	/*
-	 * The text so far is tlen bytes: its whole words went into h, the last tlen % 8 bytes
-	 * wait in acc (little-endian, zero above them). No copy of the text is kept: a rewind
-	 * restores these three, and out is simply overwritten from tlen on.
-	 */
-	uint64_t h, acc;
-	size_t tlen;
-	uint64_t ph; /* params_hash so far */
-	unsigned nparam, nconst, ntok;
-	uint8_t prev, prev_kw, prev_kwf;
+	struct hot t; /* valid only around the calls to non-inlined functions */
 	uint8_t mode;
-	uint32_t spmask; /* token types that take a space after prev (bit 1 << type) */
 	enum fp_kind kind;
 	enum fp_txn txn;
-	size_t depth;
 	unsigned atomic; /* BEGIN ATOMIC / CASE nesting inside CREATE */
 	int nl;
+	bool skip;      /* the comma at skip_at is held back: see skip_element() */
+	size_t skip_at;
 	struct lctx l[FP_LIST_MAX];
 	struct snap rb; /* after "rollback", to rewrite ROLLBACK WORK TO as ROLLBACK TO */
 };
+
+/* Call a function that works on nm->t (not inlined), from code holding the state in *hs. */
+#define COLD(hs, nm, call) ((nm)->t = *(hs), (call), *(hs) = (nm)->t)
 
 /*
  * Spacing (doc/fingerprint.md), as one bit mask per previous token: bit t set when a token of
@@ -907,7 +979,9 @@ struct norm {
  */
 #define B(t) (1u << (t))
 #define SP_ALL (B(TK_NUMRAW + 1) - 1)
-#define SP_NEVER (B(TK_RPAREN) | B(TK_RBRACK) | B(TK_COMMA) | B(TK_DOT) | B(TK_CAST) | B(TK_COLON) | B(TK_SEMI))
+#define SP_NEVER                                                                                   \
+	(B(TK_RPAREN) | B(TK_RBRACK) | B(TK_COMMA) | B(TK_DOT) | B(TK_CAST) | B(TK_COLON) |        \
+	 B(TK_SEMI))
 #define SP_OPERAND (SP_ALL & ~SP_NEVER & ~B(TK_LBRACK)) /* "a[1]", "f(x)[1]", "'{}'[1]" */
 static const uint32_t sp_after[TK_NUMRAW + 1] = {
 	[TK_NONE] = 0,
@@ -930,82 +1004,112 @@ static const uint32_t sp_after[TK_NUMRAW + 1] = {
 };
 #undef B
 
-FP_INLINE void set_prev(struct norm *n, uint8_t type, uint8_t kw, uint8_t kwf)
+FP_INLINE void set_prev(struct hot *t, uint8_t type, uint8_t kw, uint8_t kwf)
 {
-	n->prev = type;
-	n->prev_kw = kw;
-	n->prev_kwf = kwf;
-	n->spmask = sp_after[type] | (type == TK_WORD && (kwf & KWF_SP) ? 1u << TK_LPAREN : 0);
+	t->prev = type;
+	t->prev_kw = kw;
+	t->prev_kwf = kwf;
+	t->spmask = sp_after[type] | (type == TK_WORD && (kwf & KWF_SP) ? 1u << TK_LPAREN : 0);
 }
 
 /* Append k (1..8) bytes, the low bytes of x (its other bytes are zero). */
-FP_INLINE void put_word(struct norm *n, uint64_t x, size_t k)
+FP_INLINE void put_word(struct hot *t, uint64_t x, size_t k)
 {
-	size_t t = n->tlen;
-	unsigned a = (unsigned)(t & 7);
+	size_t len = t->tlen;
+	unsigned a = (unsigned)(len & 7);
 
-	if (n->out != NULL && t < n->lim) {
-		if (n->lim - t >= 8) {
-			store_le64((unsigned char *)n->out + t, x);
+	if (len < t->lim) {
+		if (t->lim - len >= 8) {
+			store_le64((unsigned char *)t->out + len, x);
 		} else {
-			for (size_t j = 0; j < k && t + j < n->lim; j++)
-				n->out[t + j] = (char)(x >> (8 * j));
+			for (size_t j = 0; j < k && len + j < t->lim; j++)
+				t->out[len + j] = (char)(x >> (8 * j));
 		}
 	}
-	n->acc |= x << (8 * a);
+	t->acc |= x << (8 * a);
 	if (a + k >= 8) {
-		n->h = fp_round(n->h, n->acc);
+		t->h = fp_round(t->h, t->acc);
 		/* the bytes of x that did not fit; a == 0 means none (and a shift by 64) */
-		n->acc = a != 0 ? x >> (8 * (8 - a)) : 0;
+		t->acc = a != 0 ? x >> (8 * (8 - a)) : 0;
 	}
-	n->tlen = t + k;
+	t->tlen = len + k;
 }
 
-/* A placeholder: "$" and the parameter's number. */
-static void put_param(struct norm *n)
+/* A placeholder, "$" and the parameter's number, after a space when space is set. */
+FP_INLINE void put_param(struct hot *t, bool space)
 {
-	unsigned v = ++n->nparam;
+	unsigned v = ++t->nparam;
 	unsigned char buf[16];
-	size_t k = 0, bl;
+	size_t k = 0;
 
 	if (v < 10) {
-		put_word(n, '$' | (uint64_t)('0' + v) << 8, 2);
+		uint64_t w = '$' | (uint64_t)('0' + v) << 8;
+
+		if (space)
+			put_word(t, w << 8 | ' ', 3);
+		else
+			put_word(t, w, 2);
 		return;
 	}
+	if (space)
+		put_word(t, ' ', 1);
 	do {
 		buf[15 - k++] = (unsigned char)('0' + v % 10);
 		v /= 10;
 	} while (v);
 	buf[15 - k++] = '$';
-	bl = k;
-	for (size_t i = 16 - bl; i < 16; i += 8) {
+	for (size_t i = 16 - k; i < 16; i += 8) {
 		size_t m = 16 - i < 8 ? 16 - i : 8;
 
-		put_word(n, load_upto(buf + i, m, m), m);
+		put_word(t, load_upto(buf + i, m, m), m);
 	}
 }
 
-static void take_snap(struct norm *n, struct snap *sn)
+/*
+ * A token outside lists: a space when prev asks for it, then its sl bytes, of which w holds
+ * the first eight or fewer (lowercased when fold), the rest being read from src (avail >= sl
+ * bytes readable). The space goes into the same word as a short token.
+ */
+FP_INLINE void put_tok(struct hot *t, uint8_t type, uint64_t w, const unsigned char *src,
+		       size_t sl, size_t avail, bool fold)
 {
-	sn->h = n->h;
-	sn->acc = n->acc;
-	sn->tlen = n->tlen;
-	sn->nparam = n->nparam;
-	sn->prev = n->prev;
-	sn->prev_kw = n->prev_kw;
-	sn->prev_kwf = n->prev_kwf;
+	if ((t->spmask >> type) & 1) {
+		if (sl < 8) {
+			put_word(t, w << 8 | ' ', sl + 1);
+			return;
+		}
+		put_word(t, ' ', 1);
+	}
+	put_word(t, w, sl < 8 ? sl : 8);
+	for (size_t i = 8; i < sl; i += 8) {
+		size_t m = sl - i < 8 ? sl - i : 8;
+		uint64_t x = load_upto(src + i, m, avail - i);
+
+		put_word(t, fold ? lower8(x) : x, m);
+	}
+}
+
+FP_INLINE void take_snap(const struct hot *t, const struct norm *n, struct snap *sn)
+{
+	sn->h = t->h;
+	sn->acc = t->acc;
+	sn->tlen = t->tlen;
+	sn->nparam = t->nparam;
+	sn->prev = t->prev;
+	sn->prev_kw = t->prev_kw;
+	sn->prev_kwf = t->prev_kwf;
 	for (int i = 0; i < n->nl; i++)
 		sn->eh[i] = n->l[i].eh;
 }
 
 /* Restore the text state, and the shapes of the first nl_keep lists. */
-static void rewind_to(struct norm *n, const struct snap *sn, int nl_keep)
+FP_INLINE void rewind_to(struct hot *t, struct norm *n, const struct snap *sn, int nl_keep)
 {
-	n->h = sn->h;
-	n->acc = sn->acc;
-	n->tlen = sn->tlen;
-	n->nparam = sn->nparam;
-	set_prev(n, sn->prev, sn->prev_kw, sn->prev_kwf);
+	t->h = sn->h;
+	t->acc = sn->acc;
+	t->tlen = sn->tlen;
+	t->nparam = sn->nparam;
+	set_prev(t, sn->prev, sn->prev_kw, sn->prev_kwf);
 	for (int i = 0; i < nl_keep; i++)
 		n->l[i].eh = sn->eh[i];
 }
@@ -1013,19 +1117,19 @@ static void rewind_to(struct norm *n, const struct snap *sn, int nl_keep)
 /*
  * Write one token; avail >= sl bytes are readable at src. how: 0 raw bytes, 1 lowercased,
  * 2 placeholder. The lists being written see the token through their shape hash, in which
- * placeholders are unnumbered (its words are those of the text, before the numbering).
+ * placeholders are unnumbered.
  */
-FP_INLINE void emit(struct norm *n, uint8_t type, const unsigned char *src, size_t sl, size_t avail,
-		    int how, int kw, uint8_t kwf)
+FP_INLINE void emit(struct hot *t, struct norm *n, uint8_t type, const unsigned char *src,
+		    size_t sl, size_t avail, int how, int kw, uint8_t kwf)
 {
 	uint64_t th;
 
-	if ((n->spmask >> type) & 1)
-		put_word(n, ' ', 1);
 	if (how == 2) {
-		put_param(n);
+		put_param(t, (t->spmask >> type) & 1);
 		th = EH_PRIME;
 	} else {
+		if ((t->spmask >> type) & 1)
+			put_word(t, ' ', 1);
 		th = EH_BASIS ^ sl;
 		while (sl > 0) {
 			size_t m = sl < 8 ? sl : 8;
@@ -1033,7 +1137,7 @@ FP_INLINE void emit(struct norm *n, uint8_t type, const unsigned char *src, size
 
 			if (how == 1)
 				x = lower8(x);
-			put_word(n, x, m);
+			put_word(t, x, m);
 			if (n->nl > 0)
 				th = rotl64((th ^ x) * FP_P1, 29);
 			src += m;
@@ -1043,24 +1147,24 @@ FP_INLINE void emit(struct norm *n, uint8_t type, const unsigned char *src, size
 	}
 	for (int i = 0; i < n->nl; i++)
 		n->l[i].eh = (n->l[i].eh ^ th ^ type) * EH_PRIME;
-	set_prev(n, type, (uint8_t)kw, kwf);
+	set_prev(t, type, (uint8_t)kw, kwf);
 }
 
 /* Write a word that is not in the input. */
-static void emit_lit(struct norm *n, const char *text, int kw, uint8_t kwf)
+FP_INLINE void emit_lit(struct hot *t, struct norm *n, const char *text, int kw, uint8_t kwf)
 {
 	unsigned char buf[16] = {0};
 	size_t l = strlen(text);
 
 	memcpy(buf, text, l);
-	emit(n, TK_WORD, buf, l, sizeof(buf), 0, kw, kwf);
+	emit(t, n, TK_WORD, buf, l, sizeof(buf), 0, kw, kwf);
 }
 
 /*
- * The hash of a constant's text for params_hash, a word at a time (avail >= k readable):
- * compared within one build, never shown or specified.
+ * A quick hash of k bytes at p (avail >= k readable), a word at a time: for list element
+ * shapes and constant values, which are compared within one build, never shown or specified.
  */
-static uint64_t chunk_hash(const unsigned char *p, size_t k, size_t avail, bool fold)
+FP_INLINE uint64_t chunk_hash(const unsigned char *p, size_t k, size_t avail, bool fold)
 {
 	uint64_t th = EH_BASIS ^ k;
 
@@ -1078,14 +1182,15 @@ static uint64_t chunk_hash(const unsigned char *p, size_t k, size_t avail, bool 
 	return th;
 }
 
-static void feed_param(struct norm *n, const unsigned char *s, size_t l, size_t avail, bool fold)
+FP_INLINE void feed_param(struct hot *t, const unsigned char *p, size_t k, size_t avail,
+			  bool fold)
 {
 	/* the length is part of chunk_hash, so "1", "23" and "12", "3" differ */
-	n->ph = fp_round(n->ph, chunk_hash(s, l, avail, fold));
-	n->nconst++;
+	t->ph = fp_round(t->ph, chunk_hash(p, k, avail, fold));
+	t->nconst++;
 }
 
-static void list_push(struct norm *n, uint8_t type)
+FP_INLINE void list_push(const struct hot *t, struct norm *n, uint8_t type)
 {
 	struct lctx *c;
 
@@ -1099,12 +1204,12 @@ static void list_push(struct norm *n, uint8_t type)
 	c->pend = false;
 	c->cast = false;
 	c->nshapes = 0;
-	c->depth = n->depth;
+	c->depth = t->depth;
 	c->eh = EH_BASIS;
 }
 
 /* The innermost list's current element is complete: drop it when it repeats a shape. */
-static void list_finish(struct norm *n)
+FP_INLINE void list_finish(struct hot *t, struct norm *n)
 {
 	struct lctx *c = &n->l[n->nl - 1];
 
@@ -1113,7 +1218,7 @@ static void list_finish(struct norm *n)
 	for (unsigned i = 0; i < c->nshapes; i++) {
 		if (c->shapes[i] == c->eh) {
 			if (!c->first)
-				rewind_to(n, &c->snap, n->nl - 1);
+				rewind_to(t, n, &c->snap, n->nl - 1);
 			return;
 		}
 	}
@@ -1121,14 +1226,14 @@ static void list_finish(struct norm *n)
 		c->shapes[c->nshapes++] = c->eh;
 }
 
-static void list_pop(struct norm *n)
+FP_INLINE void list_pop(struct hot *t, struct norm *n)
 {
-	list_finish(n);
+	list_finish(t, n);
 	n->nl--;
 }
 
 /* Whether the token keeps each open list element "constants only". */
-static void list_track(struct norm *n, uint8_t type, int kw)
+FP_INLINE void list_track(struct norm *n, uint8_t type, int kw)
 {
 	for (int i = 0; i < n->nl; i++) {
 		struct lctx *c = &n->l[i];
@@ -1174,6 +1279,28 @@ static void list_track(struct norm *n, uint8_t type, int kw)
 			break;
 		}
 	}
+}
+
+/* A new element of the list starts. */
+FP_INLINE void list_element(struct lctx *c)
+{
+	c->has = false;
+	c->cst = true;
+	c->pend = false;
+	c->cast = false;
+	c->eh = EH_BASIS;
+}
+
+/* Whether list_finish() would drop the innermost list's element. */
+FP_INLINE bool list_drops(const struct lctx *c)
+{
+	if (!c->has || !c->cst || c->pend || c->first)
+		return false;
+	for (unsigned i = 0; i < c->nshapes; i++) {
+		if (c->shapes[i] == c->eh)
+			return true;
+	}
+	return false;
 }
 
 /* The first token decides the statement kind and any special handling. */
@@ -1296,17 +1423,18 @@ static bool fetch_direction(int kw)
 	}
 }
 
+
 /*
- * Special handling of later tokens. Returns true when the token is consumed; sets *repl
- * when the token is to be written differently.
+ * Special handling of later tokens (cold: called with the state in n->t). Returns true when
+ * the token is consumed; sets *repl when the token is to be written differently.
  */
-static bool stmt_mode(struct norm *n, uint8_t ttype, int kw, enum repl *repl)
+FP_NOINLINE bool stmt_mode(struct norm *n, uint8_t ttype, int kw, enum repl *repl)
 {
-	bool second = n->ntok == 2;
+	bool second = n->t.ntok == 2;
 
 	switch (n->mode) {
 	case M_WITH:
-		if (n->depth != 0 || ttype != TK_WORD)
+		if (n->t.depth != 0 || ttype != TK_WORD)
 			break;
 		switch (kw) {
 		case KW_SELECT:
@@ -1357,9 +1485,9 @@ static bool stmt_mode(struct norm *n, uint8_t ttype, int kw, enum repl *repl)
 			return false;
 		} else if (kw == KW_TO) {
 			/* one text for ROLLBACK [WORK|TRANSACTION] TO [SAVEPOINT] name */
-			rewind_to(n, &n->rb, 0);
-			emit_lit(n, "to", KW_TO, KWF_SP | KWF_UN);
-			emit_lit(n, "savepoint", KW_SAVEPOINT, 0);
+			rewind_to(&n->t, n, &n->rb, 0);
+			emit_lit(&n->t, n, "to", KW_TO, KWF_SP | KWF_UN);
+			emit_lit(&n->t, n, "savepoint", KW_SAVEPOINT, 0);
 			n->txn = FP_TXN_ROLLBACK_TO;
 			n->mode = M_SUPPRESS;
 			return true;
@@ -1379,18 +1507,18 @@ static bool stmt_mode(struct norm *n, uint8_t ttype, int kw, enum repl *repl)
 		n->mode = M_NONE;
 		break;
 	case M_FETCH:
-		if (n->depth == 0 &&
+		if (n->t.depth == 0 &&
 		    (ttype == TK_QIDENT || (ttype == TK_WORD && !fetch_direction(kw))))
 			*repl = R_CURSOR;
 		break;
 	case M_SET:
-		if (n->depth == 0 && kw == KW_TO)
+		if (n->t.depth == 0 && kw == KW_TO)
 			*repl = R_EQ;
 		break;
 	case M_CREATE:
 		if (ttype != TK_WORD)
 			break;
-		if (kw == KW_ATOMIC && n->prev_kw == KW_BEGIN)
+		if (kw == KW_ATOMIC && n->t.prev_kw == KW_BEGIN)
 			n->atomic++;
 		else if (n->atomic > 0 && kw == KW_CASE)
 			n->atomic++;
@@ -1407,28 +1535,46 @@ static bool stmt_mode(struct norm *n, uint8_t ttype, int kw, enum repl *repl)
 /* Replacement tokens, padded for emit()'s word loads. */
 static const unsigned char lit_eq[8] = "=", lit_ne[8] = "<>", lit_cursor[8] = "_", lit_u[8] = "u";
 
-/*
- * The general path for one token sql[ts..te) of the lexer's type ttype (and sub): statement
- * modes, lists, keywords with a meaning of their own. kw/kwf: its keyword, when a word.
- */
-static void stmt_token(struct norm *n, uint8_t ttype, uint8_t sub, size_t ts, size_t te, int kw,
-		       uint8_t kwf)
+/* Whether a number starts at q (after a "-" that may be its sign). */
+FP_INLINE bool number_at(const unsigned char *s, size_t len, size_t q)
 {
+	return q < len && (is_digit(s[q]) || (s[q] == '.' && q + 1 < len && is_digit(s[q + 1])));
+}
+
+/* NULL, TRUE, FALSE and LIMIT ALL are constants; "is null", "is not true" are predicates. */
+FP_INLINE bool kw_is_const(int kw, int prev_kw)
+{
+	if (kw == KW_NULL || kw == KW_TRUE || kw == KW_FALSE)
+		return prev_kw != KW_IS && prev_kw != KW_NOT;
+	return kw == KW_ALL && prev_kw == KW_LIMIT;
+}
+
+/*
+ * One token sql[ts..te) of the lexer's type ttype (and sub), in general: statement modes,
+ * lists, keywords with a meaning of their own. kw/kwf: its keyword, when a word. Works on
+ * n->t: it is out of line, to keep fp_next()'s loop small.
+ */
+FP_NOINLINE void stmt_token(struct norm *n, uint8_t ttype, uint8_t sub, size_t ts, size_t te,
+			    int kw, uint8_t kwf)
+{
+	struct hot *t = &n->t;
 	const unsigned char *src = n->s + ts;
 	size_t sl = te - ts, avail = n->len - ts;
-	uint8_t type = ttype, prev_kw = n->prev_kw;
+	uint8_t type = ttype, prev_kw = t->prev_kw;
 	int how = 0;
 	enum repl repl = R_NONE;
 
-	n->ntok++;
-	if (n->ntok == 1)
+	t->ntok++;
+	if (t->ntok == 1) {
 		stmt_first(n, type, kw);
-	else if (n->mode != M_NONE && stmt_mode(n, ttype, kw, &repl)) {
-		if (type == TK_LPAREN || type == TK_LBRACK)
-			n->depth++;
-		else if ((type == TK_RPAREN || type == TK_RBRACK) && n->depth > 0)
-			n->depth--;
-		return;
+	} else if (n->mode != M_NONE) {
+		if (stmt_mode(n, ttype, kw, &repl)) {
+			if (type == TK_LPAREN || type == TK_LBRACK)
+				t->depth++;
+			else if ((type == TK_RPAREN || type == TK_RBRACK) && t->depth > 0)
+				t->depth--;
+			return;
+		}
 	}
 
 	if (repl == R_EQ) {
@@ -1446,11 +1592,7 @@ static void stmt_token(struct norm *n, uint8_t ttype, uint8_t sub, size_t ts, si
 			sl = 1;
 			kw = KW_NONE;
 			kwf = 0;
-		} else if ((kw == KW_NULL || kw == KW_TRUE || kw == KW_FALSE) && prev_kw != KW_IS &&
-			   prev_kw != KW_NOT) {
-			/* "is null", "is not true" are predicates, not constants */
-			type = TK_CONST;
-		} else if (kw == KW_ALL && prev_kw == KW_LIMIT) {
+		} else if (kw_is_const(kw, prev_kw)) {
 			type = TK_CONST;
 		}
 	} else if (type == TK_QIDENT && repl == R_CURSOR) {
@@ -1469,7 +1611,7 @@ static void stmt_token(struct norm *n, uint8_t ttype, uint8_t sub, size_t ts, si
 		type = TK_NUMRAW;
 		how = 0;
 	} else if (type == TK_CONST) {
-		feed_param(n, src, sl, avail, ttype == TK_WORD);
+		feed_param(t, src, sl, avail, ttype == TK_WORD);
 		how = 2;
 		kw = KW_NONE;
 		kwf = 0;
@@ -1477,25 +1619,27 @@ static void stmt_token(struct norm *n, uint8_t ttype, uint8_t sub, size_t ts, si
 
 	/* a VALUES list ends at the first top-level token that does not continue it */
 	while (n->nl > 0 && type != TK_COMMA && type != TK_LPAREN &&
-	       n->l[n->nl - 1].type == L_VALUES && n->l[n->nl - 1].depth == n->depth)
-		list_pop(n);
+	       n->l[n->nl - 1].type == L_VALUES && n->l[n->nl - 1].depth == t->depth)
+		list_pop(t, n);
 	if (type == TK_RPAREN || type == TK_RBRACK) {
-		if (n->depth > 0)
-			n->depth--;
-		while (n->nl > 0 && n->l[n->nl - 1].depth > n->depth)
-			list_pop(n);
-	} else if (type == TK_COMMA && n->nl > 0 && n->l[n->nl - 1].depth == n->depth) {
+		if (t->depth > 0)
+			t->depth--;
+		while (n->nl > 0 && n->l[n->nl - 1].depth > t->depth)
+			list_pop(t, n);
+	} else if (type == TK_COMMA && n->nl > 0 && n->l[n->nl - 1].depth == t->depth) {
 		struct lctx *c = &n->l[n->nl - 1];
 
-		list_finish(n);
-		take_snap(n, &c->snap);
-		emit(n, TK_COMMA, src, sl, avail, 0, KW_NONE, 0);
+		list_finish(t, n);
+		take_snap(t, n, &c->snap);
 		c->first = false;
-		c->has = false;
-		c->cst = true;
-		c->pend = false;
-		c->cast = false;
-		c->eh = EH_BASIS;
+		if (n->nl == 1 && c->nshapes > 0 && n->mode == M_NONE) {
+			/* the next element may well repeat a shape: see skip_element() */
+			n->skip = true;
+			n->skip_at = ts;
+		} else {
+			emit(t, n, TK_COMMA, src, sl, avail, 0, KW_NONE, 0);
+		}
+		list_element(c);
 		return;
 	}
 	if (n->nl > 0)
@@ -1503,34 +1647,34 @@ static void stmt_token(struct norm *n, uint8_t ttype, uint8_t sub, size_t ts, si
 
 	if (type == TK_QIDENT && sub == 1) {
 		/* U&"..." : only the prefix folds */
-		emit(n, type, lit_u, 1, sizeof(lit_u), 0, KW_NONE, 0);
-		set_prev(n, TK_DOT, KW_NONE, 0); /* no space between the prefix and its quote */
-		emit(n, type, src + 1, sl - 1, avail - 1, 0, KW_NONE, 0);
+		emit(t, n, type, lit_u, 1, sizeof(lit_u), 0, KW_NONE, 0);
+		set_prev(t, TK_DOT, KW_NONE, 0); /* no space between the prefix and its quote */
+		emit(t, n, type, src + 1, sl - 1, avail - 1, 0, KW_NONE, 0);
 	} else {
-		emit(n, type, src, sl, avail, how, kw, kwf);
+		emit(t, n, type, src, sl, avail, how, kw, kwf);
 	}
 
 	switch (type) {
 	case TK_LPAREN:
-		n->depth++;
+		t->depth++;
 		if (prev_kw == KW_IN)
-			list_push(n, L_IN);
+			list_push(t, n, L_IN);
 		break;
 	case TK_LBRACK:
-		n->depth++;
+		t->depth++;
 		if (prev_kw == KW_ARRAY)
-			list_push(n, L_ARRAY);
+			list_push(t, n, L_ARRAY);
 		break;
 	case TK_WORD:
 		if (kw == KW_VALUES)
-			list_push(n, L_VALUES);
-		if (n->ntok == 1) {
+			list_push(t, n, L_VALUES);
+		if (t->ntok == 1) {
 			if (kw == KW_ROLLBACK) {
-				take_snap(n, &n->rb);
+				take_snap(t, n, &n->rb);
 			} else if (kw == KW_SAVEPOINT) {
 				n->mode = M_SUPPRESS;
 			} else if (kw == KW_RELEASE) {
-				emit_lit(n, "savepoint", KW_SAVEPOINT, 0);
+				emit_lit(t, n, "savepoint", KW_SAVEPOINT, 0);
 				n->mode = M_SUPPRESS;
 			}
 		}
@@ -1541,9 +1685,9 @@ static void stmt_token(struct norm *n, uint8_t ttype, uint8_t sub, size_t ts, si
 }
 
 /* "-" where an operand is expected is a sign when a number follows. */
-static bool sign_allowed(const struct norm *n)
+FP_INLINE bool sign_allowed(const struct hot *t)
 {
-	switch (n->prev) {
+	switch (t->prev) {
 	case TK_NONE:
 	case TK_OP:
 	case TK_LPAREN:
@@ -1552,106 +1696,481 @@ static bool sign_allowed(const struct norm *n)
 	case TK_COLON:
 		return true;
 	case TK_WORD:
-		return (n->prev_kwf & KWF_UN) != 0;
+		return (t->prev_kwf & KWF_UN) != 0;
 	default:
 		return false;
 	}
 }
 
 /*
- * The fast path of fp_next(): a token of plain SQL, outside lists and statement modes, after
- * the first token. Does what stmt_token() would do for it, with less to decide. Returns
- * false for tokens that need stmt_token() (special keywords, U&"...").
+ * For skip_element(): the tokens of constant rows, which keep an element constant-only, with
+ * list_track() and the shape hash done for the one list c. Works on local copies of the
+ * counters: stores through t or c would make the compiler reload everything after each
+ * (sql is a char pointer, which may alias anything). Returns where it stopped: at a token it
+ * leaves to the general code, which also sees the element's end, after blanks.
  */
-FP_INLINE bool plain_token(struct norm *n, uint8_t type, uint8_t sub, size_t ts, size_t te,
-			   int kw, uint8_t kwf)
+FP_INLINE size_t skip_consts(struct hot *t, struct lctx *c, const unsigned char *s, size_t len,
+			     size_t p, size_t *endp, uint8_t *prevp)
 {
-	const unsigned char *src = n->s + ts;
-	size_t sl = te - ts, avail = n->len - ts;
-	uint8_t prev_kw = n->prev_kw;
+	size_t depth = t->depth, end = *endp, e;
+	uint64_t eh = c->eh, ph = t->ph;
+	unsigned nconst = t->nconst, ntok = t->ntok;
+	bool cast = c->cast, has = c->has, in_values = c->type == L_VALUES;
+	uint8_t prev = *prevp, type;
 
+	for (;;) {
+		unsigned char ch;
+
+		if (p < len && s[p] == ' ')
+			p++;
+		if (p >= len || (cc[s[p]] & CC_BLANK))
+			break;
+		ch = s[p];
+		switch (cc[ch] & CC_CLASS) {
+		case C_DIG:
+			e = number_end(s, len, p);
+			goto constant;
+		case C_SQ:
+			e = scan_string(s, len, p + 1);
+		constant:
+			ph = fp_round(ph, chunk_hash(s + p, e - p, len - p, false));
+			nconst++;
+			eh = (eh ^ EH_PRIME ^ TK_CONST) * EH_PRIME;
+			cast = false;
+			type = TK_CONST;
+			goto next;
+		case C_COM:
+			if (depth == c->depth)
+				goto stop; /* the element's end */
+			type = TK_COMMA;
+			break;
+		case C_LP:
+			if (prev == TK_WORD)
+				goto stop; /* "in (" starts a list */
+			type = TK_LPAREN;
+			depth++;
+			break;
+		case C_RP:
+			if (depth == c->depth)
+				goto stop; /* the list's end */
+			type = TK_RPAREN;
+			depth--; /* > c->depth >= 0 */
+			break;
+		case C_COL:
+			if (p + 1 >= len || s[p + 1] != ':')
+				goto stop;
+			e = p + 2;
+			eh = (eh ^ chunk_hash((const unsigned char *)"::", 2, 2, false) ^ TK_CAST) *
+			     EH_PRIME;
+			cast = true;
+			type = TK_CAST;
+			goto next;
+		default:
+			goto stop;
+		}
+		e = p + 1;
+		eh = (eh ^ rotl64((EH_BASIS ^ 1 ^ ch) * FP_P1, 29) ^ type) * EH_PRIME;
+	next:
+		has = true;
+		prev = type;
+		ntok++;
+		end = e;
+		p = e;
+		if (in_values && depth == c->depth)
+			break; /* only '(' or ',' may continue the element: left to the caller */
+	}
+stop:
+	t->depth = depth;
+	t->ph = ph;
+	t->nconst = nconst;
+	t->ntok = ntok;
+	c->eh = eh;
+	c->cast = cast;
+	c->has = has;
+	*endp = end;
+	*prevp = prev;
+	return p;
+}
+
+/*
+ * The elements after a held-back list comma (struct norm's skip), read without writing them:
+ * most elements of long IN lists and bulk VALUES repeat the shape of an earlier one and are
+ * dropped, so writing them only to rewind is wasted work. This does for each element what
+ * stmt_token() does (list_track(), the shape hash, params_hash), up to the token that ends
+ * it. A dropped element leaves the state as the rewind would; when a comma follows, it is
+ * handled here as stmt_token() would (the next element is read the same way), else *p is left
+ * at the token and stmt_token() finishes the element and the list as usual. Anything else (a
+ * new shape, a token that is not a constant, a nested list) replays the element: the counters
+ * go back, the comma is written and the element is read again the usual way. Only for a
+ * single open list outside statement modes, which stmt_token() checks. Works on n->t.
+ */
+FP_NOINLINE void skip_element(struct norm *n, size_t *pp, size_t *endp)
+{
+	struct hot *t = &n->t;
+	const unsigned char *s = n->s;
+	size_t len = n->len, p = *pp, depth = t->depth;
+	struct lctx *c = &n->l[0];
+	uint64_t ph = t->ph;
+	unsigned nconst = t->nconst, ntok = t->ntok;
+	uint8_t prev = TK_COMMA, prev_kw = KW_NONE, prev_kwf = 0;
+
+	n->skip = false;
+	for (;;) {
+		size_t ts, te, sl;
+		uint8_t type, sub, kwf = 0;
+		int kw = KW_NONE;
+		uint64_t th;
+
+		if (p < len && s[p] == ' ')
+			p++;
+		if (p < len && (cc[s[p]] & CC_BLANK)) {
+			size_t cstart, cend = 0;
+
+			p = skip_blank(s, len, p, &cstart, &cend);
+			if (cstart != SIZE_MAX)
+				*endp = cend;
+		}
+		ts = p;
+		if (p >= len)
+			goto ended;
+		if (!c->pend && (t->depth != c->depth || c->type != L_VALUES)) {
+			unsigned seen = t->ntok;
+			size_t q = skip_consts(t, c, s, len, p, endp, &prev);
+
+			if (t->ntok != seen) {
+				prev_kw = KW_NONE;
+				prev_kwf = 0;
+			}
+			if (q != p) {
+				p = q;
+				continue;
+			}
+		}
+		te = lex(s, len, p, &type, &sub);
+		if (type == TK_SEMI) {
+			if (c->type == L_VALUES && t->depth == c->depth)
+				goto ended;
+			goto replay;
+		}
+		if (type == TK_OP && te - p == 1 && s[p] == '-' &&
+		    (prev == TK_LPAREN || prev == TK_LBRACK || prev == TK_COMMA || prev == TK_OP ||
+		     prev == TK_COLON || (prev == TK_WORD && (prev_kwf & KWF_UN)))) {
+			size_t cs, ce, q = skip_blank(s, len, te, &cs, &ce);
+
+			if (number_at(s, len, q)) {
+				type = TK_CONST;
+				sub = CS_NUM;
+				te = scan_number(s, len, q);
+			}
+		}
+		/* the tokens that end the element (stmt_token()'s list_pop() and comma) */
+		if (t->depth == c->depth) {
+			if (type == TK_COMMA) {
+				if (!list_drops(c))
+					goto replay;
+				/* stmt_token() on this comma: rewind, snapshot change nothing */
+				t->ntok++;
+				*endp = te;
+				n->skip_at = ts;
+				ph = t->ph;
+				nconst = t->nconst;
+				ntok = t->ntok;
+				prev = TK_COMMA;
+				prev_kw = KW_NONE;
+				prev_kwf = 0;
+				list_element(c);
+				p = te;
+				continue;
+			}
+			if (c->type == L_VALUES ? type != TK_LPAREN
+						: type == TK_RPAREN || type == TK_RBRACK)
+				goto ended;
+		}
+		sl = te - p;
+		if (type == TK_WORD) {
+			kw = kw_lookup(s + p, sl, len - p, &kwf);
+			if (kw == KW_VALUES)
+				goto replay;
+			if (kw_is_const(kw, prev_kw))
+				type = TK_CONST;
+		}
+		if ((type == TK_QIDENT && sub != 0) || (type == TK_LPAREN && prev_kw == KW_IN) ||
+		    (type == TK_LBRACK && prev_kw == KW_ARRAY))
+			goto replay;
+		list_track(n, type, kw);
+		if (!c->cst)
+			goto replay;
+		if (type == TK_CONST) {
+			feed_param(t, s + p, sl, len - p, kw != KW_NONE);
+			th = EH_PRIME;
+			kw = KW_NONE;
+			kwf = 0;
+		} else {
+			size_t avail = len - p;
+
+			th = EH_BASIS ^ sl;
+			for (size_t i = 0; i < sl; i += 8) {
+				size_t m = sl - i < 8 ? sl - i : 8;
+				uint64_t x = load_upto(s + p + i, m, avail - i);
+
+				th = rotl64((th ^ (type == TK_WORD ? lower8(x) : x)) * FP_P1, 29);
+			}
+		}
+		c->eh = (c->eh ^ th ^ type) * EH_PRIME;
+		if (type == TK_LPAREN || type == TK_LBRACK)
+			t->depth++;
+		else if ((type == TK_RPAREN || type == TK_RBRACK) && t->depth > 0)
+			t->depth--;
+		prev = type;
+		prev_kw = (uint8_t)kw;
+		prev_kwf = kwf;
+		t->ntok++;
+		*endp = te;
+		p = te;
+		continue;
+	ended:
+		if (!list_drops(c))
+			goto replay;
+		*pp = ts;
+		return;
+	}
+replay:
+	t->ph = ph;
+	t->nconst = nconst;
+	t->ntok = ntok;
+	t->depth = depth;
+	emit(t, n, TK_COMMA, s + n->skip_at, 1, len - n->skip_at, 0, KW_NONE, 0);
+	list_element(c);
+	*pp = n->skip_at + 1;
+}
+
+/*
+ * The tokens inside a list element, outside statement modes: what stmt_token() does for them
+ * minus what cannot happen. Returns the token's end, or 0 for the tokens that end an element
+ * or a list, open a list, or need more thought (signs, special keywords): stmt_token() then.
+ */
+FP_INLINE size_t list_token(struct hot *t, struct norm *n, const unsigned char *s, size_t len,
+			    size_t p)
+{
+	const struct lctx *c = &n->l[n->nl - 1];
+	const unsigned char *src = s + p;
+	size_t avail = len - p, e, sl;
+	uint8_t type, sub, kwf = 0;
+	int kw = KW_NONE, how = 0;
+
+	e = lex(s, len, p, &type, &sub);
+	sl = e - p;
+	/* a VALUES list ends at the first top-level token that does not continue it */
+	if (c->type == L_VALUES && c->depth == t->depth && type != TK_COMMA && type != TK_LPAREN)
+		return 0;
 	switch (type) {
 	case TK_WORD:
+		kw = kw_lookup(src, sl, avail, &kwf);
 		if (kwf & KWF_SLOW)
-			return false;
-		emit(n, TK_WORD, src, sl, avail, 1, kw, kwf);
+			return 0;
+		how = 1;
 		break;
 	case TK_QIDENT:
 		if (sub != 0)
-			return false;
-		emit(n, TK_QIDENT, src, sl, avail, 0, KW_NONE, 0);
+			return 0;
 		break;
 	case TK_CONST:
-		feed_param(n, src, sl, avail, false);
-		emit(n, TK_CONST, src, sl, avail, 2, KW_NONE, 0);
+		feed_param(t, src, sl, avail, false);
+		how = 2;
 		break;
 	case TK_OP:
+		if (sl == 1 && *src == '-')
+			return 0;
 		if (sl == 2 && src[0] == '!' && src[1] == '=') {
 			src = lit_ne;
 			avail = sizeof(lit_ne);
 		}
-		emit(n, TK_OP, src, sl, avail, 0, KW_NONE, 0);
 		break;
 	case TK_LPAREN:
-		emit(n, TK_LPAREN, src, 1, avail, 0, KW_NONE, 0);
-		n->depth++;
-		if (prev_kw == KW_IN)
-			list_push(n, L_IN);
+		if (t->prev_kw == KW_IN)
+			return 0;
 		break;
 	case TK_LBRACK:
-		emit(n, TK_LBRACK, src, 1, avail, 0, KW_NONE, 0);
-		n->depth++;
-		if (prev_kw == KW_ARRAY)
-			list_push(n, L_ARRAY);
+		if (t->prev_kw == KW_ARRAY)
+			return 0;
 		break;
 	case TK_RPAREN:
 	case TK_RBRACK:
-		if (n->depth > 0)
-			n->depth--;
-		emit(n, type, src, 1, avail, 0, KW_NONE, 0);
+		if (t->depth == 0 || c->depth >= t->depth)
+			return 0;
+		t->depth--;
 		break;
+	case TK_COMMA:
+		if (c->depth == t->depth)
+			return 0;
+		break;
+	case TK_SEMI:
+		return 0;
 	default:
-		emit(n, type, src, sl, avail, 0, KW_NONE, 0);
 		break;
 	}
-	n->ntok++;
-	return true;
+	list_track(n, type, kw);
+	emit(t, n, type, src, sl, avail, how, kw, kwf);
+	if (type == TK_LPAREN || type == TK_LBRACK)
+		t->depth++;
+	return e;
+}
+
+/*
+ * The fast path for the commonest tokens of plain SQL (outside lists and statement modes;
+ * the first token only when it is a word), lexed and written in one go. Returns the token's
+ * end, or 0 when the token needs the general path (which then lexes it again).
+ */
+FP_INLINE size_t fast_token(struct hot *t, struct norm *n, const unsigned char *s, size_t len,
+			    size_t p)
+{
+	const unsigned char *src = s + p;
+	size_t avail = len - p, sl, e;
+	unsigned char c = s[p];
+	uint8_t type, kwf = 0;
+	uint64_t w;
+	int kw = KW_NONE;
+
+	if (t->ntok == 0 && (cc[c] & CC_CLASS) != C_ID)
+		return 0;
+	switch (cc[c] & CC_CLASS) {
+	case C_ID:
+		/* E'...', B'...', U&'...', U&"..." are not words */
+		if (p + 1 < len && (s[p + 1] == '\'' || s[p + 1] == '&'))
+			return 0;
+		e = ident_end(s, len, p);
+		sl = e - p;
+		w = lower8(load_upto(src, sl < 8 ? sl : 8, avail));
+		if (sl <= KW_MAXLEN) {
+			kw = kw_find(w, sl > 8 ? lower8(load_upto(src + 8, sl - 8, avail - 8)) : 0,
+				     &kwf);
+			if (kwf & KWF_SLOW)
+				return 0;
+		}
+		if (t->ntok == 0) {
+			/* these do more than set the kind: stmt_token() */
+			if (kw == KW_ROLLBACK || kw == KW_SAVEPOINT || kw == KW_RELEASE)
+				return 0;
+			stmt_first(n, TK_WORD, kw);
+		}
+		put_tok(t, TK_WORD, w, src, sl, avail, true);
+		set_prev(t, TK_WORD, (uint8_t)kw, kwf);
+		return e;
+	case C_DQ:
+		e = scan_qident(s, len, p + 1);
+		/*
+		 * ORM column lists, "t"."a", "t"."b", normalize to themselves: a run of quoted
+		 * names joined by "." or ", " is written whole.
+		 */
+		while (e + 2 < len) {
+			if (s[e] == '.' && s[e + 1] == '"')
+				e = scan_qident(s, len, e + 2);
+			else if (s[e] == ',' && s[e + 1] == ' ' && s[e + 2] == '"')
+				e = scan_qident(s, len, e + 3);
+			else
+				break;
+			t->ntok += 2;
+		}
+		sl = e - p;
+		w = load_upto(src, sl < 8 ? sl : 8, avail);
+		put_tok(t, TK_QIDENT, w, src, sl, avail, false);
+		set_prev(t, TK_QIDENT, KW_NONE, 0);
+		return e;
+	case C_DIG:
+		e = number_end(s, len, p);
+		goto constant;
+	case C_SQ:
+		e = scan_string(s, len, p + 1);
+	constant:
+		feed_param(t, src, e - p, avail, false);
+		put_param(t, (t->spmask >> TK_CONST) & 1);
+		set_prev(t, TK_CONST, KW_NONE, 0);
+		return e;
+	case C_COM:
+		type = TK_COMMA;
+		break;
+	case C_DOT:
+		if (p + 1 < len && is_digit(s[p + 1]))
+			return 0;
+		type = TK_DOT;
+		break;
+	case C_LP:
+		if (t->prev_kw == KW_IN)
+			return 0;
+		t->depth++;
+		type = TK_LPAREN;
+		break;
+	case C_RP:
+		if (t->depth > 0)
+			t->depth--;
+		type = TK_RPAREN;
+		break;
+	case C_OP:
+		if (c == '-')
+			return 0; /* maybe a sign: fp_next() decides */
+		e = scan_op(s, len, p);
+		sl = e - p;
+		w = load_upto(src, sl < 8 ? sl : 8, avail);
+		if (w == ('!' | '=' << 8))
+			w = '<' | '>' << 8; /* the server's lexer does the same */
+		put_tok(t, TK_OP, w, src, sl, avail, false);
+		set_prev(t, TK_OP, KW_NONE, 0);
+		return e;
+	case C_COL:
+		if (p + 1 < len && s[p + 1] == ':') {
+			put_tok(t, TK_CAST, ':' | ':' << 8, src, 2, avail, false);
+			set_prev(t, TK_CAST, KW_NONE, 0);
+			return p + 2;
+		}
+		return 0;
+	default:
+		return 0;
+	}
+	put_tok(t, type, c, src, 1, avail, false);
+	set_prev(t, type, KW_NONE, 0);
+	return p + 1;
 }
 
 bool fp_next(const char *sql, size_t len, size_t *pos, char *out, size_t outcap, struct fp_stmt *st)
 {
 	const unsigned char *s = (const unsigned char *)sql;
 	struct norm n;
-	bool started = false;
-	size_t p = *pos < len ? *pos : len, start = 0, end = 0, full;
+	struct hot t;
+	bool started = false, plain = true; /* no list, no statement mode */
+	size_t p = *pos < len ? *pos : len, start = 0, end = 0;
 	uint64_t h;
 
 	n.s = s;
 	n.len = len;
-	n.out = out;
-	n.lim = out != NULL && outcap > 0 ? outcap - 1 : 0;
-	n.h = FP_SEED_ID;
-	n.acc = 0;
-	n.tlen = 0;
-	n.ph = FP_SEED_PARAMS;
-	n.nparam = n.nconst = n.ntok = 0;
-	set_prev(&n, TK_NONE, KW_NONE, 0);
 	n.mode = M_NONE;
 	n.kind = FP_KIND_EMPTY;
 	n.txn = FP_TXN_NONE;
-	n.depth = 0;
 	n.atomic = 0;
 	n.nl = 0;
+	n.skip = false;
+	t.h = FP_SEED_ID;
+	t.acc = 0;
+	t.tlen = 0;
+	t.out = out;
+	t.lim = out != NULL && outcap > 0 ? outcap - 1 : 0;
+	t.ph = FP_SEED_PARAMS;
+	t.nparam = t.nconst = t.ntok = 0;
+	t.depth = 0;
+	set_prev(&t, TK_NONE, KW_NONE, 0);
 
 	for (;;) {
 		size_t ts, te;
 		uint8_t type, sub, kwf = 0;
 		int kw = KW_NONE;
 
+		if (n.skip) {
+			COLD(&t, &n, skip_element(&n, &p, &end));
+			continue;
+		}
 		/* most tokens follow one space or none: only go to skip_blank for more */
 		if (p < len && s[p] == ' ')
 			p++;
-		if (p < len && ((cc[s[p]] & CC_CLASS) == C_WS || s[p] == '-' || s[p] == '/')) {
+		if (p < len && (cc[s[p]] & CC_BLANK)) {
 			size_t cstart, cend = 0;
 
 			p = skip_blank(s, len, p, &cstart, &cend);
@@ -1665,20 +2184,34 @@ bool fp_next(const char *sql, size_t len, size_t *pos, char *out, size_t outcap,
 		}
 		if (p >= len)
 			break;
+		if (plain && (te = fast_token(&t, &n, s, len, p)) != 0) {
+			if (!started) {
+				started = true;
+				start = p;
+			}
+			t.ntok++;
+			p = end = te;
+			plain = n.mode == M_NONE; /* stmt_first() may set one */
+			continue;
+		}
+		if (n.nl > 0 && n.mode == M_NONE && (te = list_token(&t, &n, s, len, p)) != 0) {
+			t.ntok++;
+			p = end = te;
+			continue;
+		}
 		ts = p;
 		te = lex(s, len, p, &type, &sub);
 		p = te;
-		if (type == TK_SEMI && n.depth == 0 && n.atomic == 0) {
-			if (n.ntok > 0)
+		if (type == TK_SEMI && t.depth == 0 && n.atomic == 0) {
+			if (t.ntok > 0)
 				break;
 			started = false; /* an empty statement */
 			continue;
 		}
-		if (type == TK_OP && te - ts == 1 && s[ts] == '-' && sign_allowed(&n)) {
+		if (type == TK_OP && te - ts == 1 && s[ts] == '-' && sign_allowed(&t)) {
 			size_t cs, ce, q = skip_blank(s, len, p, &cs, &ce);
 
-			if (q < len &&
-			    (is_digit(s[q]) || (s[q] == '.' && q + 1 < len && is_digit(s[q + 1])))) {
+			if (number_at(s, len, q)) {
 				type = TK_CONST;
 				sub = CS_NUM;
 				p = te = scan_number(s, len, q);
@@ -1691,30 +2224,26 @@ bool fp_next(const char *sql, size_t len, size_t *pos, char *out, size_t outcap,
 		end = te;
 		if (type == TK_WORD)
 			kw = kw_lookup(s + ts, te - ts, len - ts, &kwf);
-		/* the bulk of ORM SQL: "table"."column", ... outside any list or special mode */
-		if (n.nl == 0 && n.mode == M_NONE && n.ntok > 0 &&
-		    plain_token(&n, type, sub, ts, te, kw, kwf))
-			continue;
-		stmt_token(&n, type, sub, ts, te, kw, kwf);
+		COLD(&t, &n, stmt_token(&n, type, sub, ts, te, kw, kwf));
+		plain = n.nl == 0 && n.mode == M_NONE;
 	}
 	while (n.nl > 0)
-		list_pop(&n);
+		list_pop(&t, &n);
 
-	full = n.tlen;
-	h = n.h;
-	if (full & 7)
-		h = fp_round(h, n.acc);
-	st->id = fmix64(h ^ full);
-	st->params_hash = fmix64(n.ph ^ n.nconst);
-	st->kind = n.ntok > 0 ? n.kind : FP_KIND_EMPTY;
+	h = t.h;
+	if (t.tlen & 7)
+		h = fp_round(h, t.acc);
+	st->id = fmix64(h ^ t.tlen);
+	st->params_hash = fmix64(t.ph ^ t.nconst);
+	st->kind = t.ntok > 0 ? n.kind : FP_KIND_EMPTY;
 	st->txn = n.txn;
-	st->nconst = n.nconst;
-	st->full_len = full;
-	st->norm_len = full < n.lim ? full : n.lim;
+	st->nconst = t.nconst;
+	st->full_len = t.tlen;
+	st->norm_len = t.tlen < t.lim ? t.tlen : t.lim;
 	if (out != NULL && outcap > 0)
 		out[st->norm_len] = '\0';
 	st->start = started ? start : p;
 	st->end = started ? end : p;
 	*pos = p;
-	return n.ntok > 0;
+	return t.ntok > 0;
 }

@@ -20,6 +20,7 @@ static bool log_to_stderr = true;
 static bool log_to_syslog;
 
 static int log_facility = LOG_DAEMON;
+static bool log_pid_stale; /* set by log_setup: a daemonized process has a new pid */
 
 bool log_set_syslog_facility(const char *name)
 {
@@ -65,6 +66,7 @@ void log_setup(const char *logfile, bool to_stderr, const char *syslog_ident, in
 	if (log_to_syslog)
 		openlog(syslog_ident, LOG_PID, log_facility);
 	log_level_cur = level;
+	log_pid_stale = true;
 	pthread_mutex_unlock(&log_lock);
 }
 
@@ -85,11 +87,19 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	size_t n = strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
 	snprintf(stamp + n, sizeof(stamp) - n, ".%03d", (int)(tv.tv_usec / 1000));
 
+	/* getpid() is a system call; the pid only changes when -d forks before logging again. */
+	static pid_t pid_cache;
+	pid_t pid = __atomic_load_n(&pid_cache, __ATOMIC_RELAXED);
+	if (!pid || log_pid_stale) {
+		pid = getpid();
+		__atomic_store_n(&pid_cache, pid, __ATOMIC_RELAXED);
+		log_pid_stale = false;
+	}
 	pthread_mutex_lock(&log_lock);
 	if (log_to_stderr)
-		fprintf(stderr, "%s [%d] %s %s\n", stamp, (int)getpid(), level_names[lvl], msg);
+		fprintf(stderr, "%s [%d] %s %s\n", stamp, (int)pid, level_names[lvl], msg);
 	if (log_file)
-		fprintf(log_file, "%s [%d] %s %s\n", stamp, (int)getpid(), level_names[lvl], msg);
+		fprintf(log_file, "%s [%d] %s %s\n", stamp, (int)pid, level_names[lvl], msg);
 	if (log_to_syslog)
 		syslog(level_syslog[lvl], "%s %s", level_names[lvl], msg);
 	pthread_mutex_unlock(&log_lock);

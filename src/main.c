@@ -231,9 +231,12 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	listener_raise_fd_limit(cfg);
-	if (app_opt_daemon && !daemonize()) {
-		log_fatal("cannot daemonize: %s", strerror(errno));
-		goto out;
+	if (app_opt_daemon) {
+		if (!daemonize()) {
+			log_fatal("cannot daemonize: %s", strerror(errno));
+			goto out;
+		}
+		app_setup_logging(cfg); /* a new pid, and the log file as seen from here */
 	}
 
 	w = worker_create(cfg);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <pthread.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -107,23 +108,65 @@ bool scram_b64_decode(const char *in, size_t len, uint8_t *out, size_t outcap, s
 
 /* ---- primitives ---- */
 
+/*
+ * OpenSSL 3 looks an algorithm up through its providers on every one-shot HMAC() or
+ * EVP_Digest(EVP_sha256()) call, which costs more than the hashing of a SCRAM login. Fetch
+ * SHA-256 once per process and build HMAC (RFC 2104) on it.
+ */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *sha256_get(void)
+{
+	pthread_once(&sha256_once, sha256_fetch);
+	return sha256_md ? sha256_md : EVP_sha256();
+}
+
+static bool digest_parts(EVP_MD_CTX *ctx, const void *a, size_t alen, const void *b, size_t blen,
+			 uint8_t out[SCRAM_KEY_LEN])
+{
+	unsigned int olen = 0;
+	return EVP_DigestInit_ex(ctx, sha256_get(), NULL) && EVP_DigestUpdate(ctx, a, alen) &&
+	       (blen == 0 || EVP_DigestUpdate(ctx, b, blen)) &&
+	       EVP_DigestFinal_ex(ctx, out, &olen) && olen == SCRAM_KEY_LEN;
+}
+
 static bool hmac_sha256(const uint8_t *key, size_t keylen, const void *data, size_t len,
 			uint8_t out[SCRAM_KEY_LEN])
 {
-	unsigned int olen = 0;
+	enum { BLOCK = 64 };
+	uint8_t k[BLOCK] = {0}, pad[BLOCK], inner[SCRAM_KEY_LEN];
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	bool ok = ctx != NULL;
 
-	if (!HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &olen))
-		return false;
-	return olen == SCRAM_KEY_LEN;
+	if (ok && keylen > BLOCK)
+		ok = digest_parts(ctx, key, keylen, NULL, 0, k); /* long keys are hashed first */
+	else if (ok)
+		memcpy(k, key, keylen);
+	for (int i = 0; ok && i < BLOCK; i++)
+		pad[i] = k[i] ^ 0x36;
+	ok = ok && digest_parts(ctx, pad, BLOCK, data, len, inner);
+	for (int i = 0; ok && i < BLOCK; i++)
+		pad[i] = k[i] ^ 0x5c;
+	ok = ok && digest_parts(ctx, pad, BLOCK, inner, sizeof(inner), out);
+	EVP_MD_CTX_free(ctx);
+	OPENSSL_cleanse(k, sizeof(k));
+	OPENSSL_cleanse(pad, sizeof(pad));
+	OPENSSL_cleanse(inner, sizeof(inner));
+	return ok;
 }
 
 static bool sha256(const uint8_t *data, size_t len, uint8_t out[SCRAM_KEY_LEN])
 {
-	unsigned int olen = 0;
-
-	if (!EVP_Digest(data, len, out, &olen, EVP_sha256(), NULL))
-		return false;
-	return olen == SCRAM_KEY_LEN;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	bool ok = ctx && digest_parts(ctx, data, len, NULL, 0, out);
+	EVP_MD_CTX_free(ctx);
+	return ok;
 }
 
 /*
@@ -152,7 +195,7 @@ static bool keys_from_password(const char *password, const uint8_t *salt, size_t
 
 	if (iterations < 1 || iterations > SCRAM_MAX_ITERATIONS || salt_len > INT32_MAX)
 		return false;
-	ok = PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, (int)salt_len, iterations, EVP_sha256(),
+	ok = PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, (int)salt_len, iterations, sha256_get(),
 			       SCRAM_KEY_LEN, salted) == 1 &&
 	     hmac_sha256(salted, sizeof(salted), ck_label, strlen(ck_label), client_key) &&
 	     hmac_sha256(salted, sizeof(salted), sk_label, strlen(sk_label), server_key);

@@ -1182,6 +1182,7 @@ static void server_write_cb(evutil_socket_t fd, short what, void *arg)
 /* ---- cancel ---- */
 
 struct cancel_conn {
+	struct list node; /* worker->cancel_conns */
 	struct event ev;
 	int fd;
 	uint8_t pkt[16];
@@ -1218,9 +1219,23 @@ static void cancel_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 	}
 done:
+	list_del(&cc->node);
 	event_del(&cc->ev);
 	close(cc->fd);
 	free(cc);
+}
+
+void server_cancels_free(struct worker *w)
+{
+	struct list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &w->cancel_conns)
+	{
+		struct cancel_conn *cc = container_of(pos, struct cancel_conn, node);
+		list_del(&cc->node);
+		event_del(&cc->ev);
+		close(cc->fd);
+		free(cc);
+	}
 }
 
 void server_send_cancel(struct server *s)
@@ -1250,5 +1265,6 @@ void server_send_cancel(struct server *s)
 	event_assign(&cc->ev, s->w->base, fd, EV_WRITE | EV_PERSIST, cancel_cb, cc);
 	struct timeval tv = {10, 0};
 	event_add(&cc->ev, &tv);
+	list_append(&s->w->cancel_conns, &cc->node);
 	log_debug("S-%llu: forwarding cancel request", (unsigned long long)s->id);
 }
