@@ -319,6 +319,24 @@ static enum fwd_action fwd_ext_error(struct client *c, struct server *s, const c
 	return FWD_CONSUMED;
 }
 
+/* PostgreSQL's error for a statement name the client never prepared. */
+static enum fwd_action fwd_unknown_stmt(struct client *c, struct server *s, const char *name,
+					usec_t now)
+{
+	char msg[200];
+	snprintf(msg, sizeof(msg), "prepared statement \"%.100s\" does not exist", name);
+	return fwd_ext_error(c, s, "26000", msg, now);
+}
+
+/* Parse of a shared statement under the name servers know it by. */
+static void build_shared_parse(struct iobuf *b, const struct pstmt_shared *ps)
+{
+	size_t st = pkt_begin(b, 'P');
+	pkt_put_str(b, ps->name);
+	pkt_put_bytes(b, ps->body, ps->body_len);
+	pkt_end(b, st);
+}
+
 /* Send a message pgtally built to the server, after what the client sent before it. */
 static bool fwd_send_rewritten(struct client *c, struct server *s, size_t *run_start,
 			       struct iobuf *b)
@@ -372,10 +390,7 @@ static bool fwd_ensure_pstmt(struct client *c, struct server *s, struct pstmt_sh
 	if (!fwd_make_room(c, s, run_start, now))
 		return false;
 	struct iobuf b = {0};
-	size_t st = pkt_begin(&b, 'P');
-	pkt_put_str(&b, ps->name);
-	pkt_put_bytes(&b, ps->body, ps->body_len);
-	pkt_end(&b, st);
+	build_shared_parse(&b, ps);
 	struct rq_entry *e = fwd_expect(c, s, RQ_PARSE, now);
 	bool ok = e != NULL;
 	if (ok) {
@@ -484,10 +499,7 @@ enum fwd_action fwd_parse(struct client *c, struct server *s, const uint8_t *bod
 		return FWD_FAILED;
 	}
 	struct iobuf b = {0};
-	size_t st = pkt_begin(&b, 'P');
-	pkt_put_str(&b, ps->name);
-	pkt_put_bytes(&b, ps->body, ps->body_len);
-	pkt_end(&b, st);
+	build_shared_parse(&b, ps);
 	struct rq_entry *e = fwd_expect(c, s, RQ_PARSE, now);
 	if (!e || !server_pstmts_add(&s->pstmts, ps->id)) {
 		free(copy);
@@ -531,11 +543,8 @@ enum fwd_action fwd_bind(struct client *c, struct server *s, const uint8_t *body
 
 	if (!stmt || !*stmt || !fwd_prepared_on(c))
 		return fwd_expect(c, s, RQ_BIND, now) ? FWD_FORWARD : FWD_FAILED;
-	if (!si || !si->shared) {
-		char msg[200];
-		snprintf(msg, sizeof(msg), "prepared statement \"%.100s\" does not exist", stmt);
-		return fwd_ext_error(c, s, "26000", msg, now);
-	}
+	if (!si || !si->shared)
+		return fwd_unknown_stmt(c, s, stmt, now);
 	struct pstmt_shared *ps = si->shared;
 	if (!fwd_ensure_pstmt(c, s, ps, run_start, now))
 		return FWD_FAILED;
@@ -565,11 +574,8 @@ enum fwd_action fwd_describe(struct client *c, struct server *s, const uint8_t *
 	if (!name)
 		return fwd_expect(c, s, RQ_DESCRIBE, now) ? FWD_FORWARD : FWD_FAILED;
 	const struct stmt_info *si = pstmt_find(c->pstmts, name);
-	if (!si || !si->shared) {
-		char msg[200];
-		snprintf(msg, sizeof(msg), "prepared statement \"%.100s\" does not exist", name);
-		return fwd_ext_error(c, s, "26000", msg, now);
-	}
+	if (!si || !si->shared)
+		return fwd_unknown_stmt(c, s, name, now);
 	struct pstmt_shared *ps = si->shared;
 	if (!fwd_ensure_pstmt(c, s, ps, run_start, now))
 		return FWD_FAILED;
