@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """run: `make bench` - pgtally against PgBouncer (and PostgreSQL direct) under pgbench, in one run.
 
 Starts a throwaway PostgreSQL 15, pgtally and Debian's PgBouncer with equivalent configs
@@ -120,8 +119,9 @@ def make_cases(scale):
     ]
 
 
-# Workloads whose system calls are counted, per pooler.
-SYSCALL_CASES = ('s20', 'e20', 'dj20')
+# Workloads whose system calls are counted, per pooler, and by how much their transactions
+# per client are divided (a Django-shaped transaction is 23 queries: fewer are enough).
+SYSCALL_CASES = {'s20': 1, 'e20': 1, 'dj20': 10}
 EPOLL_CTL_NOISE = 0.05
 
 
@@ -137,6 +137,15 @@ def cpu_ticks(pid):
 def rss_kib(pid):
     with open('/proc/%d/statm' % pid) as f:
         return int(f.read().split()[1]) * PAGE_KIB
+
+
+def anon_kib(pid):
+    """RssAnon: the resident heap and stacks, without the shared libraries' pages."""
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('RssAnon:'):
+                return int(line.split()[1])
+    return 0
 
 
 def n_fds(pid):
@@ -497,9 +506,10 @@ def run_syscalls(opts, poolers, cases, log):
             for kind in ('pgbouncer', 'pgtally'):
                 t = poolers[kind]
                 log('== syscalls %s %s' % (cid, kind))
+                div = SYSCALL_CASES[cid]
                 try:
-                    c1, n1 = strace_pgbench(t, case.args, 20, opts.strace_txns[0], tmpdir)
-                    c2, n2 = strace_pgbench(t, case.args, 20, opts.strace_txns[1], tmpdir)
+                    c1, n1 = strace_pgbench(t, case.args, 20, opts.strace_txns[0] // div, tmpdir)
+                    c2, n2 = strace_pgbench(t, case.args, 20, opts.strace_txns[1] // div, tmpdir)
                 except (RuntimeError, OSError) as e:
                     log('   failed: %s' % e)
                     rows.append({'case': cid, 'target': kind, 'error': str(e)})
@@ -566,7 +576,7 @@ def run_idle(opts, pg, log):
             if not r['ok']:
                 raise RuntimeError(r['error'])
             time.sleep(0.5)
-            base_rss, base_fds = rss_kib(t.pid), n_fds(t.pid)
+            base_rss, base_anon, base_fds = rss_kib(t.pid), anon_kib(t.pid), n_fds(t.pid)
             start = time.monotonic()
             proc = subprocess.Popen(
                 [PGBENCH, '-n', '-h', t.host, '-p', str(t.port), '-U', 'bench', '-c', str(n),
@@ -585,12 +595,15 @@ def run_idle(opts, pg, log):
             connect_s = time.monotonic() - start
             # The last accepted socket may still be authenticating: let it finish.
             time.sleep(2)
-            rss = rss_kib(t.pid)
+            rss, anon = rss_kib(t.pid), anon_kib(t.pid)
             rows.append({'target': kind, 'clients': n, 'base_kib': base_rss, 'rss_kib': rss,
-                         'per_client_kib': (rss - base_rss) / float(n),
+                         'base_anon_kib': base_anon, 'anon_kib': anon,
+                         'per_client_kib': (anon - base_anon) / float(n),
                          'connect_s': connect_s})
-            log('   RSS %.1f -> %.1f MiB: %.2f KiB per idle client (logins took %.1f s)' % (
-                base_rss / 1024.0, rss / 1024.0, (rss - base_rss) / float(n), connect_s))
+            log('   RSS %.1f -> %.1f MiB, anonymous %.1f -> %.1f MiB: %.2f KiB per idle client '
+                '(logins took %.1f s)' % (base_rss / 1024.0, rss / 1024.0, base_anon / 1024.0,
+                                          anon / 1024.0, (anon - base_anon) / float(n),
+                                          connect_s))
         except (RuntimeError, OSError) as e:
             log('   failed: %s' % e)
             rows.append({'target': kind, 'clients': n, 'error': str(e)})
@@ -607,16 +620,18 @@ def run_idle(opts, pg, log):
 
 def idle_table(rows):
     lines = ['| target | idle clients | RSS before MiB | RSS with clients MiB | '
-             'KiB per idle client | logins took s |',
-             '|---|---:|---:|---:|---:|---:|']
+             'anonymous before MiB | anonymous with clients MiB | KiB per idle client | '
+             'logins took s |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|']
     for r in rows:
         if 'error' in r:
-            lines.append('| %s | %d | failed: %s | | | |' % (r['target'], r['clients'],
-                                                             r['error'].splitlines()[0]))
+            lines.append('| %s | %d | failed: %s | | | | | |' % (r['target'], r['clients'],
+                                                                 r['error'].splitlines()[0]))
             continue
-        lines.append('| %s | %d | %.1f | %.1f | %.2f | %.1f |' % (
+        lines.append('| %s | %d | %.1f | %.1f | %.1f | %.1f | %.2f | %.1f |' % (
             r['target'], r['clients'], r['base_kib'] / 1024.0, r['rss_kib'] / 1024.0,
-            r['per_client_kib'], r['connect_s']))
+            r['base_anon_kib'] / 1024.0, r['anon_kib'] / 1024.0, r['per_client_kib'],
+            r['connect_s']))
     return '\n'.join(lines)
 
 
@@ -837,6 +852,7 @@ def main():
     if not os.path.exists(harness.pooler.PGTALLY_BIN):
         print('%s does not exist: run make first' % harness.pooler.PGTALLY_BIN)
         return 2
+    t0 = time.monotonic()
     util.raise_nofile_limit()
     os.makedirs(OUT_DIR, exist_ok=True)
     # Our own copy: a `make` by someone else during the run must not change the binary under
@@ -846,10 +862,11 @@ def main():
     shutil.copy2(harness.pooler.PGTALLY_BIN, opts.pgtally_bin)
 
     def log(msg):
+        if msg.startswith('=='):
+            msg = '[%5.0fs] %s' % (time.monotonic() - t0, msg)
         print(msg, flush=True)
 
     started = datetime.datetime.now(datetime.timezone.utc)
-    t0 = time.monotonic()
     errors = []
     pg = None
     poolers = None
@@ -893,8 +910,8 @@ def main():
         big_rows = []
         if opts.big_clients > 0:
             big_rows = run_big(opts, pg, log)
-            tables.append(('%d concurrent clients on one pool of %d' % (opts.big_clients,
-                                                                       POOL_SIZE),
+            tables.append(('{:,} concurrent clients on one pool of {}'.format(opts.big_clients,
+                                                                             POOL_SIZE),
                            big_table(big_rows)))
             errors += ['%d clients %s: %s' % (r['clients'], r['target'], r['error'])
                        for r in big_rows if 'error' in r]
