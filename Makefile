@@ -156,8 +156,8 @@ unit-valgrind: $(if $(filter yes,$(HAVE_CMOCKA)),$(UNIT_BINS))
 ifneq ($(HAVE_CMOCKA),yes)
 	@echo "make unit-valgrind: cmocka was not found by configure"; exit 1
 else
-	@command -v $(VALGRIND) >/dev/null || { echo "make unit-valgrind: no valgrind (make deps)"; \
-		exit 1; }
+	@command -v $(VALGRIND) >/dev/null || { \
+		echo "make unit-valgrind: no valgrind (make deps)"; exit 1; }
 	@failed=""; \
 	for t in $(UNIT_BINS); do \
 		echo "== valgrind $$t"; \
@@ -196,7 +196,9 @@ check-asan: $(ASAN_DIR)/pgtally
 		$(PYTHON) -m pytest -q $(PYTEST_ARGS) test/ || status=$$?; \
 	reports=$$(ls $(ASAN_REPORTS)); \
 	if [ -n "$$reports" ]; then \
-		for r in $$reports; do echo "== $(ASAN_REPORTS)/$$r"; cat $(ASAN_REPORTS)/$$r; done; \
+		for r in $$reports; do \
+			echo "== $(ASAN_REPORTS)/$$r"; cat $(ASAN_REPORTS)/$$r; \
+		done; \
 		echo "make check-asan: FAILED: $$(echo $$reports | wc -w) sanitizer report(s)"; \
 		exit 1; \
 	fi; \
@@ -330,8 +332,8 @@ deps:
 help:
 	@echo "make [all]      build ./pgtally, and doc/*.1 doc/*.5 with pandoc (configures first)"
 	@echo "make run        a throwaway PostgreSQL and pgtally in front of it (RUN_ARGS='-- -v')"
-	@echo "make check      deps, all, unit, unit-valgrind, the pytest suite (PYTEST_ARGS='-k x'),"
-	@echo "                then check-asan (SANITIZE=0 skips it)"
+	@echo "make check      deps, all, unit, unit-valgrind, the pytest suite"
+	@echo "                (PYTEST_ARGS='-k x'), then check-asan (SANITIZE=0 skips it)"
 	@echo "make unit       build and run the cmocka tests in test/unit/"
 	@echo "make unit-valgrind  the unit tests under valgrind memcheck"
 	@echo "make check-asan the pytest suite against build-asan/pgtally (ASan+UBSan+LSan)"

@@ -83,10 +83,13 @@ class Soak:
 
     def killer(self, pg):
         while not self.stop.wait(self.rnd.uniform(1.0, 4.0)):
-            pids = app_backends(pg)
-            if pids:
-                pg.sql('SELECT pg_terminate_backend(%s)', (self.rnd.choice(pids),))
-                self.bump('backends_killed')
+            try:
+                pids = app_backends(pg)
+                if pids:
+                    pg.sql('SELECT pg_terminate_backend(%s)', (self.rnd.choice(pids),))
+                    self.bump('backends_killed')
+            except Exception as e:  # noqa: BLE001 - reported, and the soak goes on
+                print('killer: %s' % e, file=sys.stderr, flush=True)
 
     def vanisher(self, p, n):
         rnd = random.Random(self.args.seed + n)
@@ -116,12 +119,13 @@ class Soak:
                 elif what == 'pipeline':
                     sock.sendall(parse + bind_exec * 200)
                 time.sleep(rnd.uniform(0, 0.2))
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+                # Gone without a Terminate: shut the connection under libpq's feet (closing
+                # its fd behind its back could close another thread's reused fd number).
+                sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
-                os.close(conn.pgconn.socket)
                 try:
                     conn.close()
-                except Exception:  # noqa: BLE001 - its socket is gone on purpose
+                except Exception:  # noqa: BLE001 - its socket is shut on purpose
                     pass
                 self.bump('clients_vanished')
             except Exception:  # noqa: BLE001 - faults make some of these fail; keep going

@@ -693,33 +693,44 @@ def test_large_message_skipped_after_pgtally_error(pgtally):
 
 
 class FakePostgres:
-    """A listening socket that plays PostgreSQL with a script: script(conn) gets the accepted
-    socket after the startup packet was read."""
+    """A listening socket that plays PostgreSQL with a script: script(conn) gets each accepted
+    socket after its startup packet was read; on_cancel(conn, pid, key) gets a CancelRequest's
+    connection."""
 
-    def __init__(self, script):
+    def __init__(self, script, on_cancel=None):
         self.sock = socket.socket()
         self.sock.bind(('127.0.0.1', 0))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.script = script
+        self.on_cancel = on_cancel
         self.errors = []
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
     def _serve(self):
         self.sock.settimeout(20)
-        try:
-            conn, _ = self.sock.accept()
-        except OSError:
-            return
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn):
         with conn:
             try:
                 while True:
                     (n,) = struct.unpack('!I', _recv_exact(conn, 4))
-                    (code,) = struct.unpack('!I', _recv_exact(conn, n - 4)[:4])
+                    body = _recv_exact(conn, n - 4)
+                    (code,) = struct.unpack('!I', body[:4])
                     if code != 80877103:
                         break
                     conn.sendall(b'N')  # SSLRequest: no TLS here
+                if code == 80877102:
+                    if self.on_cancel:
+                        self.on_cancel(conn, *struct.unpack('!II', body[4:12]))
+                    return
                 self.script(conn)
             except Exception as e:  # noqa: BLE001 - reported by the test
                 self.errors.append(e)
@@ -799,5 +810,61 @@ def test_server_announcing_4gb_message_at_login(pgtally):
         assert 'bad message length' in rawpg.error_fields(msgs[-1][1])['M']
         assert p.is_running()
         assert rss_kb(p.pid) - rss_before < 50 * 1024
+    finally:
+        fake.close()
+
+
+def test_server_login_without_parameter_status(pgtally):
+    """Regression (fuzz_server_stream, UBSan): a login that reported no ParameterStatus left
+    the pool's welcome empty, and reading it did arithmetic on a NULL pointer."""
+    def script(conn):
+        conn.sendall(rawpg.message('R', struct.pack('!I', 0)) +
+                     rawpg.message('K', struct.pack('!II', 1, 2)) + rawpg.message('Z', b'I'))
+        hdr = _recv_exact(conn, 5)
+        _recv_exact(conn, struct.unpack('!I', hdr[1:])[0] - 4)
+        conn.sendall(rawpg.message('I') + rawpg.message('Z', b'I'))
+        time.sleep(1)
+
+    fake = FakePostgres(script)
+    try:
+        p = pgtally(ini=TRUST, databases={'fake': {'host': '127.0.0.1', 'port': fake.port}})
+        c = raw_login(p, db='fake')
+        c.send(rawpg.query(''))
+        assert [t for t, _ in c.read_until('Z')] == ['I', 'Z']
+        assert p.is_running()
+    finally:
+        fake.close()
+
+
+def test_exit_with_a_cancel_still_being_forwarded(pgtally):
+    """Regression (check-asan, LeakSanitizer): a cancel request still being forwarded to
+    PostgreSQL when pgtally exited was never freed."""
+    got_cancel = threading.Event()
+
+    def script(conn):
+        conn.sendall(_login_ok())
+        hdr = _recv_exact(conn, 5)
+        _recv_exact(conn, struct.unpack('!I', hdr[1:])[0] - 4)
+        time.sleep(5)  # the query never finishes
+
+    def on_cancel(conn, pid, key):
+        assert (pid, key) == (1, 2)  # the fake backend's key, as _login_ok() gave it
+        got_cancel.set()
+        time.sleep(5)  # and the cancel connection is never closed
+
+    fake = FakePostgres(script, on_cancel)
+    try:
+        p = pgtally(ini=TRUST, databases={'fake': {'host': '127.0.0.1', 'port': fake.port}})
+        c = rawpg.Conn(p.host, p.port)
+        msgs = rawpg.login_trust(c, 'app', 'fake')
+        pid, key = struct.unpack('!II', [b for t, b in msgs if t == 'K'][0])
+        c.send(rawpg.query('SELECT pg_sleep(100)'))
+        time.sleep(0.3)
+        cancel = rawpg.Conn(p.host, p.port)
+        cancel.send(struct.pack('!IIII', 16, 80877102, pid, key))
+        assert got_cancel.wait(5)
+        p.signal(signal.SIGQUIT)  # immediate shutdown, the cancel still in flight
+        assert p.wait_exit(5) == 0
+        assert fake.errors == []
     finally:
         fake.close()

@@ -28,6 +28,7 @@
 #include "client.h"
 #include "config.h"
 #include "log.h"
+#include "proto.h"
 #include "server.h"
 #include "userlist.h"
 #include "worker.h"
@@ -62,6 +63,15 @@ static inline void fz_nonblock(int fd)
 		abort();
 }
 
+/* The socket and its directory go when the fuzzer exits normally. */
+static void fz_cleanup(void)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/.s.PGSQL.5432", fz_dir);
+	unlink(path);
+	rmdir(fz_dir);
+}
+
 static inline void fz_init_once(void)
 {
 	if (fz_listen >= 0)
@@ -79,6 +89,7 @@ static inline void fz_init_once(void)
 	    listen(fz_listen, 64) < 0)
 		abort();
 	fz_nonblock(fz_listen);
+	atexit(fz_cleanup);
 }
 
 /*
@@ -256,8 +267,8 @@ static inline void fz_pg_answer(struct fz *f, uint8_t type, const uint8_t *body,
 		} else {
 			if (fz_starts(body, len, "BEGIN"))
 				f->pg_txn = 'T';
-			else if (fz_starts(body, len, "COMMIT") || fz_starts(body, len, "ROLLBACK") ||
-				 fz_starts(body, len, "END"))
+			else if (fz_starts(body, len, "COMMIT") ||
+				 fz_starts(body, len, "ROLLBACK") || fz_starts(body, len, "END"))
 				f->pg_txn = 'I';
 			fz_pg_reply(f, 'T', rowdesc, sizeof(rowdesc));
 			fz_pg_reply(f, 'D', row, sizeof(row));
@@ -329,7 +340,7 @@ static inline void fz_pg_consume(struct fz *f)
 		if (!f->pg_started) {
 			if (avail < 4)
 				break;
-			uint32_t l = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+			uint32_t l = proto_be32(p);
 			if (l < 8 || l > 10000)
 				abort(); /* pgtally never sends such a startup packet */
 			if (avail < l)
@@ -342,7 +353,7 @@ static inline void fz_pg_consume(struct fz *f)
 		}
 		if (avail < 5)
 			break;
-		uint32_t l = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+		uint32_t l = proto_be32(p + 1);
 		if (l < 4)
 			abort(); /* pgtally framed a message wrongly */
 		if (l + 1 > FZ_PG_BUF) {
