@@ -1304,29 +1304,34 @@ FP_INLINE bool list_drops(const struct lctx *c)
 }
 
 /* The first token decides the statement kind and any special handling. */
-static void stmt_first(struct norm *n, uint8_t type, int kw)
+/* The kind a data statement's keyword gives (also after WITH ...), or -1. */
+static int dml_kind(int kw)
 {
-	n->kind = FP_KIND_OTHER;
 	switch (kw) {
 	case KW_SELECT:
 	case KW_VALUES:
 	case KW_TABLE:
-		n->kind = FP_KIND_SELECT;
-		break;
+		return FP_KIND_SELECT;
+	case KW_INSERT:
+		return FP_KIND_INSERT;
+	case KW_UPDATE:
+		return FP_KIND_UPDATE;
+	case KW_DELETE:
+		return FP_KIND_DELETE;
+	case KW_MERGE:
+		return FP_KIND_MERGE;
+	default:
+		return -1;
+	}
+}
+
+static void stmt_first(struct norm *n, uint8_t type, int kw)
+{
+	int dk = dml_kind(kw);
+	n->kind = dk >= 0 ? (enum fp_kind)dk : FP_KIND_OTHER;
+	switch (kw) {
 	case KW_WITH:
 		n->mode = M_WITH;
-		break;
-	case KW_INSERT:
-		n->kind = FP_KIND_INSERT;
-		break;
-	case KW_UPDATE:
-		n->kind = FP_KIND_UPDATE;
-		break;
-	case KW_DELETE:
-		n->kind = FP_KIND_DELETE;
-		break;
-	case KW_MERGE:
-		n->kind = FP_KIND_MERGE;
 		break;
 	case KW_BEGIN:
 		n->kind = FP_KIND_TXN;
@@ -1436,27 +1441,9 @@ FP_NOINLINE bool stmt_mode(struct norm *n, uint8_t ttype, int kw, enum repl *rep
 	case M_WITH:
 		if (n->t.depth != 0 || ttype != TK_WORD)
 			break;
-		switch (kw) {
-		case KW_SELECT:
-		case KW_VALUES:
-		case KW_TABLE:
-			n->kind = FP_KIND_SELECT;
-			break;
-		case KW_INSERT:
-			n->kind = FP_KIND_INSERT;
-			break;
-		case KW_UPDATE:
-			n->kind = FP_KIND_UPDATE;
-			break;
-		case KW_DELETE:
-			n->kind = FP_KIND_DELETE;
-			break;
-		case KW_MERGE:
-			n->kind = FP_KIND_MERGE;
-			break;
-		default:
+		if (dml_kind(kw) < 0)
 			return false;
-		}
+		n->kind = (enum fp_kind)dml_kind(kw);
 		n->mode = M_NONE;
 		break;
 	case M_START:
