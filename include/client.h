@@ -85,6 +85,7 @@ struct client {
 	bool in_txn;              /* inside an explicit transaction, as far as we know */
 	bool skip_to_sync;        /* pgtally failed a message: drop the rest up to Sync */
 	bool warned_sql_prepare;
+	bool warned_session_state;
 
 	struct nplus1_unit *np;  /* N+1 unit of work, once the client runs statements */
 	struct fp_tags *tags;    /* sqlcommenter tags of the latest statement, when any */

@@ -117,6 +117,61 @@ static bool fwd_warn_sql_prepare(struct client *c, struct server *s, usec_t now)
 static bool fwd_send_rewritten(struct client *c, struct server *s, size_t *run_start,
 			       struct iobuf *b);
 
+/*
+ * Does this normalized statement leave state in the server session that transaction pooling
+ * cannot carry (a session-level SET of a parameter pgtally does not track, or LISTEN)? Names
+ * what in `what`.
+ */
+static bool session_state_leaks(const char *q, char *what, size_t cap)
+{
+	if (strncmp(q, "listen ", 7) == 0) {
+		snprintf(what, cap, "LISTEN");
+		return true;
+	}
+	if (strncmp(q, "set ", 4) != 0)
+		return false;
+	const char *p = q + 4;
+	if (strncmp(p, "session ", 8) == 0 && strncmp(p, "session authorization", 21) != 0)
+		p += 8;
+	if (strncmp(p, "local ", 6) == 0 || strncmp(p, "transaction ", 12) == 0 ||
+	    strncmp(p, "constraints ", 12) == 0 || strncmp(p, "time zone", 9) == 0)
+		return false; /* transaction-scoped, or TimeZone, which pgtally tracks */
+	size_t n = strcspn(p, " =");
+	char name[64];
+	if (n == 0 || n >= sizeof(name))
+		return false;
+	memcpy(name, p, n);
+	name[n] = '\0';
+	if (param_lookup(name) >= 0)
+		return false; /* tracked: pgtally sets it again for this client */
+	snprintf(what, cap, "SET %s", name);
+	return true;
+}
+
+/*
+ * In transaction pooling the session a SET or LISTEN changes goes to other clients, and this
+ * client's next transaction may run elsewhere. PgBouncer says nothing; pgtally says so, once.
+ */
+static bool fwd_warn_session_state(struct client *c, struct server *s, const char *what,
+				   usec_t now)
+{
+	char who[160], msg[300];
+	c->warned_session_state = true;
+	log_warning("%s runs %s outside a transaction: in transaction pooling it stays with the "
+		    "server connection, not the client",
+		    client_describe(c, who, sizeof(who)), what);
+	snprintf(msg, sizeof(msg),
+		 "pgtally: %s outside a transaction stays with the server connection in "
+		 "transaction pooling: it is lost for this client and seen by others; use SET "
+		 "LOCAL inside a transaction, or ALTER ROLE/DATABASE ... SET",
+		 what);
+	struct iobuf b = {0};
+	proto_build_error(&b, true, "WARNING", "01000", msg);
+	bool ok = fwd_synth(c, s, 'N', &b, now);
+	iobuf_release(&b);
+	return ok;
+}
+
 /* sqlcommenter tags of the latest statement text, kept only when there are some. */
 static void fwd_note_tags(struct client *c, const char *sql, size_t len)
 {
@@ -231,6 +286,13 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 				c->in_txn = false;
 			struct fp_entry *fe =
 				stats_fp_note(w, c->pool, st.id, st.kind, sql, st.start, st.end);
+			char what[96];
+			if ((st.kind == FP_KIND_SESSION || st.kind == FP_KIND_LISTEN) && fe &&
+			    !c->in_txn && !c->warned_session_state &&
+			    c->pool->pool_mode != POOL_MODE_SESSION &&
+			    session_state_leaks(fe->query, what, sizeof(what)) &&
+			    !fwd_warn_session_state(c, s, what, now))
+				return FWD_FAILED;
 			int act = fwd_np_before(c, s, fe, st.id, st.params_hash, (uint8_t)st.kind,
 						now);
 			if (act < 0)

@@ -443,3 +443,36 @@ def test_notification_response_reaches_the_client(pgtally):
         # Delivered at commit, on the same server session, before ReadyForQuery.
         conn.execute('SELECT 1')
     assert got == [('pgt_chan', 'hello')]
+
+
+@pytest.mark.parametrize('sql,warned', [
+    ("SET work_mem = '64MB'", 'SET work_mem'),
+    ("SET SESSION statement_timeout TO 5000", 'SET statement_timeout'),
+    ('LISTEN some_channel', 'LISTEN'),
+    ("SET TimeZone = 'UTC'", None),            # tracked: pgtally sets it per client
+    ("SET application_name = 'x'", None),     # tracked
+])
+def test_session_state_in_transaction_mode_warns(pgtally, sql, warned):
+    p = pgtally()
+    notices = []
+    with p.connect() as conn:
+        conn.add_notice_handler(lambda n: notices.append(n.message_primary))
+        psycopg.ClientCursor(conn).execute(sql)
+        # Inside a transaction, SET LOCAL and friends are fine and say nothing.
+        with conn.transaction():
+            psycopg.ClientCursor(conn).execute("SET LOCAL work_mem = '8MB'")
+    mine = [n for n in notices if n.startswith('pgtally:')]
+    if warned:
+        assert len(mine) == 1 and warned in mine[0], notices
+        assert warned in p.log()
+    else:
+        assert mine == [], notices
+
+
+def test_session_mode_does_not_warn(pgtally):
+    p = pgtally(ini={'pool_mode': 'session'})
+    notices = []
+    with p.connect() as conn:
+        conn.add_notice_handler(lambda n: notices.append(n.message_primary))
+        psycopg.ClientCursor(conn).execute("SET work_mem = '64MB'")
+    assert [n for n in notices if n.startswith('pgtally:')] == []
