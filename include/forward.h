@@ -54,8 +54,9 @@ bool fwd_local_command(struct client *c, const char *sql, size_t len, usec_t now
 struct nplus1_settings fwd_np_settings(const struct config *cfg);
 struct nplus1_ctx fwd_np_ctx(const struct client *c);
 
-/* A counted statement of c completed or failed: N+1 bookkeeping. */
-void fwd_statement_done(struct client *c, const struct rq_entry *e, uint64_t rows, usec_t duration,
-			bool failed, usec_t now);
+/* A counted statement of c completed or failed: N+1 bookkeeping (query: its normalized
+ * text from the statistics, or NULL). */
+void fwd_statement_done(struct client *c, const struct rq_entry *e, const char *query,
+			uint64_t rows, usec_t duration, bool failed, usec_t now);
 
 #endif

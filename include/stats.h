@@ -58,8 +58,8 @@ struct fp_entry *stats_fp_note(struct worker *w, struct pool *pool, uint64_t fp,
 			       const char *sql, size_t start, size_t end);
 
 /* A statement completed (or failed: rows = 0, failed = true). */
-void stats_fp_record(struct worker *w, struct pool *pool, const struct rq_entry *e, uint64_t rows,
-		     usec_t duration, bool failed);
+struct fp_entry *stats_fp_record(struct worker *w, struct pool *pool, const struct rq_entry *e,
+				 uint64_t rows, usec_t duration, bool failed);
 
 /* Entries sorted by total time, descending; the caller frees the array. */
 struct fp_entry **stats_fp_sorted(struct fp_table *t, size_t *n);

@@ -853,18 +853,17 @@ bool fwd_local_command(struct client *c, const char *sql, size_t len, usec_t now
 	return true;
 }
 
-void fwd_statement_done(struct client *c, const struct rq_entry *e, uint64_t rows, usec_t duration,
-			bool failed, usec_t now)
+void fwd_statement_done(struct client *c, const struct rq_entry *e, const char *query,
+			uint64_t rows, usec_t duration, bool failed, usec_t now)
 {
 	struct worker *w = c->w;
 	struct nplus1_settings ns = fwd_np_settings(w->cfg);
 	struct nplus1_ctx ctx = fwd_np_ctx(c);
-	struct fp_entry *fe = stats_fp_find(&w->fps, c->pool, e->fp);
 	struct nplus1_stmt st = {
 		.fp = e->fp,
 		.params_hash = e->params,
 		.kind = e->kind,
-		.query = fe ? fe->query : NULL,
+		.query = query,
 		.tags = NULL,
 	};
 	nplus1_done(c->np, w->nplus1, &ns, &ctx, &st, rows, duration, failed, now);

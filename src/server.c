@@ -817,6 +817,14 @@ static void server_forget_skipped(struct server *s, const struct rq_entry *e)
 	}
 }
 
+/* The message at rpos completes the head entry: forward it, then any replies now due. */
+static bool server_complete_head(struct server *s, size_t *run_start, size_t total)
+{
+	rq_pop(&s->rq);
+	s->sb.in.rpos += total;
+	return server_emit_synth(s, run_start);
+}
+
 /* A statement completed (tag set), or failed: statistics and N+1 bookkeeping. */
 static void server_statement_done(struct server *s, const struct rq_entry *e, const char *tag,
 				  size_t taglen, bool failed)
@@ -827,10 +835,10 @@ static void server_statement_done(struct server *s, const struct rq_entry *e, co
 	usec_t now = worker_now(s->w);
 	usec_t start = e->sent > s->last_done ? e->sent : s->last_done;
 	s->last_done = now;
-	stats_fp_record(s->w, s->pool, e, rows, now - start, failed);
+	struct fp_entry *fe = stats_fp_record(s->w, s->pool, e, rows, now - start, failed);
 	struct client *c = s->client;
 	if (c && c->np && (e->flags & RQF_COUNTED))
-		fwd_statement_done(c, e, rows, now - start, failed, now);
+		fwd_statement_done(c, e, fe ? fe->query : NULL, rows, now - start, failed, now);
 }
 
 /* A message for an internal query (parameter SET, reset, check): consumed here. */
@@ -1049,9 +1057,7 @@ void server_process(struct server *s)
 		case 'T':
 		case 'n':
 			if (h && h->type == RQ_DESCRIBE) {
-				rq_pop(&s->rq);
-				in->rpos += total;
-				if (!server_emit_synth(s, &run_start))
+				if (!server_complete_head(s, &run_start, total))
 					return;
 				continue;
 			}
@@ -1065,9 +1071,7 @@ void server_process(struct server *s)
 				if (type != 's')
 					server_statement_done(s, h, type == 'C' ? (const char *)body : NULL,
 							      blen, false);
-				rq_pop(&s->rq);
-				in->rpos += total;
-				if (!server_emit_synth(s, &run_start))
+				if (!server_complete_head(s, &run_start, total))
 					return;
 				continue;
 			}

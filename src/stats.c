@@ -114,14 +114,14 @@ struct fp_entry *stats_fp_note(struct worker *w, struct pool *pool, uint64_t fp,
 	return e;
 }
 
-void stats_fp_record(struct worker *w, struct pool *pool, const struct rq_entry *re, uint64_t rows,
-		     usec_t duration, bool failed)
+struct fp_entry *stats_fp_record(struct worker *w, struct pool *pool, const struct rq_entry *re,
+				 uint64_t rows, usec_t duration, bool failed)
 {
 	if (!re->fp)
-		return;
+		return NULL;
 	struct fp_entry *e = stats_fp_find(&w->fps, pool, re->fp);
 	if (!e)
-		return;
+		return NULL;
 	usec_t now = worker_now(w);
 	uint64_t d = duration > 0 ? (uint64_t)duration : 0;
 	if (!e->first_seen)
@@ -130,7 +130,7 @@ void stats_fp_record(struct worker *w, struct pool *pool, const struct rq_entry 
 	if (failed) {
 		/* Like pg_stat_statements, failed executions are not calls. */
 		e->errors++;
-		return;
+		return e;
 	}
 	e->calls++;
 	e->rows += rows;
@@ -141,6 +141,7 @@ void stats_fp_record(struct worker *w, struct pool *pool, const struct rq_entry 
 		e->max_time = d;
 	if (re->flags & RQF_IN_TXN)
 		e->calls_in_txn++;
+	return e;
 }
 
 static int cmp_total(const void *a, const void *b)
