@@ -169,3 +169,51 @@ void app_shutdown(struct worker *w, int mode)
 	worker_check_shutdown(w);
 }
 
+
+/* ---- workers ---- */
+
+static struct worker *workers[APP_MAX_WORKERS];
+static int n_workers;
+
+bool app_worker_register(struct worker *w)
+{
+	if (n_workers >= APP_MAX_WORKERS)
+		return false;
+	w->id = n_workers;
+	workers[n_workers++] = w;
+	return true;
+}
+
+void app_worker_unregister(struct worker *w)
+{
+	for (int i = 0; i < n_workers; i++) {
+		if (workers[i] != w)
+			continue;
+		for (int j = i; j + 1 < n_workers; j++) {
+			workers[j] = workers[j + 1];
+			workers[j]->id = j;
+		}
+		n_workers--;
+		return;
+	}
+}
+
+int app_nworkers(void)
+{
+	return n_workers;
+}
+
+struct worker *app_worker(int i)
+{
+	return i >= 0 && i < n_workers ? workers[i] : NULL;
+}
+
+void app_world_stop(struct worker *self)
+{
+	(void)self;
+}
+
+void app_world_resume(struct worker *self)
+{
+	(void)self;
+}

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app.h"
 #include "client.h"
 #include "log.h"
 #include "nplus1.h"
@@ -85,6 +86,14 @@ struct worker *worker_create(struct config *cfg)
 		free(w);
 		return NULL;
 	}
+	if (!app_worker_register(w)) {
+		nplus1_table_free(w->nplus1);
+		event_free(w->reaper);
+		event_base_free(w->base);
+		free(w);
+		return NULL;
+	}
+	w->next_id = (uint64_t)w->id << 40; /* ids stay unique across workers */
 	w->start_time = worker_tick(w);
 	return w;
 }
@@ -161,6 +170,7 @@ void worker_free(struct worker *w)
 		event_free(w->janitor);
 	event_free(w->reaper);
 	event_base_free(w->base);
+	app_worker_unregister(w);
 	free(w);
 }
 
