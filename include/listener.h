@@ -7,11 +7,15 @@
 struct worker;
 struct config;
 
-/* Open every socket the config asks for and start accepting on w. false when none opened. */
+/*
+ * Open the sockets the config asks for and start accepting on w: TCP on every worker
+ * (SO_REUSEPORT when there are several), the unix socket on worker 0 only, which hands
+ * connections round-robin to all workers. false when none opened.
+ */
 bool listener_start(struct worker *w, const struct config *cfg);
 
-/* Stop accepting (shutdown) and close the sockets; removes the unix socket file. */
-void listener_stop(void);
+/* Stop accepting on w (shutdown) and close its sockets; removes the unix socket file. */
+void listener_stop(struct worker *w);
 
 /* Raise RLIMIT_NOFILE to cover max_client_conn plus the pools; warn when it cannot. */
 void listener_raise_fd_limit(const struct config *cfg);

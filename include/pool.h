@@ -13,6 +13,7 @@
 #include "list.h"
 #include "metrics.h"
 
+struct app_counter;
 struct client;
 struct server;
 struct worker;
@@ -57,8 +58,9 @@ struct pool_db {
 	bool disabled;
 	bool auto_created; /* made from the "*" entry */
 	bool removed;      /* gone from the config after a reload */
-	int n_servers;     /* across all users, for max_db_connections */
+	int n_servers;     /* across all users, on this worker */
 	int n_clients;
+	struct app_counter *shared; /* servers over all workers, for max_db_connections */
 };
 
 /* A user known to the pooler: the stored secret and SCRAM passthrough keys. */
@@ -70,8 +72,9 @@ struct pool_user {
 	uint8_t scram_client_key[32];
 	uint8_t scram_server_key[32];
 	void *scram_cache; /* struct scram_secret derived from a plaintext password */
-	int n_servers;     /* for max_user_connections */
+	int n_servers;     /* on this worker */
 	int n_clients;
+	struct app_counter *shared; /* servers over all workers, for max_user_connections */
 };
 
 struct pool {
@@ -93,7 +96,8 @@ struct pool {
 	struct list tested_servers;
 	struct list login_servers;
 
-	int n_servers; /* all states, for pool_size */
+	int n_servers; /* all states, on this worker */
+	struct app_counter *shared; /* servers over all workers, for pool_size */
 
 	/* ParameterStatus messages from the first server login, sent to every new client. */
 	struct iobuf welcome;
@@ -125,7 +129,28 @@ void pool_server_ready(struct pool *pool, struct server *s);
 /* Launch server connections while the pool has waiters or is below min_pool_size. */
 void pool_maintain(struct pool *pool);
 
+/*
+ * The welcome (ParameterStatus set) of a pool is shared with the same pool on the other
+ * workers, so a client there logs in without waiting for a server of its own.
+ * publish: after the first login filled pool->welcome. adopt: true when pool has one now.
+ */
+void pool_welcome_publish(struct pool *pool);
+bool pool_welcome_adopt(struct pool *pool);
+
+/* A server of pool closed: give its slot back to the counts over all workers. */
+void pool_server_gone(struct pool *pool);
+
+/*
+ * With several workers: close idle servers other workers need more (they hit pool_size
+ * with clients waiting) and retry this worker's waiters. Run when another worker asks.
+ */
+void pool_rebalance(struct worker *w);
+
 int pool_size_limit(const struct pool *pool);
+
+/* min_pool_size for pool, and its server connections over all workers (which min counts). */
+int pool_min_servers(const struct pool *pool);
+int pool_total_servers(const struct pool *pool);
 
 /* Find or create pool_db/pool_user entries. */
 struct pool_db *pool_db_find(struct worker *w, const char *name, bool create_from_fallback);

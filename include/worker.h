@@ -17,6 +17,8 @@
 #include "stats.h"
 
 struct client;
+struct inbox;
+struct listener;
 struct tls_ctx;
 struct userlist;
 
@@ -54,6 +56,9 @@ struct worker {
 	char np_message[256];         /* scratch: the N+1 finding being reported right now */
 	uint8_t scram_mock_key[32]; /* random per worker: fake secrets for unknown users */
 
+	struct listener *listeners; /* listener.c */
+	struct inbox *inbox;        /* jobs from other workers (app.c); NULL with one worker */
+
 	struct event *janitor;
 	struct event *reaper; /* frees closed connections after the callbacks that closed them */
 	uint64_t next_id;
@@ -65,7 +70,10 @@ struct worker {
 	usec_t now; /* see worker_tick() */
 };
 
-/* One process-wide worker for now (workers = 1). */
+/*
+ * A new event loop with nothing on it; it registers itself with app (w->id). The config,
+ * auth_file and TLS contexts are shared by all workers and owned by the caller.
+ */
 struct worker *worker_create(struct config *cfg);
 void worker_free(struct worker *w);
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "app.h"
 #include "auth.h"
 #include "log.h"
 #include "fingerprint.h"
@@ -147,6 +148,7 @@ void client_accept(struct worker *w, int fd, const struct sockaddr *addr, sockle
 	c->state = CL_LOGIN;
 	list_append(&w->login_clients, &c->node);
 	w->n_clients++;
+	app_clients_add(1);
 	sbuf_setup(w, &c->sb, fd, client_read_cb, client_write_cb, c);
 }
 
@@ -229,6 +231,7 @@ void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
 	}
 	sbuf_close(c->w, &c->sb);
 	c->w->n_clients--;
+	app_clients_add(-1);
 	client_set_state(c, CL_CLOSED);
 	worker_schedule_reap(c->w);
 }
@@ -431,7 +434,7 @@ static void client_handle_startup(struct client *c, const uint8_t *pkt, size_t l
 	}
 
 	struct worker *w = c->w;
-	if (w->n_clients > w->cfg->max_client_conn) {
+	if (app_clients_add(0) > w->cfg->max_client_conn) {
 		client_close(c, "53300", "no more connections allowed (max_client_conn)");
 		return;
 	}
@@ -486,7 +489,7 @@ void client_auth_ok(struct client *c, bool admin, struct iobuf *b)
 			 c->db_name, c->user_name);
 	}
 	client_set_state(c, CL_WELCOME_WAIT);
-	if (pool->have_welcome) {
+	if (pool_welcome_adopt(pool)) {
 		client_welcome(c, b);
 		return;
 	}
@@ -517,9 +520,10 @@ void client_welcome(struct client *c, struct iobuf *b)
 			v = c->params[id];
 		proto_build_param_status(b, k, v);
 	}
+	/* The worker's number in bits 24..30: a cancel request finds it from any worker. */
 	do {
 		RAND_bytes((uint8_t *)&c->cancel_pid, sizeof(c->cancel_pid));
-		c->cancel_pid &= 0x7fffffff;
+		c->cancel_pid = (c->cancel_pid & 0x00ffffff) | ((uint32_t)c->w->id << 24);
 	} while (c->cancel_pid == 0);
 	RAND_bytes((uint8_t *)&c->cancel_key, sizeof(c->cancel_key));
 	cancel_table_add(c);
@@ -878,6 +882,14 @@ void client_server_lost(struct client *c, const char *sqlstate, const char *msg)
 
 void client_handle_cancel(struct worker *w, uint32_t pid, uint32_t key)
 {
+	int owner = (int)(pid >> 24);
+	if (owner != w->id) {
+		if (owner < app_nworkers())
+			app_post_cancel(owner, pid, key);
+		else
+			log_debug("cancel request with an unknown key ignored");
+		return;
+	}
 	struct client *c = w->cancel_table[pid % CANCEL_TABLE_SIZE];
 	while (c && !(c->cancel_pid == pid && c->cancel_key == key))
 		c = c->cancel_next;

@@ -178,7 +178,7 @@ static const struct config_option options[] = {
 	O_INT(unix_socket_mode, "0777", false, 0, 07777),
 	O_STR(user, "", false),
 	O_INT(verbose, "0", true, 0, 3),
-	O_INT(workers, "1", false, 1, 256),
+	O_INT(workers, "1", false, 1, 64),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "app.h"
 #include "client.h"
 #include "config.h"
 #include "log.h"
@@ -25,11 +26,9 @@ struct listener {
 	struct worker *w;
 	int fd;
 	bool is_unix;
+	unsigned next_worker; /* unix socket with several workers: round-robin hand-off */
 	char *path;
 };
-
-/* Process-wide: listeners are opened once at start and closed at shutdown. */
-static struct listener *listeners;
 
 static void accept_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -57,7 +56,13 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
 			close(cfd);
 			continue;
 		}
-		client_accept(l->w, cfd, (struct sockaddr *)&ss, len, l->is_unix);
+		/* Only worker 0 has the unix socket: it deals the connections out in turn. */
+		int nw = app_nworkers();
+		int target = l->is_unix && nw > 1 ? (int)(l->next_worker++ % (unsigned)nw) : l->w->id;
+		if (target != l->w->id)
+			app_post_adopt(target, cfd, (struct sockaddr *)&ss, len, true);
+		else
+			client_accept(l->w, cfd, (struct sockaddr *)&ss, len, l->is_unix);
 	}
 }
 
@@ -72,8 +77,8 @@ static bool add_listener(struct worker *w, int fd, bool is_unix, const char *pat
 	l->path = path ? strdup(path) : NULL;
 	l->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, accept_cb, l);
 	event_add(l->ev, NULL);
-	l->next = listeners;
-	listeners = l;
+	l->next = w->listeners;
+	w->listeners = l;
 	return true;
 }
 
@@ -121,15 +126,18 @@ bool listener_start(struct worker *w, const struct config *cfg)
 	if (cfg->listen_addr && *cfg->listen_addr) {
 		char *list = strdup(cfg->listen_addr);
 		char *save = NULL;
+		/* Several workers each listen on the port: the kernel spreads connections. */
+		bool reuseport = cfg->so_reuseport || app_nworkers() > 1;
 		for (char *h = strtok_r(list, ", ", &save); h; h = strtok_r(NULL, ", ", &save)) {
-			if (listen_tcp(w, h, cfg->listen_port, cfg->so_reuseport) > 0) {
-				log_info("listening on %s:%d", h, cfg->listen_port);
+			if (listen_tcp(w, h, cfg->listen_port, reuseport) > 0) {
+				if (w->id == 0)
+					log_info("listening on %s:%d", h, cfg->listen_port);
 				opened++;
 			}
 		}
 		free(list);
 	}
-	if (cfg->unix_socket_dir && *cfg->unix_socket_dir) {
+	if (w->id == 0 && cfg->unix_socket_dir && *cfg->unix_socket_dir) {
 		struct sockaddr_un sun;
 		memset(&sun, 0, sizeof(sun));
 		sun.sun_family = AF_UNIX;
@@ -162,11 +170,11 @@ bool listener_start(struct worker *w, const struct config *cfg)
 	return opened > 0;
 }
 
-void listener_stop(void)
+void listener_stop(struct worker *w)
 {
-	while (listeners) {
-		struct listener *l = listeners;
-		listeners = l->next;
+	while (w->listeners) {
+		struct listener *l = w->listeners;
+		w->listeners = l->next;
 		event_free(l->ev);
 		close(l->fd);
 		if (l->path)

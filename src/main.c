@@ -65,13 +65,11 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		break;
 	case SIGUSR1:
 		log_info("got SIGUSR1, pausing");
-		w->paused = true;
+		app_set_paused(w, true);
 		break;
 	case SIGUSR2:
 		log_info("got SIGUSR2, resuming");
-		w->paused = false;
-		for (struct list *p = w->pools.next; p != &w->pools; p = p->next)
-			pool_maintain(container_of(p, struct pool, node));
+		app_set_paused(w, false);
 		break;
 	default:
 		break;
@@ -198,7 +196,7 @@ int main(int argc, char **argv)
 	char err[256] = "";
 	struct userlist *ul = NULL;
 	struct tls_ctx *tls_accept = NULL, *tls_connect = NULL;
-	struct worker *w = NULL;
+	struct worker *w = NULL; /* worker 0: signals, the unix socket, metrics */
 	struct metrics *metrics = NULL;
 	struct event *sigev[6] = {0};
 	static const int sigs[] = {SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGUSR2};
@@ -220,9 +218,6 @@ int main(int argc, char **argv)
 			  cfg->auth_type == AUTH_TYPE_HBA ? "hba" : "cert");
 		goto out;
 	}
-	if (cfg->workers > 1)
-		log_warning("workers = %d: only one worker is implemented so far; using 1",
-			    cfg->workers);
 	/* Before dropping privileges: key files are often readable by root only. */
 	if (!tls_ctx_load(cfg, &tls_accept, &tls_connect, err, sizeof(err))) {
 		log_fatal("TLS: %s", err);
@@ -239,19 +234,26 @@ int main(int argc, char **argv)
 		app_setup_logging(cfg); /* a new pid, and the log file as seen from here */
 	}
 
-	w = worker_create(cfg);
-	if (!w) {
-		log_fatal("cannot create the event loop");
-		goto out;
+	/* The workers share the config, the auth_file and the TLS contexts. */
+	for (int i = 0; i < cfg->workers; i++) {
+		struct worker *wk = worker_create(cfg);
+		if (!wk) {
+			log_fatal("cannot create event loop %d", i);
+			goto out;
+		}
+		wk->users_file = ul;
+		wk->tls_accept = tls_accept;
+		wk->tls_connect = tls_connect;
 	}
-	w->users_file = ul;
-	w->tls_accept = tls_accept;
-	w->tls_connect = tls_connect;
-	ul = NULL; /* the worker owns them now */
+	w = app_worker(0);
+	ul = NULL; /* the workers own them now */
 	tls_accept = tls_connect = NULL;
-	if (!listener_start(w, cfg)) {
-		log_fatal("no listening socket could be opened");
-		goto out;
+	/* Worker 0 must listen; the others may have nothing (unix socket only: hand-offs). */
+	for (int i = 0; i < cfg->workers; i++) {
+		if (!listener_start(app_worker(i), cfg) && i == 0) {
+			log_fatal("no listening socket could be opened");
+			goto out;
+		}
 	}
 	metrics = metrics_start(w);
 	if (!metrics) {
@@ -268,13 +270,16 @@ int main(int argc, char **argv)
 		sigev[i] = evsignal_new(w->base, sigs[i], signal_cb, w);
 		event_add(sigev[i], NULL);
 	}
-	worker_start_janitor(w);
-	log_info("pgtally %s started", PGTALLY_VERSION);
-	event_base_dispatch(w->base);
-	rc = 0;
+	for (int i = 0; i < cfg->workers; i++)
+		worker_start_janitor(app_worker(i));
+	log_info("pgtally %s started with %d worker%s", PGTALLY_VERSION, cfg->workers,
+		 cfg->workers == 1 ? "" : "s");
+	if (app_run())
+		rc = 0;
 
 out:
-	listener_stop();
+	for (int i = 0; i < app_nworkers(); i++)
+		listener_stop(app_worker(i));
 	for (int i = 0; i < 6; i++)
 		if (sigev[i])
 			event_free(sigev[i]);
@@ -285,8 +290,11 @@ out:
 			userlist_free(w->users_file);
 		tls_accept = w->tls_accept;
 		tls_connect = w->tls_connect;
-		worker_free(w);
 	}
+	/* Last first: worker_free renumbers the ones after it. */
+	while (app_nworkers() > 0)
+		worker_free(app_worker(app_nworkers() - 1));
+	app_counters_free();
 	if (ul)
 		userlist_free(ul);
 	tls_ctx_free(tls_accept);

@@ -1,10 +1,12 @@
 /* pool: (database, user) pools, limits, the FIFO of waiting clients, server launching. */
 #include "pool.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "app.h"
 #include "client.h"
 #include "log.h"
 #include "metrics.h"
@@ -99,6 +101,12 @@ struct pool_db *pool_db_find(struct worker *w, const char *name, bool create_fro
 		free(db);
 		return NULL;
 	}
+	db->shared = app_counter_get('d', name, NULL);
+	if (!db->shared) {
+		free(db->name);
+		free(db);
+		return NULL;
+	}
 	pool_db_configure(db, cfg, fallback);
 	list_append(&w->dbs, &db->node);
 	return db;
@@ -118,6 +126,12 @@ struct pool_user *pool_user_find(struct worker *w, const char *name, bool create
 	if (!u)
 		return NULL;
 	u->name = strdup(name);
+	u->shared = u->name ? app_counter_get('u', name, NULL) : NULL;
+	if (!u->shared) {
+		free(u->name);
+		free(u);
+		return NULL;
+	}
 	const char *pw = w->users_file ? userlist_find(w->users_file, name) : NULL;
 	u->password = pw ? strdup(pw) : NULL;
 	list_append(&w->users, &u->node);
@@ -138,6 +152,11 @@ struct pool *pool_get(struct worker *w, struct pool_db *db, struct pool_user *us
 	p->w = w;
 	p->db = db;
 	p->user = user;
+	p->shared = app_counter_get('p', db->name, user->name);
+	if (!p->shared) {
+		free(p);
+		return NULL;
+	}
 	list_init(&p->active_clients);
 	list_init(&p->waiting_clients);
 	list_init(&p->login_clients);
@@ -284,6 +303,8 @@ static bool pool_serve_auth(struct pool *pool, struct server *s)
 	return true;
 }
 
+static bool pool_should_yield(struct worker *w, struct pool *pool);
+
 void pool_server_ready(struct pool *pool, struct server *s)
 {
 	struct worker *w = s->w;
@@ -293,6 +314,10 @@ void pool_server_ready(struct pool *pool, struct server *s)
 	    (w->cfg->server_lifetime > 0 && now - s->connect_time > w->cfg->server_lifetime &&
 	     pool_effective_size(w, pool) > 0)) {
 		server_close(s, s->close_needed ? "close needed" : "server lifetime over");
+		return;
+	}
+	if (pool_should_yield(w, pool)) {
+		server_close(s, "given to another worker");
 		return;
 	}
 	s->last_used = now;
@@ -307,28 +332,226 @@ void pool_server_ready(struct pool *pool, struct server *s)
 	server_set_state(s, SV_IDLE);
 }
 
+/* A pool's limits from the config; 0 means none for max_db / max_user. */
+struct pool_limits {
+	int size; /* pool_size, plus reserve_pool when the reserve may be used */
+	int max_db;
+	int max_user;
+};
+
+static void pool_limits(struct worker *w, const struct pool *pool, bool use_reserve,
+			struct pool_limits *l)
+{
+	l->size = pool_effective_size(w, pool);
+	if (use_reserve)
+		l->size += pool->db->cfg.reserve_pool >= 0 ? pool->db->cfg.reserve_pool
+							   : w->cfg->reserve_pool_size;
+	l->max_db = pool->db->cfg.max_db_connections >= 0 ? pool->db->cfg.max_db_connections
+							   : w->cfg->max_db_connections;
+	const struct config_user *cu = config_find_user(w->cfg, pool->user->name);
+	l->max_user = cu && cu->max_user_connections >= 0 ? cu->max_user_connections
+							  : w->cfg->max_user_connections;
+}
+
+/* Workers other than pool's that have clients waiting and hit pool_size. */
+static uint64_t others_want(const struct pool *pool)
+{
+	return atomic_load_explicit(&pool->shared->want, memory_order_relaxed) &
+	       ~((uint64_t)1 << pool->w->id);
+}
+
+/* What one worker may keep of limit while others are short: an even share. */
+static int fair_share(int limit)
+{
+	int n = app_nworkers();
+	return n > 1 ? (limit + n - 1) / n : limit;
+}
+
+int pool_min_servers(const struct pool *pool)
+{
+	struct worker *w = pool->w;
+	int min = pool->db->cfg.min_pool_size >= 0 ? pool->db->cfg.min_pool_size
+						    : w->cfg->min_pool_size;
+	return min > 0 ? min : 0;
+}
+
+int pool_total_servers(const struct pool *pool)
+{
+	return atomic_load_explicit(&pool->shared->n, memory_order_relaxed);
+}
+
 static bool pool_may_launch(struct worker *w, struct pool *pool, bool use_reserve)
 {
-	int limit = pool_effective_size(w, pool);
-	int reserve = pool->db->cfg.reserve_pool >= 0 ? pool->db->cfg.reserve_pool
-						       : w->cfg->reserve_pool_size;
-	if (use_reserve)
-		limit += reserve;
-	if (pool->n_servers >= limit)
+	struct pool_limits l;
+	pool_limits(w, pool, use_reserve, &l);
+	if (atomic_load_explicit(&pool->shared->n, memory_order_relaxed) >= l.size)
 		return false;
-	int max_db = pool->db->cfg.max_db_connections >= 0 ? pool->db->cfg.max_db_connections
-							    : w->cfg->max_db_connections;
-	if (max_db > 0 && pool->db->n_servers >= max_db)
+	/* Leave the free slots to the workers that are short, once we have our share. */
+	if (others_want(pool) && pool->n_servers >= fair_share(l.size))
 		return false;
-	const struct config_user *cu = config_find_user(w->cfg, pool->user->name);
-	int max_user = cu && cu->max_user_connections >= 0 ? cu->max_user_connections
-							    : w->cfg->max_user_connections;
-	if (max_user > 0 && pool->user->n_servers >= max_user)
+	if (l.max_db > 0 && atomic_load_explicit(&pool->db->shared->n, memory_order_relaxed) >= l.max_db)
+		return false;
+	if (l.max_user > 0 &&
+	    atomic_load_explicit(&pool->user->shared->n, memory_order_relaxed) >= l.max_user)
 		return false;
 	if (pool->last_connect_failed &&
 	    worker_now(w) - pool->last_connect_failed < w->cfg->server_login_retry)
 		return false;
 	return true;
+}
+
+/*
+ * Take a slot under every limit at once, over all workers; false (nothing taken) when full.
+ * cap > 0 lowers the pool's limit (min_pool_size top-ups).
+ */
+static bool pool_take_slot(struct worker *w, struct pool *pool, bool use_reserve, int cap)
+{
+	struct pool_limits l;
+	pool_limits(w, pool, use_reserve, &l);
+	if (cap > 0 && cap < l.size)
+		l.size = cap;
+	if (!app_counter_take(pool->shared, l.size > 0 ? l.size : -1))
+		return false;
+	if (!app_counter_take(pool->db->shared, l.max_db)) {
+		app_counter_put(pool->shared);
+		return false;
+	}
+	if (!app_counter_take(pool->user->shared, l.max_user)) {
+		app_counter_put(pool->db->shared);
+		app_counter_put(pool->shared);
+		return false;
+	}
+	return true;
+}
+
+void pool_server_gone(struct pool *pool)
+{
+	app_counter_put(pool->user->shared);
+	app_counter_put(pool->db->shared);
+	app_counter_put(pool->shared);
+}
+
+/* The shared form of a welcome: one block, freed with free(). */
+struct shared_welcome {
+	size_t len;
+	const char *params[PARAM_COUNT]; /* into data, after the len bytes of messages */
+	uint8_t data[];
+};
+
+void pool_welcome_publish(struct pool *pool)
+{
+	if (app_nworkers() < 2 || atomic_load(&pool->shared->welcome))
+		return;
+	size_t len = iobuf_avail(&pool->welcome), size = sizeof(struct shared_welcome) + len;
+	for (int i = 0; i < PARAM_COUNT; i++)
+		if (pool->welcome_params[i])
+			size += strlen(pool->welcome_params[i]) + 1;
+	struct shared_welcome *sw = calloc(1, size);
+	if (!sw)
+		return; /* the others log in for it themselves */
+	sw->len = len;
+	memcpy(sw->data, pool->welcome.data + pool->welcome.rpos, len);
+	char *p = (char *)sw->data + len;
+	for (int i = 0; i < PARAM_COUNT; i++) {
+		if (!pool->welcome_params[i])
+			continue;
+		size_t n = strlen(pool->welcome_params[i]) + 1;
+		memcpy(p, pool->welcome_params[i], n);
+		sw->params[i] = p;
+		p += n;
+	}
+	void *expected = NULL;
+	if (!atomic_compare_exchange_strong(&pool->shared->welcome, &expected, sw))
+		free(sw);
+}
+
+bool pool_welcome_adopt(struct pool *pool)
+{
+	if (pool->have_welcome)
+		return true;
+	const struct shared_welcome *sw = atomic_load(&pool->shared->welcome);
+	if (!sw)
+		return false;
+	iobuf_release(&pool->welcome);
+	if (!iobuf_append(&pool->welcome, sw->data, sw->len))
+		return false;
+	for (int i = 0; i < PARAM_COUNT; i++) {
+		free(pool->welcome_params[i]);
+		pool->welcome_params[i] = sw->params[i] ? strdup(sw->params[i]) : NULL;
+		if (sw->params[i] && !pool->welcome_params[i])
+			return false;
+	}
+	pool->have_welcome = true;
+	return true;
+}
+
+static void pool_launch(struct worker *w, struct pool *pool)
+{
+	/*
+	 * New servers: one per waiting client not covered by a login in progress. This runs
+	 * every time a client has to wait, so it must not walk long queues: first ask whether
+	 * any server may be opened at all, then count waiters only as far as could be served.
+	 */
+	bool reserve = false;
+	if (!list_empty(&pool->waiting_clients)) {
+		struct client *first = container_of(pool->waiting_clients.next, struct client, node);
+		reserve = w->cfg->reserve_pool_timeout > 0 && first->wait_start &&
+			  worker_now(w) - first->wait_start >= w->cfg->reserve_pool_timeout;
+	}
+	if (!pool_may_launch(w, pool, reserve))
+		return;
+	int logins = (int)list_count(&pool->login_servers);
+	int room = pool_effective_size(w, pool) + (reserve ? w->cfg->reserve_pool_size : 0) -
+		   atomic_load_explicit(&pool->shared->n, memory_order_relaxed);
+	int auth_waiters = 0;
+	for (struct client *a = pool->auth_head; a; a = a->auth_next)
+		auth_waiters++;
+	int waiting = (int)list_count_upto(&pool->waiting_clients,
+					   (size_t)(room > 0 ? room : 0) + (size_t)logins);
+	int need = waiting + auth_waiters - logins;
+	if (!pool->have_welcome && !list_empty(&pool->login_clients) && logins == 0 && need < 1)
+		need = 1;
+	while (need-- > 0 && pool_may_launch(w, pool, reserve)) {
+		if (!pool_take_slot(w, pool, reserve, 0))
+			break;
+		if (!server_launch(pool)) {
+			pool_server_gone(pool);
+			break;
+		}
+	}
+	/* min_pool_size counts servers over all workers: top up to it, never past it. */
+	int min = pool_min_servers(pool);
+	while (min > 0 && pool_total_servers(pool) < min && pool_may_launch(w, pool, false)) {
+		if (!pool_take_slot(w, pool, false, min))
+			break;
+		if (!server_launch(pool)) {
+			pool_server_gone(pool);
+			break;
+		}
+	}
+}
+
+/*
+ * Several workers: say whether this worker is short of servers (clients waiting, pool_size
+ * reached over all workers), and wake the others the first time, so they give up what they
+ * hold beyond their share (pool_rebalance, pool_server_ready).
+ */
+static void pool_note_demand(struct worker *w, struct pool *pool)
+{
+	uint64_t bit = (uint64_t)1 << w->id;
+	uint64_t want = atomic_load_explicit(&pool->shared->want, memory_order_relaxed);
+	bool short_of = (!list_empty(&pool->waiting_clients) || pool->auth_head ||
+			 (!pool->have_welcome && !list_empty(&pool->login_clients))) &&
+			atomic_load_explicit(&pool->shared->n, memory_order_relaxed) >=
+				pool_effective_size(w, pool);
+	if (short_of && !(want & bit)) {
+		atomic_fetch_or(&pool->shared->want, bit);
+		uint64_t all = app_nworkers() >= 64 ? ~(uint64_t)0
+						    : ((uint64_t)1 << app_nworkers()) - 1;
+		app_kick(all & ~bit);
+	} else if (!short_of && (want & bit)) {
+		atomic_fetch_and(&pool->shared->want, ~bit);
+	}
 }
 
 void pool_maintain(struct pool *pool)
@@ -347,36 +570,51 @@ void pool_maintain(struct pool *pool)
 		pool_link(w, pool, s, c);
 		client_linked(c);
 	}
+	pool_launch(w, pool);
+	if (app_nworkers() > 1)
+		pool_note_demand(w, pool);
+}
 
-	/*
-	 * New servers: one per waiting client not covered by a login in progress. This runs
-	 * every time a client has to wait, so it must not walk long queues: first ask whether
-	 * any server may be opened at all, then count waiters only as far as could be served.
-	 */
-	bool reserve = false;
-	if (!list_empty(&pool->waiting_clients)) {
-		struct client *first = container_of(pool->waiting_clients.next, struct client, node);
-		reserve = w->cfg->reserve_pool_timeout > 0 && first->wait_start &&
-			  worker_now(w) - first->wait_start >= w->cfg->reserve_pool_timeout;
+/* Should a server of pool that just became free go to a worker that is short instead? */
+static bool pool_should_yield(struct worker *w, struct pool *pool)
+{
+	uint64_t others = others_want(pool);
+	if (__builtin_expect(others == 0, 1))
+		return false;
+	if (pool->n_servers <= fair_share(pool_effective_size(w, pool)))
+		return false;
+	app_kick(others);
+	return true;
+}
+
+/* Idle servers not used for this long go to a worker that is short, whatever the shares. */
+#define IDLE_GIVE_USEC 100000
+
+void pool_rebalance(struct worker *w)
+{
+	usec_t now = worker_tick(w);
+	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+		struct pool *p = container_of(pos, struct pool, node);
+		uint64_t others = others_want(p);
+		if (others) {
+			int share = fair_share(pool_effective_size(w, p));
+			int min = pool_min_servers(p);
+			bool gave = false;
+			struct list *sp, *st;
+			/* Least recently used first. */
+			list_for_each_safe(sp, st, &p->idle_servers)
+			{
+				struct server *s = container_of(sp, struct server, node);
+				if (pool_total_servers(p) <= min)
+					break;
+				if (p->n_servers <= share && now - s->last_used < IDLE_GIVE_USEC)
+					break;
+				server_close(s, "given to another worker");
+				gave = true;
+			}
+			if (gave)
+				app_kick(others);
+		}
+		pool_maintain(p);
 	}
-	if (!pool_may_launch(w, pool, reserve))
-		return;
-	int logins = (int)list_count(&pool->login_servers);
-	int room = pool_effective_size(w, pool) + (reserve ? w->cfg->reserve_pool_size : 0) -
-		   pool->n_servers;
-	int auth_waiters = 0;
-	for (struct client *a = pool->auth_head; a; a = a->auth_next)
-		auth_waiters++;
-	int waiting = (int)list_count_upto(&pool->waiting_clients,
-					   (size_t)(room > 0 ? room : 0) + (size_t)logins);
-	int need = waiting + auth_waiters - logins;
-	if (!pool->have_welcome && !list_empty(&pool->login_clients) && logins == 0 && need < 1)
-		need = 1;
-	int min = pool->db->cfg.min_pool_size >= 0 ? pool->db->cfg.min_pool_size
-						    : w->cfg->min_pool_size;
-	if (pool->n_servers < min && need < min - pool->n_servers)
-		need = min - pool->n_servers;
-	while (need-- > 0 && pool_may_launch(w, pool, reserve))
-		if (!server_launch(pool))
-			break;
 }

@@ -290,6 +290,7 @@ void server_close(struct server *s, const char *fmt, ...)
 	pool->db->n_servers--;
 	pool->user->n_servers--;
 	w->n_servers--;
+	pool_server_gone(pool);
 	server_set_state(s, SV_CLOSED);
 	worker_schedule_reap(w);
 	if (!was_login || !pool->last_connect_failed)
@@ -365,6 +366,7 @@ static void server_login_done(struct server *s)
 			if (s->params[i] && (pool->welcome_params[i] = strdup(s->params[i])))
 				server_param_put(s, i, pool->welcome_params[i]);
 		}
+		pool_welcome_publish(pool);
 		struct list *pos, *tmp;
 		list_for_each_safe(pos, tmp, &pool->login_clients)
 		{

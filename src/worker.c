@@ -254,8 +254,7 @@ static void janitor_servers(struct worker *w, usec_t now)
 			    now - s->connect_time > cfg->server_connect_timeout)
 				server_close(s, "server_connect_timeout");
 		}
-		int min = p->db->cfg.min_pool_size >= 0 ? p->db->cfg.min_pool_size
-							 : cfg->min_pool_size;
+		int min = pool_min_servers(p);
 		list_for_each_safe(sp, st, &p->idle_servers)
 		{
 			struct server *s = container_of(sp, struct server, node);
@@ -264,16 +263,18 @@ static void janitor_servers(struct worker *w, usec_t now)
 				continue;
 			}
 			if (cfg->server_lifetime > 0 && now - s->connect_time > cfg->server_lifetime &&
-			    p->n_servers > min) {
+			    pool_total_servers(p) > min) {
 				server_close(s, "server_lifetime");
 				continue;
 			}
 			if (cfg->server_idle_timeout > 0 && now - s->last_used > cfg->server_idle_timeout &&
-			    p->n_servers > min)
+			    pool_total_servers(p) > min)
 				server_close(s, "server_idle_timeout");
 		}
 		pool_maintain(p);
 	}
+	if (app_nworkers() > 1)
+		pool_rebalance(w); /* idle servers other workers are short of */
 }
 
 static void janitor_cb(evutil_socket_t fd, short what, void *arg)
@@ -313,6 +314,8 @@ void worker_check_shutdown(struct worker *w)
 		return;
 	if (w->shutdown_mode == 2 && w->n_clients > (int)list_count(&w->admin_clients))
 		return;
+	if (w->id == 0 && !app_others_ended())
+		return; /* the main thread's loop ends last */
 	log_info("shutting down");
 	event_base_loopbreak(w->base);
 }

@@ -210,6 +210,9 @@ class Pooler:
             'default_pool_size': 5,
             'logfile': os.path.join(self.tmpdir, '%s.log' % kind),
         }
+        if kind == 'pgtally' and os.environ.get('PGTALLY_WORKERS'):
+            # Run any test with several event loops: PGTALLY_WORKERS=2 make check
+            defaults['workers'] = int(os.environ['PGTALLY_WORKERS'])
         self.settings = merge(defaults, ini)
         default_dbs = {name: {'host': pg.host, 'port': pg.port, 'dbname': name}
                        for name in ('app', 'app2')}
