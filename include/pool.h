@@ -132,7 +132,8 @@ void pool_maintain(struct pool *pool);
 /*
  * The welcome (ParameterStatus set) of a pool is shared with the same pool on the other
  * workers, so a client there logs in without waiting for a server of its own.
- * publish: after the first login filled pool->welcome. adopt: true when pool has one now.
+ * publish: after the first login filled pool->welcome. adopt: true when pool has one now;
+ * clients already waiting for it (pool->login_clients) are welcomed.
  */
 void pool_welcome_publish(struct pool *pool);
 bool pool_welcome_adopt(struct pool *pool);

@@ -488,8 +488,9 @@ void client_auth_ok(struct client *c, bool admin, struct iobuf *b)
 		log_info("%s login: db=%s user=%s", client_describe(c, who, sizeof(who)),
 			 c->db_name, c->user_name);
 	}
+	pool_welcome_adopt(pool); /* another worker's, when this one has none yet */
 	client_set_state(c, CL_WELCOME_WAIT);
-	if (pool_welcome_adopt(pool)) {
+	if (pool->have_welcome) {
 		client_welcome(c, b);
 		return;
 	}

@@ -482,6 +482,15 @@ bool pool_welcome_adopt(struct pool *pool)
 			return false;
 	}
 	pool->have_welcome = true;
+	/* Clients that logged in before it came (they have had AuthenticationOk). */
+	struct list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &pool->login_clients)
+	{
+		struct client *c = container_of(pos, struct client, node);
+		struct iobuf b = {0};
+		client_welcome(c, &b);
+		iobuf_release(&b);
+	}
 	return true;
 }
 
@@ -557,6 +566,10 @@ static void pool_note_demand(struct worker *w, struct pool *pool)
 void pool_maintain(struct pool *pool)
 {
 	struct worker *w = pool->w;
+
+	/* Clients waiting for parameters another worker's login may already have got. */
+	if (!pool->have_welcome && !list_empty(&pool->login_clients))
+		pool_welcome_adopt(pool);
 
 	/* Idle servers to auth_query lookups first: those clients cannot even log in yet. */
 	while (pool->auth_head && !list_empty(&pool->idle_servers))

@@ -367,16 +367,20 @@ static void server_login_done(struct server *s)
 				server_param_put(s, i, pool->welcome_params[i]);
 		}
 		pool_welcome_publish(pool);
-		struct list *pos, *tmp;
-		list_for_each_safe(pos, tmp, &pool->login_clients)
-		{
-			struct client *c = container_of(pos, struct client, node);
-			struct iobuf b = {0};
-			client_welcome(c, &b);
-			iobuf_release(&b);
-		}
 	} else {
 		/* Still record parameters so welcome includes everything the server reports. */
+	}
+	/*
+	 * Clients waiting for the welcome: also when have_welcome came from another worker
+	 * (pool_welcome_adopt() at a later login) while these were already waiting.
+	 */
+	struct list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &pool->login_clients)
+	{
+		struct client *c = container_of(pos, struct client, node);
+		struct iobuf b = {0};
+		client_welcome(c, &b);
+		iobuf_release(&b);
 	}
 	log_debug("S-%llu %s/%s: login done, backend pid %u", (unsigned long long)s->id,
 		  pool->db->name, pool->user->name, s->be_pid);
