@@ -56,23 +56,35 @@ void metrics_pool_reset(struct pool *p, usec_t now);
 struct pool_stats;
 void metrics_period(const struct pool *p, struct pool_stats *delta, usec_t *len);
 
-/* Close a stats_period for every pool of w: remember the deltas, snapshot the counters. */
+/*
+ * Close a stats_period for every pool of w: remember the deltas, snapshot the counters. The
+ * timer calls it for every worker with the same now (the world stopped), so that the deltas
+ * of a (database, user) on different workers cover the same time and add up.
+ */
 void metrics_stats_period(struct worker *w, usec_t now);
 
-/* Per-worker state: the stats_period timer and, when metrics_listen is set, the endpoint. */
+/* The process's one instance: the stats_period timer and, when metrics_listen is set, the
+ * endpoint, both on worker 0's loop. */
 struct metrics;
 
 /*
  * Start the stats_period timer and, unless metrics_listen is empty, the HTTP endpoint on
- * w's event loop. NULL (logged) when the endpoint cannot be opened.
+ * w's event loop (worker 0's: one instance serves every worker). The timer and the HTTP
+ * handlers stop the world (app_world_stop) while they read the other workers. NULL (logged)
+ * when the endpoint cannot be opened.
  */
 struct metrics *metrics_start(struct worker *w) __attribute__((warn_unused_result));
 void metrics_free(struct metrics *m);
 
-/* Append the whole exposition (text format 0.0.4) for w to out; false when out of memory. */
+/*
+ * Append the whole exposition (text format 0.0.4) to out: every worker's pools merged by
+ * (database, user), histograms added bucket by bucket; false when out of memory. w is the
+ * caller's worker; call with the world stopped.
+ */
 bool metrics_render(struct worker *w, struct evbuffer *out) __attribute__((warn_unused_result));
 
-/* Ready for traffic (/readyz)? When not, a short reason is written to why. */
+/* Ready for traffic (/readyz), looking at every worker (world stopped)? When not, a short
+ * reason is written to why. */
 bool metrics_ready(struct worker *w, char *why, size_t whylen);
 
 /* Write v into out (cap bytes) as a Prometheus label value: escaped, valid UTF-8, at most

@@ -1,74 +1,439 @@
-/* admin: the console database (pgtally, alias pgbouncer): SHOW and control commands. */
+/*
+ * admin: the console database (pgtally, alias pgbouncer): login, commands, control commands,
+ * and the rows of every worker merged by name (admin.h) for SHOW and /metrics.
+ */
 #include "admin.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
 
+#include "admin_int.h"
 #include "app.h"
 #include "client.h"
 #include "log.h"
 #include "metrics.h"
-#include "pool.h"
 #include "nplus1.h"
+#include "pool.h"
 #include "proto.h"
-#include "stats.h"
 #include "server.h"
+#include "stats.h"
 #include "worker.h"
 
-#define PG_TYPE_BYTEA 17u
+/*
+ * With several workers the console acts on all of them: admin_process() and the poll of a
+ * waiting command stop the world (app_world_stop) and then read and change every worker's
+ * objects directly. With one worker that costs nothing.
+ */
 
 /* How often a command that waits (PAUSE, SUSPEND, WAIT_CLOSE) looks at the pools again. */
 #define ADMIN_WAIT_POLL_USEC 20000
 
-/* ---- the fingerprint statistics and N+1 findings, as rows ---- */
+#define NCOLS ADMIN_NCOLS
+
+/* ---- login ---- */
+
+void admin_welcome(struct client *c, struct iobuf *b)
+{
+	proto_build_param_status(b, "server_version", PGTALLY_VERSION "/pgtally");
+	proto_build_param_status(b, "client_encoding", "UTF8");
+	proto_build_param_status(b, "server_encoding", "UTF8");
+	proto_build_param_status(b, "DateStyle", "ISO");
+	proto_build_param_status(b, "integer_datetimes", "on");
+	proto_build_param_status(b, "standard_conforming_strings", "on");
+	proto_build_param_status(b, "application_name", "pgtally");
+	proto_build_backend_key(b, 0, 0);
+	proto_build_ready(b, 'I');
+	(void)client_send(c, b);
+}
+
+/* ---- helpers over the workers' objects ---- */
+
+void admin_error(struct iobuf *b, const char *sqlstate, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	proto_build_error(b, false, "ERROR", sqlstate, msg);
+}
+
+static bool is_admin_name(const char *db)
+{
+	return strcmp(db, "pgtally") == 0 || strcmp(db, "pgbouncer") == 0;
+}
+
+struct list *admin_pool_server_list(struct pool *p, int i)
+{
+	switch (i) {
+	case 0:
+		return &p->active_servers;
+	case 1:
+		return &p->idle_servers;
+	case 2:
+		return &p->used_servers;
+	case 3:
+		return &p->tested_servers;
+	default:
+		return &p->login_servers;
+	}
+}
+
+static struct client *find_admin_client(struct worker *w, uint64_t id)
+{
+	for (struct list *pos = w->admin_clients.next; pos != &w->admin_clients; pos = pos->next) {
+		struct client *c = container_of(pos, struct client, node);
+		if (c->id == id)
+			return c;
+	}
+	return NULL;
+}
+
+/* ---- merging the rows of every worker by name ---- */
+
+bool admin_keymap_init(struct admin_keymap *m, size_t max_entries)
+{
+	size_t cap = 16;
+	while (cap < max_entries * 2 + 1)
+		cap *= 2;
+	m->slot = calloc(cap, sizeof(*m->slot));
+	m->mask = cap - 1;
+	return m->slot != NULL;
+}
+
+void admin_keymap_free(struct admin_keymap *m)
+{
+	free(m->slot);
+	m->slot = NULL;
+}
+
+size_t *admin_keymap_slot(struct admin_keymap *m, uint64_t h,
+			  bool (*same)(const void *ctx, size_t i), const void *ctx)
+{
+	size_t i = (size_t)h & m->mask;
+	while (m->slot[i] && !same(ctx, m->slot[i] - 1))
+		i = (i + 1) & m->mask;
+	return &m->slot[i];
+}
+
+uint64_t admin_hash_str(uint64_t h, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	do {
+		h ^= *p;
+		h *= 0x100000001b3ull;
+	} while (*p++);
+	return h;
+}
+
+uint64_t admin_hash_u64(uint64_t h, uint64_t v)
+{
+	for (int i = 0; i < 8; i++) {
+		h ^= (v >> (8 * i)) & 0xff;
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* ---- pools and databases of all workers, merged ---- */
+
+struct merge_ctx {
+	const struct admin_merged *m;
+	const char *a, *b;
+};
+
+static bool same_db(const void *arg, size_t i)
+{
+	const struct merge_ctx *x = arg;
+	return strcmp(x->m->dbs[i].name, x->a) == 0;
+}
+
+static bool same_pool(const void *arg, size_t i)
+{
+	const struct merge_ctx *x = arg;
+	const struct admin_pool_row *r = &x->m->pools[i];
+	return strcmp(r->database, x->a) == 0 && strcmp(r->user, x->b) == 0;
+}
+
+static void add_stats(struct pool_stats *sum, const struct pool_stats *s)
+{
+	uint64_t *t = (uint64_t *)sum;
+	const uint64_t *v = (const uint64_t *)s;
+	for (size_t i = 0; i < METRICS_NSTATS; i++)
+		t[i] += v[i];
+}
+
+static void add_hist(struct metrics_hist *sum, const struct metrics_hist *h)
+{
+	for (int i = 0; i < METRICS_NBUCKETS; i++)
+		sum->bucket[i] += h->bucket[i];
+	sum->count += h->count;
+	sum->sum_us += h->sum_us;
+}
+
+/* The database row named name, added (from pdb, or from the config line cd) when new. */
+static size_t merge_db(struct admin_merged *m, struct admin_keymap *km, const char *name,
+		       const struct pool_db *pdb, const struct config_db *cd)
+{
+	struct merge_ctx x = {m, name, NULL};
+	size_t *slot = admin_keymap_slot(km, admin_hash_str(ADMIN_HASH_SEED, name), same_db, &x);
+	if (!*slot) {
+		struct admin_db_row *r = &m->dbs[m->n_dbs];
+		memset(r, 0, sizeof(*r));
+		r->name = name;
+		r->pdb = pdb;
+		r->cfg = pdb ? &pdb->cfg : cd;
+		r->removed = pdb && pdb->removed;
+		*slot = ++m->n_dbs;
+	}
+	return *slot - 1;
+}
+
+static void merge_pool(struct admin_merged *m, struct admin_keymap *km, struct admin_keymap *dbmap,
+		       struct pool *p, usec_t now)
+{
+	struct merge_ctx x = {m, p->db->name, p->user->name};
+	size_t *slot = admin_keymap_slot(
+		km, admin_hash_str(admin_hash_str(ADMIN_HASH_SEED, x.a), x.b), same_pool, &x);
+	struct admin_pool_row *r;
+	if (!*slot) {
+		r = &m->pools[m->n_pools];
+		memset(r, 0, sizeof(*r));
+		r->database = p->db->name;
+		r->user = p->user->name;
+		r->pool_mode = p->pool_mode;
+		r->db = merge_db(m, dbmap, p->db->name, p->db, NULL); /* found: added before */
+		*slot = ++m->n_pools;
+	} else {
+		r = &m->pools[*slot - 1];
+	}
+	/* Clients still waiting for the pool's first server login wait too. */
+	r->cl_active += list_count(&p->active_clients);
+	r->cl_waiting += list_count(&p->waiting_clients) + list_count(&p->login_clients);
+	r->sv_active += list_count(&p->active_servers);
+	r->sv_idle += list_count(&p->idle_servers);
+	r->sv_used += list_count(&p->used_servers);
+	r->sv_tested += list_count(&p->tested_servers);
+	r->sv_login += list_count(&p->login_servers);
+	if (!list_empty(&p->waiting_clients)) {
+		struct client *first = container_of(p->waiting_clients.next, struct client, node);
+		if (first->wait_start && now > first->wait_start &&
+		    now - first->wait_start > r->maxwait)
+			r->maxwait = now - first->wait_start;
+	}
+	if (p->last_connect_failed > r->last_connect_failed) {
+		r->last_connect_failed = p->last_connect_failed;
+		r->last_error = p->last_error;
+	}
+	add_stats(&r->stats, &p->stats);
+	struct pool_stats delta;
+	usec_t len;
+	metrics_period(p, &delta, &len);
+	add_stats(&r->period_delta, &delta);
+	if (len > r->period_len)
+		r->period_len = len;
+
+	struct admin_db_row *d = &m->dbs[r->db];
+	d->n_pools++;
+	add_stats(&d->stats, &p->stats);
+	add_stats(&d->period_delta, &delta);
+	if (len > d->period_len)
+		d->period_len = len;
+	add_hist(&d->query, &p->metrics.query);
+	add_hist(&d->xact, &p->metrics.xact);
+	add_hist(&d->wait, &p->metrics.wait);
+}
+
+bool admin_merge(struct admin_merged *m, usec_t now)
+{
+	struct worker *w, *w0 = app_worker(0);
+	struct admin_keymap dbmap = {0}, poolmap = {0};
+	size_t max_dbs = w0 ? w0->cfg->n_dbs : 0, max_pools = 0;
+	memset(m, 0, sizeof(*m));
+	for (int i = 0; (w = app_worker(i)); i++) {
+		max_dbs += list_count(&w->dbs);
+		max_pools += list_count(&w->pools);
+	}
+	/* A pool's database is on its worker's list; room for one per pool anyway. */
+	max_dbs += max_pools;
+	m->dbs = malloc((max_dbs ? max_dbs : 1) * sizeof(*m->dbs));
+	m->pools = malloc((max_pools ? max_pools : 1) * sizeof(*m->pools));
+	if (!m->dbs || !m->pools || !admin_keymap_init(&dbmap, max_dbs) ||
+	    !admin_keymap_init(&poolmap, max_pools)) {
+		admin_keymap_free(&dbmap);
+		admin_merged_free(m);
+		return false;
+	}
+	for (int i = 0; (w = app_worker(i)); i++) {
+		for (struct list *pos = w->dbs.next; pos != &w->dbs; pos = pos->next) {
+			struct pool_db *pdb = container_of(pos, struct pool_db, node);
+			struct admin_db_row *r = &m->dbs[merge_db(m, &dbmap, pdb->name, pdb, NULL)];
+			r->n_servers += pdb->n_servers;
+			r->n_clients += pdb->n_clients;
+			r->paused |= pdb->paused;
+			r->disabled |= pdb->disabled;
+		}
+	}
+	/* Configured databases nobody has connected to yet. */
+	for (size_t i = 0; w0 && i < w0->cfg->n_dbs; i++) {
+		const struct config_db *cd = &w0->cfg->dbs[i];
+		if (strcmp(cd->name, "*") != 0)
+			merge_db(m, &dbmap, cd->name, NULL, cd);
+	}
+	for (int i = 0; (w = app_worker(i)); i++) {
+		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next)
+			merge_pool(m, &poolmap, &dbmap, container_of(pos, struct pool, node), now);
+	}
+	admin_keymap_free(&dbmap);
+	admin_keymap_free(&poolmap);
+	return true;
+}
+
+void admin_merged_free(struct admin_merged *m)
+{
+	free(m->dbs);
+	free(m->pools);
+	memset(m, 0, sizeof(*m));
+}
+
+/* ---- the fingerprint statistics, merged over workers ---- */
+
+static void fp_row_from(struct admin_fp_row *row, const struct fp_entry *e)
+{
+	*row = (struct admin_fp_row){
+		.database = e->pool->db->name,
+		.user = e->pool->user->name,
+		.fingerprint = e->fp,
+		.query = e->query,
+		.calls = e->calls,
+		.rows = e->rows,
+		.errors = e->errors,
+		.total_time_us = e->total_time,
+		.min_time_us = e->calls ? e->min_time : 0,
+		.max_time_us = e->max_time,
+		.calls_in_txn = e->calls_in_txn,
+		.nplus1 = e->nplus1,
+		.first_seen = e->first_seen,
+		.last_seen = e->last_seen,
+	};
+}
+
+static void fp_row_merge(struct admin_fp_row *r, const struct fp_entry *e)
+{
+	/* An entry that only failed has no min: it must not pull the merged min to 0. */
+	if (e->calls && (!r->calls || e->min_time < r->min_time_us))
+		r->min_time_us = e->min_time;
+	if (e->max_time > r->max_time_us)
+		r->max_time_us = e->max_time;
+	r->calls += e->calls;
+	r->rows += e->rows;
+	r->errors += e->errors;
+	r->total_time_us += e->total_time;
+	r->calls_in_txn += e->calls_in_txn;
+	r->nplus1 += e->nplus1;
+	if (e->first_seen && (!r->first_seen || e->first_seen < r->first_seen))
+		r->first_seen = e->first_seen;
+	if (e->last_seen > r->last_seen)
+		r->last_seen = e->last_seen;
+	if (!r->query)
+		r->query = e->query;
+}
+
+struct fp_key {
+	const struct admin_fp_row *rows;
+	const struct fp_entry *e;
+};
+
+static bool same_fp(const void *arg, size_t i)
+{
+	const struct fp_key *k = arg;
+	const struct admin_fp_row *r = &k->rows[i];
+	return r->fingerprint == k->e->fp && strcmp(r->database, k->e->pool->db->name) == 0 &&
+	       strcmp(r->user, k->e->pool->user->name) == 0;
+}
+
+/* Most total time first, then most calls (as stats_fp_sorted). */
+static int fp_row_cmp(const void *a, const void *b)
+{
+	const struct admin_fp_row *x = a, *y = b;
+	if (x->total_time_us != y->total_time_us)
+		return x->total_time_us > y->total_time_us ? -1 : 1;
+	return x->calls > y->calls ? -1 : x->calls < y->calls;
+}
 
 void admin_fingerprints_foreach(struct worker *w,
 				void (*emit)(void *arg, const struct admin_fp_row *row), void *arg)
 {
 	size_t n = 0;
-	struct fp_entry **all = stats_fp_sorted(&w->fps, &n);
-	if (!all)
+	if (app_nworkers() <= 1) {
+		struct fp_entry **all = stats_fp_sorted(&w->fps, &n);
+		if (!all)
+			return;
+		for (size_t i = 0; i < n; i++) {
+			struct admin_fp_row row;
+			fp_row_from(&row, all[i]);
+			emit(arg, &row);
+		}
+		free(all);
 		return;
-	for (size_t i = 0; i < n; i++) {
-		const struct fp_entry *e = all[i];
-		struct admin_fp_row row = {
-			.database = e->pool->db->name,
-			.user = e->pool->user->name,
-			.fingerprint = e->fp,
-			.query = e->query,
-			.calls = e->calls,
-			.rows = e->rows,
-			.errors = e->errors,
-			.total_time_us = e->total_time,
-			.min_time_us = e->calls ? e->min_time : 0,
-			.max_time_us = e->max_time,
-			.calls_in_txn = e->calls_in_txn,
-			.nplus1 = e->nplus1,
-			.first_seen = e->first_seen,
-			.last_seen = e->last_seen,
-		};
-		emit(arg, &row);
 	}
-	free(all);
+	size_t max = 0;
+	struct worker *wk;
+	for (int i = 0; (wk = app_worker(i)); i++)
+		max += wk->fps.count;
+	struct admin_fp_row *rows = malloc((max ? max : 1) * sizeof(*rows));
+	struct admin_keymap km = {0};
+	if (!rows || !admin_keymap_init(&km, max)) {
+		free(rows);
+		return;
+	}
+	for (int i = 0; (wk = app_worker(i)); i++) {
+		const struct fp_table *t = &wk->fps;
+		for (size_t b = 0; b < t->nbuckets; b++) {
+			for (const struct fp_entry *e = t->buckets[b]; e; e = e->next) {
+				if (!e->calls && !e->errors)
+					continue; /* noted, never completed: as stats_fp_sorted */
+				struct fp_key k = {rows, e};
+				uint64_t h = admin_hash_str(
+					admin_hash_str(admin_hash_u64(ADMIN_HASH_SEED, e->fp),
+						       e->pool->db->name),
+					e->pool->user->name);
+				size_t *slot = admin_keymap_slot(&km, h, same_fp, &k);
+				if (*slot) {
+					fp_row_merge(&rows[*slot - 1], e);
+				} else if (n < max) {
+					fp_row_from(&rows[n], e);
+					*slot = ++n;
+				}
+			}
+		}
+	}
+	admin_keymap_free(&km);
+	qsort(rows, n, sizeof(*rows), fp_row_cmp);
+	for (size_t i = 0; i < n; i++)
+		emit(arg, &rows[i]);
+	free(rows);
 }
 
-struct np_visit {
-	void (*emit)(void *arg, const struct admin_nplus1_row *row);
-	void *arg;
-};
-
-static bool np_visit(const struct nplus1_finding *f, void *arg)
+void admin_fingerprints_reset(struct worker *w)
 {
-	struct np_visit *v = arg;
-	struct admin_nplus1_row row = {
+	stats_fp_table_reset(&w->fps);
+}
+
+/* ---- the N+1 findings, merged over workers ---- */
+
+static void np_row_from(struct admin_nplus1_row *row, const struct nplus1_finding *f)
+{
+	*row = (struct admin_nplus1_row){
 		.kind = nplus1_kind_name(f->kind),
 		.database = f->database,
 		.user = f->user,
@@ -87,1135 +452,107 @@ static bool np_visit(const struct nplus1_finding *f, void *arg)
 		.first_seen = f->first_seen,
 		.last_seen = f->last_seen,
 	};
-	v->emit(v->arg, &row);
+}
+
+struct np_collect {
+	void (*emit)(void *arg, const struct admin_nplus1_row *row); /* one worker: straight out */
+	void *arg;
+	struct admin_nplus1_row *rows; /* several: merged here */
+	size_t n, max;
+	struct admin_keymap km;
+};
+
+struct np_key {
+	const struct admin_nplus1_row *rows;
+	const struct admin_nplus1_row *row;
+};
+
+static bool same_np(const void *arg, size_t i)
+{
+	const struct np_key *k = arg;
+	const struct admin_nplus1_row *r = &k->rows[i], *x = k->row;
+	return r->fingerprint == x->fingerprint && strcmp(r->kind, x->kind) == 0 &&
+	       str_eq(r->database, x->database) && str_eq(r->user, x->user) &&
+	       str_eq(r->application_name, x->application_name) && str_eq(r->route, x->route);
+}
+
+static bool np_visit(const struct nplus1_finding *f, void *arg)
+{
+	struct np_collect *v = arg;
+	struct admin_nplus1_row row;
+	np_row_from(&row, f);
+	if (v->emit) {
+		v->emit(v->arg, &row);
+		return true;
+	}
+	struct np_key key = {v->rows, &row};
+	uint64_t h = admin_hash_u64(ADMIN_HASH_SEED, row.fingerprint);
+	h = admin_hash_str(admin_hash_str(admin_hash_str(h, row.kind), row.database), row.user);
+	h = admin_hash_str(admin_hash_str(h, row.application_name), row.route);
+	size_t *slot = admin_keymap_slot(&v->km, h, same_np, &key);
+	if (!*slot) {
+		if (v->n < v->max) {
+			v->rows[v->n] = row;
+			*slot = ++v->n;
+		}
+		return true;
+	}
+	struct admin_nplus1_row *r = &v->rows[*slot - 1];
+	r->occurrences += row.occurrences;
+	r->executions += row.executions;
+	r->total_time_us += row.total_time_us;
+	if (row.max_executions > r->max_executions)
+		r->max_executions = row.max_executions;
+	if (row.last_seen > r->last_seen) {
+		r->last_seen = row.last_seen;
+		r->last_calls = row.last_calls;
+		r->source_fingerprint = row.source_fingerprint;
+		r->source_query = row.source_query;
+		r->source_rows = row.source_rows;
+	}
+	if (row.first_seen && (!r->first_seen || row.first_seen < r->first_seen))
+		r->first_seen = row.first_seen;
+	if (!r->query)
+		r->query = row.query;
 	return true;
+}
+
+/* Most recent first, as nplus1_table_foreach visits one table. */
+static int np_row_cmp(const void *a, const void *b)
+{
+	const struct admin_nplus1_row *x = a, *y = b;
+	return x->last_seen > y->last_seen ? -1 : x->last_seen < y->last_seen;
 }
 
 void admin_nplus1_foreach(struct worker *w,
 			  void (*emit)(void *arg, const struct admin_nplus1_row *row), void *arg)
 {
-	struct np_visit v = {emit, arg};
-	nplus1_table_foreach(w->nplus1, np_visit, &v);
-}
-
-void admin_fingerprints_reset(struct worker *w)
-{
-	stats_fp_table_reset(&w->fps);
+	struct np_collect v = {.emit = emit, .arg = arg};
+	struct worker *wk;
+	if (app_nworkers() <= 1) {
+		nplus1_table_foreach(w->nplus1, np_visit, &v);
+		return;
+	}
+	v.emit = NULL;
+	for (int i = 0; (wk = app_worker(i)); i++)
+		v.max += nplus1_table_count(wk->nplus1);
+	v.rows = malloc((v.max ? v.max : 1) * sizeof(*v.rows));
+	if (!v.rows || !admin_keymap_init(&v.km, v.max)) {
+		free(v.rows);
+		return;
+	}
+	for (int i = 0; (wk = app_worker(i)); i++)
+		nplus1_table_foreach(wk->nplus1, np_visit, &v);
+	admin_keymap_free(&v.km);
+	qsort(v.rows, v.n, sizeof(*v.rows), np_row_cmp);
+	for (size_t i = 0; i < v.n; i++)
+		emit(arg, &v.rows[i]);
+	free(v.rows);
 }
 
 void admin_nplus1_reset(struct worker *w)
 {
 	nplus1_table_reset(w->nplus1);
-}
-
-/* ---- login ---- */
-
-void admin_welcome(struct client *c, struct iobuf *b)
-{
-	proto_build_param_status(b, "server_version", PGTALLY_VERSION "/pgtally");
-	proto_build_param_status(b, "client_encoding", "UTF8");
-	proto_build_param_status(b, "server_encoding", "UTF8");
-	proto_build_param_status(b, "DateStyle", "ISO");
-	proto_build_param_status(b, "integer_datetimes", "on");
-	proto_build_param_status(b, "standard_conforming_strings", "on");
-	proto_build_param_status(b, "application_name", "pgtally");
-	proto_build_backend_key(b, 0, 0);
-	proto_build_ready(b, 'I');
-	(void)client_send(c, b);
-}
-
-/* ---- result sets ---- */
-
-#define MAX_COLS 32
-#define CELL_LEN 64
-
-struct col {
-	const char *name;
-	uint32_t type;
-};
-
-#define TXT PG_TYPE_TEXT
-#define I4 PG_TYPE_INT4
-#define I8 PG_TYPE_INT8
-#define NUM PG_TYPE_NUMERIC
-
-/* One row being built: values point into buf or at strings that outlive the row. */
-struct row {
-	size_t n;
-	const char *v[MAX_COLS];
-	char buf[MAX_COLS][CELL_LEN];
-};
-
-static void row_str(struct row *r, const char *s)
-{
-	r->v[r->n++] = s;
-}
-
-static void row_i64(struct row *r, long long v)
-{
-	snprintf(r->buf[r->n], CELL_LEN, "%lld", v);
-	r->v[r->n] = r->buf[r->n];
-	r->n++;
-}
-
-static void row_u64(struct row *r, uint64_t v)
-{
-	snprintf(r->buf[r->n], CELL_LEN, "%" PRIu64, v);
-	r->v[r->n] = r->buf[r->n];
-	r->n++;
-}
-
-static void row_hex(struct row *r, uint64_t v)
-{
-	snprintf(r->buf[r->n], CELL_LEN, "%016" PRIx64, v);
-	r->v[r->n] = r->buf[r->n];
-	r->n++;
-}
-
-/* PgBouncer shows times as local "YYYY-MM-DD HH:MM:SS TZ" text; NULL when never. */
-static void row_time(struct row *r, usec_t t)
-{
-	if (t <= 0) {
-		row_str(r, NULL);
-		return;
-	}
-	time_t secs = (time_t)(t / 1000000);
-	struct tm tm;
-	if (!localtime_r(&secs, &tm) ||
-	    strftime(r->buf[r->n], CELL_LEN, "%Y-%m-%d %H:%M:%S %Z", &tm) == 0) {
-		row_str(r, NULL);
-		return;
-	}
-	r->v[r->n] = r->buf[r->n];
-	r->n++;
-}
-
-static void send_header(struct iobuf *b, const struct col *cols, size_t n)
-{
-	const char *names[MAX_COLS];
-	uint32_t types[MAX_COLS];
-	for (size_t i = 0; i < n && i < MAX_COLS; i++) {
-		names[i] = cols[i].name;
-		types[i] = cols[i].type;
-	}
-	proto_build_row_desc(b, names, types, n);
-}
-
-static void send_row(struct iobuf *b, const struct row *r)
-{
-	proto_build_data_row(b, r->v, r->n);
-}
-
-#define NCOLS(a) (sizeof(a) / sizeof((a)[0]))
-
-static void admin_error(struct iobuf *b, const char *sqlstate, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void admin_error(struct iobuf *b, const char *sqlstate, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	proto_build_error(b, false, "ERROR", sqlstate, msg);
-}
-
-static const char *const pool_mode_names[] = {"session", "transaction", "statement"};
-
-static const char *pool_mode_name(int mode)
-{
-	return mode >= 0 && mode <= 2 ? pool_mode_names[mode] : NULL;
-}
-
-/* ---- helpers over the worker's objects ---- */
-
-static bool is_admin_name(const char *db)
-{
-	return strcmp(db, "pgtally") == 0 || strcmp(db, "pgbouncer") == 0;
-}
-
-/* The server list of a pool by state, for walking all of them. */
-static struct list *pool_server_list(struct pool *p, int i)
-{
-	switch (i) {
-	case 0:
-		return &p->active_servers;
-	case 1:
-		return &p->idle_servers;
-	case 2:
-		return &p->used_servers;
-	case 3:
-		return &p->tested_servers;
-	default:
-		return &p->login_servers;
-	}
-}
-
-#define N_SERVER_LISTS 5
-
-static struct client *find_admin_client(struct worker *w, uint64_t id)
-{
-	for (struct list *pos = w->admin_clients.next; pos != &w->admin_clients; pos = pos->next) {
-		struct client *c = container_of(pos, struct client, node);
-		if (c->id == id)
-			return c;
-	}
-	return NULL;
-}
-
-static void sockaddr_text(const struct sockaddr_storage *sa, bool is_unix, char *addr,
-			  size_t addrlen, int *port)
-{
-	*port = 0;
-	snprintf(addr, addrlen, "unix");
-	if (is_unix)
-		return;
-	if (sa->ss_family == AF_INET) {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &a->sin_addr, addr, (socklen_t)addrlen);
-		*port = ntohs(a->sin_port);
-	} else if (sa->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &a->sin6_addr, addr, (socklen_t)addrlen);
-		*port = ntohs(a->sin6_port);
-	}
-}
-
-static void local_addr_text(int fd, char *addr, size_t addrlen, int *port)
-{
-	struct sockaddr_storage sa;
-	socklen_t len = sizeof(sa);
-	memset(&sa, 0, sizeof(sa));
-	if (fd < 0 || getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
-		snprintf(addr, addrlen, "unix");
-		*port = 0;
-		return;
-	}
-	sockaddr_text(&sa, sa.ss_family == AF_UNIX, addr, addrlen, port);
-}
-
-/* ---- SHOW commands ---- */
-
-static void show_help(struct iobuf *b)
-{
-	static const char detail[] =
-		"\n\tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION\n"
-		"\tSHOW FDS|LISTS|MEM|STATE\n"
-		"\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
-		"\tSHOW FINGERPRINTS|NPLUS1\n"
-		"\tSET key = arg\n"
-		"\tRELOAD\n"
-		"\tPAUSE [<db>]\n"
-		"\tRESUME [<db>]\n"
-		"\tDISABLE <db>\n"
-		"\tENABLE <db>\n"
-		"\tRECONNECT [<db>]\n"
-		"\tKILL [<db>]\n"
-		"\tKILL_CLIENT <client_id>\n"
-		"\tSUSPEND\n"
-		"\tSHUTDOWN\n"
-		"\tSHUTDOWN WAIT_FOR_SERVERS|WAIT_FOR_CLIENTS\n"
-		"\tWAIT_CLOSE [<db>]\n"
-		"\tRESET STATS|FINGERPRINTS|NPLUS1";
-	size_t s = pkt_begin(b, 'N');
-	pkt_put_u8(b, 'S');
-	pkt_put_str(b, "NOTICE");
-	pkt_put_u8(b, 'V');
-	pkt_put_str(b, "NOTICE");
-	pkt_put_u8(b, 'C');
-	pkt_put_str(b, "00000");
-	pkt_put_u8(b, 'M');
-	pkt_put_str(b, "Console usage");
-	pkt_put_u8(b, 'D');
-	pkt_put_str(b, detail);
-	pkt_put_u8(b, 0);
-	pkt_end(b, s);
-}
-
-static void show_version(struct iobuf *b)
-{
-	static const struct col cols[] = {{"version", TXT}};
-	struct row r = {0};
-	send_header(b, cols, NCOLS(cols));
-	row_str(&r, "pgtally " PGTALLY_VERSION);
-	send_row(b, &r);
-}
-
-static void show_pools(struct worker *w, struct iobuf *b)
-{
-	static const struct col cols[] = {
-		{"database", TXT},
-		{"user", TXT},
-		{"cl_active", I4},
-		{"cl_waiting", I4},
-		{"cl_active_cancel_req", I4},
-		{"cl_waiting_cancel_req", I4},
-		{"sv_active", I4},
-		{"sv_active_cancel", I4},
-		{"sv_being_canceled", I4},
-		{"sv_idle", I4},
-		{"sv_used", I4},
-		{"sv_tested", I4},
-		{"sv_login", I4},
-		{"maxwait", I4},
-		{"maxwait_us", I4},
-		{"pool_mode", TXT},
-		{"load_balance_hosts", TXT},
-	};
-	usec_t now = worker_now(w);
-	send_header(b, cols, NCOLS(cols));
-	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		struct pool *p = container_of(pos, struct pool, node);
-		struct row r = {0};
-		usec_t maxwait = 0;
-		if (!list_empty(&p->waiting_clients)) {
-			struct client *first =
-				container_of(p->waiting_clients.next, struct client, node);
-			if (first->wait_start && now > first->wait_start)
-				maxwait = now - first->wait_start;
-		}
-		row_str(&r, p->db->name);
-		row_str(&r, p->user->name);
-		/* Clients still waiting for the pool's first server login wait too. */
-		row_i64(&r, (long long)list_count(&p->active_clients));
-		row_i64(&r, (long long)(list_count(&p->waiting_clients) +
-					list_count(&p->login_clients)));
-		row_i64(&r, 0);
-		row_i64(&r, 0);
-		row_i64(&r, (long long)list_count(&p->active_servers));
-		row_i64(&r, 0);
-		row_i64(&r, 0);
-		row_i64(&r, (long long)list_count(&p->idle_servers));
-		row_i64(&r, (long long)list_count(&p->used_servers));
-		row_i64(&r, (long long)list_count(&p->tested_servers));
-		row_i64(&r, (long long)list_count(&p->login_servers));
-		row_i64(&r, (long long)(maxwait / 1000000));
-		row_i64(&r, (long long)(maxwait % 1000000));
-		row_str(&r, pool_mode_name(p->pool_mode));
-		row_str(&r, NULL);
-		send_row(b, &r);
-	}
-}
-
-/* SHOW CLIENTS and SHOW SERVERS share their columns. */
-static const struct col socket_cols[] = {
-	{"type", TXT},
-	{"user", TXT},
-	{"database", TXT},
-	{"replication", TXT},
-	{"state", TXT},
-	{"addr", TXT},
-	{"port", I4},
-	{"local_addr", TXT},
-	{"local_port", I4},
-	{"connect_time", TXT},
-	{"request_time", TXT},
-	{"wait", I4},
-	{"wait_us", I4},
-	{"close_needed", I4},
-	{"ptr", TXT},
-	{"link", TXT},
-	{"remote_pid", I4},
-	{"tls", TXT},
-	{"application_name", TXT},
-	{"prepared_statements", I4},
-	{"id", I8},
-};
-
-static void client_row(struct iobuf *b, struct client *c, usec_t now)
-{
-	struct row r = {0};
-	char addr[64], laddr[64], ptr[32], link[32];
-	int port, lport;
-	const char *state;
-	usec_t since = 0;
-
-	switch (c->state) {
-	case CL_ACTIVE:
-		state = "active";
-		since = c->query_start;
-		break;
-	case CL_WAITING:
-	case CL_WELCOME_WAIT:
-		state = "waiting";
-		since = c->wait_start;
-		break;
-	case CL_ADMIN:
-		state = "active";
-		break;
-	default:
-		state = "idle";
-		break;
-	}
-	usec_t wait = since && now > since ? now - since : 0;
-	struct sockaddr_storage ca = {0};
-	memcpy(&ca, &c->addr, sizeof(c->addr));
-	sockaddr_text(&ca, c->is_unix, addr, sizeof(addr), &port);
-	local_addr_text(c->sb.fd, laddr, sizeof(laddr), &lport);
-	snprintf(ptr, sizeof(ptr), "%p", (void *)c);
-	if (c->server)
-		snprintf(link, sizeof(link), "%p", (void *)c->server);
-	else
-		link[0] = '\0';
-
-	row_str(&r, "C");
-	row_str(&r, c->user_name ? c->user_name : "(nouser)");
-	row_str(&r, c->db_name ? c->db_name : "(nodb)");
-	row_str(&r, "none");
-	row_str(&r, state);
-	row_str(&r, addr);
-	row_i64(&r, port);
-	row_str(&r, laddr);
-	row_i64(&r, lport);
-	row_time(&r, c->connect_time);
-	row_time(&r, c->request_time);
-	row_i64(&r, (long long)(wait / 1000000));
-	row_i64(&r, (long long)(wait % 1000000));
-	row_i64(&r, 0);
-	row_str(&r, ptr);
-	row_str(&r, link);
-	row_i64(&r, 0);
-	char tls[128];
-	sbuf_tls_describe(&c->sb, tls, sizeof(tls));
-	row_str(&r, tls);
-	row_str(&r, c->params[PARAM_APPLICATION_NAME] ? c->params[PARAM_APPLICATION_NAME] : "");
-	row_i64(&r, (long long)pstmt_map_count(c->pstmts));
-	row_u64(&r, c->id);
-	send_row(b, &r);
-}
-
-static void clients_on(struct iobuf *b, struct list *l, usec_t now)
-{
-	for (struct list *pos = l->next; pos != l; pos = pos->next)
-		client_row(b, container_of(pos, struct client, node), now);
-}
-
-static void show_clients(struct worker *w, struct iobuf *b)
-{
-	usec_t now = worker_now(w);
-	send_header(b, socket_cols, NCOLS(socket_cols));
-	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		struct pool *p = container_of(pos, struct pool, node);
-		clients_on(b, &p->active_clients, now);
-		clients_on(b, &p->waiting_clients, now);
-		clients_on(b, &p->login_clients, now);
-	}
-	clients_on(b, &w->admin_clients, now);
-}
-
-static void server_row(struct iobuf *b, struct server *s, usec_t now)
-{
-	static const char *const states[] = {"new", "idle", "active", "used", "tested", "closed"};
-	struct row r = {0};
-	const struct pool_db *db = s->pool->db;
-	char laddr[64], ptr[32], link[32];
-	int lport;
-	const char *host =
-		db->cfg.host && *db->cfg.host && db->cfg.host[0] != '/' ? db->cfg.host : "unix";
-	usec_t wait = s->state == SV_ACTIVE && s->rq.count > 0 && now > s->request_time
-			      ? now - s->request_time
-			      : 0;
-	local_addr_text(s->sb.fd, laddr, sizeof(laddr), &lport);
-	snprintf(ptr, sizeof(ptr), "%p", (void *)s);
-	if (s->client)
-		snprintf(link, sizeof(link), "%p", (void *)s->client);
-	else
-		link[0] = '\0';
-
-	row_str(&r, "S");
-	row_str(&r, db->cfg.user ? db->cfg.user : s->pool->user->name);
-	row_str(&r, db->name);
-	row_str(&r, "none");
-	row_str(&r, states[s->state <= SV_CLOSED ? s->state : SV_CLOSED]);
-	row_str(&r, host);
-	row_i64(&r, db->cfg.port > 0 ? db->cfg.port : 5432);
-	row_str(&r, laddr);
-	row_i64(&r, lport);
-	row_time(&r, s->connect_time);
-	row_time(&r, s->request_time);
-	row_i64(&r, (long long)(wait / 1000000));
-	row_i64(&r, (long long)(wait % 1000000));
-	row_i64(&r, s->close_needed ? 1 : 0);
-	row_str(&r, ptr);
-	row_str(&r, link);
-	row_i64(&r, (long long)s->be_pid);
-	char tls[128];
-	sbuf_tls_describe(&s->sb, tls, sizeof(tls));
-	row_str(&r, tls);
-	row_str(&r, s->params[PARAM_APPLICATION_NAME] ? s->params[PARAM_APPLICATION_NAME] : "");
-	row_i64(&r, (long long)s->pstmts.count);
-	row_u64(&r, s->id);
-	send_row(b, &r);
-}
-
-static void show_servers(struct worker *w, struct iobuf *b)
-{
-	usec_t now = worker_now(w);
-	send_header(b, socket_cols, NCOLS(socket_cols));
-	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		struct pool *p = container_of(pos, struct pool, node);
-		for (int i = 0; i < N_SERVER_LISTS; i++) {
-			struct list *l = pool_server_list(p, i);
-			for (struct list *sp = l->next; sp != l; sp = sp->next)
-				server_row(b, container_of(sp, struct server, node), now);
-		}
-	}
-}
-
-static void database_row(struct iobuf *b, struct worker *w, const char *name,
-			 const struct config_db *cd, const struct pool_db *pdb)
-{
-	const struct config *cfg = w->cfg;
-	struct row r = {0};
-	const char *host = cd->host && *cd->host && cd->host[0] != '/' ? cd->host : NULL;
-	int pool_size = cd->pool_size >= 0 ? cd->pool_size : cfg->default_pool_size;
-	int min_pool = cd->min_pool_size >= 0 ? cd->min_pool_size : cfg->min_pool_size;
-	int reserve = cd->reserve_pool >= 0 ? cd->reserve_pool : cfg->reserve_pool_size;
-	int max_conn =
-		cd->max_db_connections >= 0 ? cd->max_db_connections : cfg->max_db_connections;
-
-	row_str(&r, name);
-	row_str(&r, host);
-	row_i64(&r, cd->port > 0 ? cd->port : 5432);
-	row_str(&r, cd->dbname ? cd->dbname : name);
-	row_str(&r, cd->user);
-	row_i64(&r, pool_size);
-	row_i64(&r, min_pool);
-	row_i64(&r, reserve);
-	row_i64(&r, (long long)(cfg->server_lifetime / 1000000));
-	row_str(&r, pool_mode_name(cd->pool_mode));
-	row_str(&r, NULL);
-	row_i64(&r, max_conn);
-	row_i64(&r, pdb ? pdb->n_servers : 0);
-	row_i64(&r, 0);
-	row_i64(&r, pdb ? pdb->n_clients : 0);
-	row_i64(&r, pdb && pdb->paused ? 1 : 0);
-	row_i64(&r, pdb && pdb->disabled ? 1 : 0);
-	send_row(b, &r);
-}
-
-static void show_databases(struct worker *w, struct iobuf *b)
-{
-	static const struct col cols[] = {
-		{"name", TXT},
-		{"host", TXT},
-		{"port", I4},
-		{"database", TXT},
-		{"force_user", TXT},
-		{"pool_size", I4},
-		{"min_pool_size", I4},
-		{"reserve_pool_size", I4},
-		{"server_lifetime", I4},
-		{"pool_mode", TXT},
-		{"load_balance_hosts", TXT},
-		{"max_connections", I4},
-		{"current_connections", I4},
-		{"max_client_connections", I4},
-		{"current_client_connections", I4},
-		{"paused", I4},
-		{"disabled", I4},
-	};
-	send_header(b, cols, NCOLS(cols));
-	for (struct list *pos = w->dbs.next; pos != &w->dbs; pos = pos->next) {
-		struct pool_db *pdb = container_of(pos, struct pool_db, node);
-		if (!pdb->removed)
-			database_row(b, w, pdb->name, &pdb->cfg, pdb);
-	}
-	/* Configured databases nobody has connected to yet. */
-	for (size_t i = 0; i < w->cfg->n_dbs; i++) {
-		const struct config_db *cd = &w->cfg->dbs[i];
-		if (strcmp(cd->name, "*") == 0)
-			continue;
-		bool seen = false;
-		for (struct list *pos = w->dbs.next; pos != &w->dbs && !seen; pos = pos->next)
-			seen = strcmp(container_of(pos, struct pool_db, node)->name, cd->name) == 0;
-		if (!seen)
-			database_row(b, w, cd->name, cd, NULL);
-	}
-}
-
-static void user_row(struct iobuf *b, struct worker *w, const char *name,
-		     const struct pool_user *pu)
-{
-	const struct config_user *cu = config_find_user(w->cfg, name);
-	struct row r = {0};
-	char size[16] = "";
-	int max_conn = cu && cu->max_user_connections >= 0 ? cu->max_user_connections
-							   : w->cfg->max_user_connections;
-	int max_cl =
-		cu && cu->max_user_client_connections >= 0 ? cu->max_user_client_connections : 0;
-	if (cu && cu->pool_size >= 0)
-		snprintf(size, sizeof(size), "%d", cu->pool_size);
-	row_str(&r, name);
-	row_str(&r, size);
-	row_str(&r, "");
-	row_str(&r, cu ? pool_mode_name(cu->pool_mode) : NULL);
-	row_i64(&r, max_conn);
-	row_i64(&r, pu ? pu->n_servers : 0);
-	row_i64(&r, max_cl);
-	row_i64(&r, pu ? pu->n_clients : 0);
-	send_row(b, &r);
-}
-
-static void show_users(struct worker *w, struct iobuf *b)
-{
-	static const struct col cols[] = {
-		{"name", TXT},
-		{"pool_size", TXT},
-		{"reserve_pool_size", TXT},
-		{"pool_mode", TXT},
-		{"max_user_connections", I4},
-		{"current_connections", I4},
-		{"max_user_client_connections", I4},
-		{"current_client_connections", I4},
-	};
-	send_header(b, cols, NCOLS(cols));
-	for (struct list *pos = w->users.next; pos != &w->users; pos = pos->next) {
-		struct pool_user *pu = container_of(pos, struct pool_user, node);
-		user_row(b, w, pu->name, pu);
-	}
-	for (size_t i = 0; i < w->cfg->n_users; i++) {
-		const char *name = w->cfg->users[i].name;
-		if (!pool_user_find(w, name, false))
-			user_row(b, w, name, NULL);
-	}
-}
-
-/* Per-database sums of the pool counters and of the last stats_period. */
-struct db_stats {
-	struct pool_stats total;
-	struct pool_stats delta;
-	usec_t len;
-};
-
-static void db_stats_collect(struct worker *w, const struct pool_db *db, struct db_stats *out)
-{
-	memset(out, 0, sizeof(*out));
-	uint64_t *t = (uint64_t *)&out->total, *d = (uint64_t *)&out->delta;
-	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		struct pool *p = container_of(pos, struct pool, node);
-		if (db && p->db != db)
-			continue;
-		struct pool_stats delta;
-		usec_t len;
-		metrics_period(p, &delta, &len);
-		const uint64_t *pt = (const uint64_t *)&p->stats, *pd = (const uint64_t *)&delta;
-		for (size_t i = 0; i < METRICS_NSTATS; i++) {
-			t[i] += pt[i];
-			d[i] += pd[i];
-		}
-		if (len > out->len)
-			out->len = len;
-	}
-}
-
-/* PgBouncer's averages: counts and bytes per second, times per query/transaction/wait. */
-static void db_stats_avg(const struct db_stats *s, struct pool_stats *avg)
-{
-	const struct pool_stats *d = &s->delta;
-	memset(avg, 0, sizeof(*avg));
-	if (s->len <= 0)
-		return;
-	uint64_t len = (uint64_t)s->len;
-#define RATE(f) avg->f = d->f * 1000000u / len
-	RATE(server_assignment_count);
-	RATE(xact_count);
-	RATE(query_count);
-	RATE(bytes_received);
-	RATE(bytes_sent);
-	RATE(client_parse_count);
-	RATE(server_parse_count);
-	RATE(bind_count);
-	RATE(client_login_count);
-#undef RATE
-	avg->xact_time = d->xact_count ? d->xact_time / d->xact_count : 0;
-	avg->query_time = d->query_count ? d->query_time / d->query_count : 0;
-	avg->wait_time = d->server_assignment_count ? d->wait_time / d->server_assignment_count : 0;
-}
-
-static void row_stats(struct row *r, const struct pool_stats *s)
-{
-	const uint64_t *v = (const uint64_t *)s;
-	for (size_t i = 0; i < METRICS_NSTATS; i++)
-		row_u64(r, v[i]);
-}
-
-/* Which of the stats columns a SHOW prints. */
-enum stats_kind { STATS_ALL, STATS_TOTALS, STATS_AVERAGES };
-
-static void show_stats(struct worker *w, struct iobuf *b, enum stats_kind kind)
-{
-	static const struct col all[] = {
-		{"database", TXT},
-		{"total_server_assignment_count", NUM},
-		{"total_xact_count", NUM},
-		{"total_query_count", NUM},
-		{"total_received", NUM},
-		{"total_sent", NUM},
-		{"total_xact_time", NUM},
-		{"total_query_time", NUM},
-		{"total_wait_time", NUM},
-		{"total_client_parse_count", NUM},
-		{"total_server_parse_count", NUM},
-		{"total_bind_count", NUM},
-		{"total_client_login_count", NUM},
-		{"avg_server_assignment_count", NUM},
-		{"avg_xact_count", NUM},
-		{"avg_query_count", NUM},
-		{"avg_recv", NUM},
-		{"avg_sent", NUM},
-		{"avg_xact_time", NUM},
-		{"avg_query_time", NUM},
-		{"avg_wait_time", NUM},
-		{"avg_client_parse_count", NUM},
-		{"avg_server_parse_count", NUM},
-		{"avg_bind_count", NUM},
-		{"avg_client_login_count", NUM},
-	};
-	static const struct col totals[] = {
-		{"database", TXT},           {"server_assignment_count", NUM},
-		{"xact_count", NUM},         {"query_count", NUM},
-		{"bytes_received", NUM},     {"bytes_sent", NUM},
-		{"xact_time", NUM},          {"query_time", NUM},
-		{"wait_time", NUM},          {"client_parse_count", NUM},
-		{"server_parse_count", NUM}, {"bind_count", NUM},
-		{"client_login_count", NUM},
-	};
-	/* PgBouncer keeps the avg_ prefix on three of these; tools expect it. */
-	static const struct col averages[] = {
-		{"database", TXT},
-		{"server_assignment_count", NUM},
-		{"xact_count", NUM},
-		{"query_count", NUM},
-		{"bytes_received", NUM},
-		{"bytes_sent", NUM},
-		{"xact_time", NUM},
-		{"query_time", NUM},
-		{"wait_time", NUM},
-		{"avg_client_parse_count", NUM},
-		{"avg_server_parse_count", NUM},
-		{"avg_bind_count", NUM},
-		{"client_login_count", NUM},
-	};
-	if (kind == STATS_ALL)
-		send_header(b, all, NCOLS(all));
-	else
-		send_header(b, kind == STATS_TOTALS ? totals : averages, NCOLS(totals));
-	for (struct list *pos = w->dbs.next; pos != &w->dbs; pos = pos->next) {
-		struct pool_db *db = container_of(pos, struct pool_db, node);
-		bool has_pool = false;
-		for (struct list *pp = w->pools.next; pp != &w->pools && !has_pool; pp = pp->next)
-			has_pool = container_of(pp, struct pool, node)->db == db;
-		if (!has_pool)
-			continue;
-		struct db_stats s;
-		struct pool_stats avg;
-		struct row r = {0};
-		db_stats_collect(w, db, &s);
-		db_stats_avg(&s, &avg);
-		row_str(&r, db->name);
-		if (kind != STATS_AVERAGES)
-			row_stats(&r, &s.total);
-		if (kind != STATS_TOTALS)
-			row_stats(&r, &avg);
-		send_row(b, &r);
-	}
-}
-
-static void show_totals(struct worker *w, struct iobuf *b)
-{
-	static const struct col cols[] = {{"name", TXT}, {"value", NUM}};
-	static const char *const names[] = {
-		"total_server_assignment_count",
-		"total_xact_count",
-		"total_query_count",
-		"total_received",
-		"total_sent",
-		"total_xact_time",
-		"total_query_time",
-		"total_wait_time",
-		"total_client_parse_count",
-		"total_server_parse_count",
-		"total_bind_count",
-		"total_client_login_count",
-		"avg_server_assignment_count",
-		"avg_xact_count",
-		"avg_query_count",
-		"avg_recv",
-		"avg_sent",
-		"avg_xact_time",
-		"avg_query_time",
-		"avg_wait_time",
-		"avg_client_parse_count",
-		"avg_server_parse_count",
-		"avg_bind_count",
-		"avg_client_login_count",
-	};
-	struct db_stats s;
-	struct pool_stats avg;
-	db_stats_collect(w, NULL, &s);
-	db_stats_avg(&s, &avg);
-	const uint64_t *t = (const uint64_t *)&s.total, *a = (const uint64_t *)&avg;
-	send_header(b, cols, NCOLS(cols));
-	for (size_t i = 0; i < NCOLS(names); i++) {
-		struct row r = {0};
-		row_str(&r, names[i]);
-		row_u64(&r, i < METRICS_NSTATS ? t[i] : a[i - METRICS_NSTATS]);
-		send_row(b, &r);
-	}
-}
-
-static void show_config(struct worker *w, struct iobuf *b)
-{
-	static const struct col cols[] = {
-		{"key", TXT}, {"value", TXT}, {"default", TXT}, {"changeable", TXT}};
-	size_t n;
-	const struct config_option *opts = config_options(&n);
-	send_header(b, cols, NCOLS(cols));
-	for (size_t i = 0; i < n; i++) {
-		const struct config_option *o = &opts[i];
-		char value[1024];
-		struct row r = {0};
-		config_value_text(w->cfg, o, value, sizeof(value));
-		/* Never print a secret, even to admin_users: logs of psql sessions leak. */
-		bool secret = o->secret || strstr(o->name, "password") != NULL;
-		row_str(&r, o->name);
-		row_str(&r, secret && *value ? "********" : value);
-		row_str(&r, o->default_value);
-		row_str(&r, o->changeable ? "yes" : "no");
-		send_row(b, &r);
-	}
-}
-
-static void show_lists(struct worker *w, struct iobuf *b)
-{
-	static const struct col cols[] = {{"list", TXT}, {"items", I4}};
-	size_t dbs = 0;
-	for (struct list *pos = w->dbs.next; pos != &w->dbs; pos = pos->next)
-		dbs += !container_of(pos, struct pool_db, node)->removed;
-	const struct {
-		const char *name;
-		size_t n;
-	} items[] = {
-		{"databases", dbs},
-		{"users", list_count(&w->users)},
-		{"peers", 0},
-		{"pools", list_count(&w->pools)},
-		{"peer_pools", 0},
-		{"free_clients", 0},
-		{"used_clients", (size_t)w->n_clients},
-		{"login_clients", list_count(&w->login_clients)},
-		{"free_servers", 0},
-		{"used_servers", (size_t)w->n_servers},
-		{"dns_names", 0},
-		{"dns_zones", 0},
-		{"dns_queries", 0},
-		{"dns_pending", 0},
-	};
-	send_header(b, cols, NCOLS(cols));
-	for (size_t i = 0; i < NCOLS(items); i++) {
-		struct row r = {0};
-		row_str(&r, items[i].name);
-		row_i64(&r, (long long)items[i].n);
-		send_row(b, &r);
-	}
-}
-
-static void show_mem(struct worker *w, struct iobuf *b)
-{
-	static const struct col cols[] = {
-		{"name", TXT}, {"size", I4}, {"used", I4}, {"free", I4}, {"memtotal", I4}};
-	size_t pools = list_count(&w->pools);
-	size_t bufs_used = 0;
-	/* Connections hold a pooled buffer only while they have unread input. */
-	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		struct pool *p = container_of(pos, struct pool, node);
-		for (int i = 0; i < N_SERVER_LISTS; i++) {
-			struct list *l = pool_server_list(p, i);
-			for (struct list *sp = l->next; sp != l; sp = sp->next)
-				bufs_used +=
-					container_of(sp, struct server, node)->sb.in.data != NULL;
-		}
-	}
-	const struct {
-		const char *name;
-		size_t size, used, free;
-	} items[] = {
-		{"client_cache", sizeof(struct client), (size_t)w->n_clients, 0},
-		{"server_cache", sizeof(struct server), (size_t)w->n_servers, 0},
-		{"pool_cache", sizeof(struct pool), pools, 0},
-		{"db_cache", sizeof(struct pool_db), list_count(&w->dbs), 0},
-		{"user_cache", sizeof(struct pool_user), list_count(&w->users), 0},
-		{"iobuf_cache", SBUF_BUFSIZE, bufs_used, w->n_free_bufs},
-	};
-	send_header(b, cols, NCOLS(cols));
-	for (size_t i = 0; i < NCOLS(items); i++) {
-		struct row r = {0};
-		row_str(&r, items[i].name);
-		row_i64(&r, (long long)items[i].size);
-		row_i64(&r, (long long)items[i].used);
-		row_i64(&r, (long long)items[i].free);
-		row_i64(&r, (long long)(items[i].size * (items[i].used + items[i].free)));
-		send_row(b, &r);
-	}
-}
-
-/*
- * SUSPEND leaves the worker paused with reading stopped on every pooled connection. struct
- * worker has no flag for it, so it is recognized by that: paused, and not one pooled
- * connection is being read.
- */
-static bool is_suspended(struct worker *w)
-{
-	bool any = false;
-	if (!w->paused)
-		return false;
-	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		struct pool *p = container_of(pos, struct pool, node);
-		for (struct list *cp = p->active_clients.next; cp != &p->active_clients;
-		     cp = cp->next) {
-			if (container_of(cp, struct client, node)->sb.read_on)
-				return false;
-			any = true;
-		}
-		for (struct list *sp = p->idle_servers.next; sp != &p->idle_servers;
-		     sp = sp->next) {
-			if (container_of(sp, struct server, node)->sb.read_on)
-				return false;
-			any = true;
-		}
-	}
-	return any;
-}
-
-static void show_state(struct worker *w, struct iobuf *b)
-{
-	static const struct col cols[] = {{"key", TXT}, {"value", TXT}};
-	bool suspended = is_suspended(w);
-	const char *const rows[][2] = {
-		{"active", w->paused ? "no" : "yes"},
-		{"paused", w->paused && !suspended ? "yes" : "no"},
-		{"suspended", suspended ? "yes" : "no"},
-	};
-	send_header(b, cols, NCOLS(cols));
-	for (size_t i = 0; i < NCOLS(rows); i++) {
-		struct row r = {0};
-		row_str(&r, rows[i][0]);
-		row_str(&r, rows[i][1]);
-		send_row(b, &r);
-	}
-}
-
-static void fd_row(struct iobuf *b, int fd, const char *task, const char *user, const char *db,
-		   const struct sockaddr_storage *sa, bool is_unix, uint64_t cancel, int link,
-		   const char *const *params)
-{
-	struct row r = {0};
-	char addr[64];
-	int port;
-	sockaddr_text(sa, is_unix, addr, sizeof(addr), &port);
-	row_i64(&r, fd);
-	row_str(&r, task);
-	row_str(&r, user);
-	row_str(&r, db);
-	row_str(&r, addr);
-	row_i64(&r, port);
-	row_u64(&r, cancel);
-	row_i64(&r, link);
-	row_str(&r, params[PARAM_CLIENT_ENCODING]);
-	row_str(&r, params[PARAM_STANDARD_CONFORMING_STRINGS]);
-	row_str(&r, params[PARAM_DATESTYLE]);
-	row_str(&r, params[PARAM_TIMEZONE]);
-	/* Online restart does not exist in pgtally: never hand out secrets here. */
-	row_str(&r, NULL);
-	row_str(&r, NULL);
-	row_str(&r, NULL);
-	send_row(b, &r);
-}
-
-static void show_fds(struct worker *w, struct iobuf *b)
-{
-	static const struct col cols[] = {
-		{"fd", I4},
-		{"task", TXT},
-		{"user", TXT},
-		{"database", TXT},
-		{"addr", TXT},
-		{"port", I4},
-		{"cancel", I8},
-		{"link", I4},
-		{"client_encoding", TXT},
-		{"std_strings", TXT},
-		{"datestyle", TXT},
-		{"timezone", TXT},
-		{"password", TXT},
-		{"scram_client_key", PG_TYPE_BYTEA},
-		{"scram_server_key", PG_TYPE_BYTEA},
-	};
-	send_header(b, cols, NCOLS(cols));
-	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		struct pool *p = container_of(pos, struct pool, node);
-		struct list *cl[] = {&p->active_clients, &p->waiting_clients};
-		for (size_t i = 0; i < NCOLS(cl); i++) {
-			for (struct list *cp = cl[i]->next; cp != cl[i]; cp = cp->next) {
-				struct client *c = container_of(cp, struct client, node);
-				uint64_t key = ((uint64_t)c->cancel_pid << 32) | c->cancel_key;
-				struct sockaddr_storage ca = {0};
-				memcpy(&ca, &c->addr, sizeof(c->addr));
-				fd_row(b, c->sb.fd, "client", c->user_name, p->db->name, &ca,
-				       c->is_unix, key, c->server ? c->server->sb.fd : 0,
-				       c->params);
-			}
-		}
-		for (int i = 0; i < N_SERVER_LISTS; i++) {
-			struct list *l = pool_server_list(p, i);
-			for (struct list *sp = l->next; sp != l; sp = sp->next) {
-				struct server *s = container_of(sp, struct server, node);
-				struct sockaddr_storage sa;
-				socklen_t len = sizeof(sa);
-				memset(&sa, 0, sizeof(sa));
-				if (s->sb.fd < 0 ||
-				    getpeername(s->sb.fd, (struct sockaddr *)&sa, &len) < 0)
-					sa.ss_family = AF_UNIX;
-				uint64_t key = ((uint64_t)s->be_pid << 32) | s->be_key;
-				fd_row(b, s->sb.fd, "server",
-				       p->db->cfg.user ? p->db->cfg.user : p->user->name,
-				       p->db->name, &sa, sa.ss_family == AF_UNIX, key,
-				       s->client ? s->client->sb.fd : 0, (const char *const *)s->params);
-			}
-		}
-	}
-}
-
-/*
- * Query texts come from clients and were cut at a byte limit: psql and drivers reject a
- * result that is not UTF-8, so bad bytes become '?'. Returns s itself when it is clean, else
- * a copy to free (*tofree), or NULL when out of memory.
- */
-static const char *clean_utf8(const char *s, char **tofree)
-{
-	*tofree = NULL;
-	if (!s)
-		return NULL;
-	size_t n = strlen(s), i = 0;
-	while (i < n) {
-		size_t len = metrics_utf8_len((const unsigned char *)s + i, n - i);
-		if (!len)
-			break;
-		i += len;
-	}
-	if (i == n)
-		return s;
-	char *copy = strdup(s);
-	if (!copy)
-		return NULL;
-	while (i < n) {
-		size_t len = metrics_utf8_len((const unsigned char *)copy + i, n - i);
-		if (!len) {
-			copy[i] = '?';
-			len = 1;
-		}
-		i += len;
-	}
-	*tofree = copy;
-	return copy;
-}
-
-static void fmt_us(struct row *r, uint64_t us)
-{
-	row_u64(r, us);
-}
-
-struct fp_emit_ctx {
-	struct iobuf *b;
-};
-
-static void fp_emit(void *arg, const struct admin_fp_row *f)
-{
-	struct fp_emit_ctx *ctx = arg;
-	struct row r = {0};
-	row_str(&r, f->database);
-	row_str(&r, f->user);
-	row_hex(&r, f->fingerprint);
-	row_u64(&r, f->calls);
-	row_u64(&r, f->rows);
-	fmt_us(&r, f->total_time_us);
-	fmt_us(&r, f->calls ? f->total_time_us / f->calls : 0);
-	fmt_us(&r, f->min_time_us);
-	fmt_us(&r, f->max_time_us);
-	row_u64(&r, f->errors);
-	row_u64(&r, f->calls_in_txn);
-	row_u64(&r, f->nplus1);
-	row_time(&r, f->first_seen);
-	row_time(&r, f->last_seen);
-	char *q;
-	row_str(&r, clean_utf8(f->query, &q));
-	send_row(ctx->b, &r);
-	free(q);
-}
-
-/* pg_stat_statements at the pooler: ordered by total time, most first. */
-static void show_fingerprints(struct worker *w, struct iobuf *b)
-{
-	static const struct col cols[] = {
-		{"database", TXT},	{"user", TXT},	       {"fingerprint", TXT},
-		{"calls", NUM},		{"rows", NUM},	       {"total_time_us", NUM},
-		{"mean_time_us", NUM},	{"min_time_us", NUM},  {"max_time_us", NUM},
-		{"errors", NUM},	{"calls_in_txn", NUM}, {"nplus1", NUM},
-		{"first_seen", TXT},	{"last_seen", TXT},    {"query", TXT},
-	};
-	struct fp_emit_ctx ctx = {b};
-	send_header(b, cols, NCOLS(cols));
-	admin_fingerprints_foreach(w, fp_emit, &ctx);
-}
-
-static void nplus1_emit(void *arg, const struct admin_nplus1_row *f)
-{
-	struct fp_emit_ctx *ctx = arg;
-	struct row r = {0};
-	char *app, *route, *q, *sq;
-	row_str(&r, f->database);
-	row_str(&r, f->user);
-	row_str(&r, clean_utf8(f->application_name, &app));
-	row_str(&r, clean_utf8(f->route, &route));
-	row_str(&r, f->kind);
-	row_hex(&r, f->fingerprint);
-	if (f->source_fingerprint)
-		row_hex(&r, f->source_fingerprint);
-	else
-		row_str(&r, NULL);
-	row_u64(&r, f->occurrences);
-	row_u64(&r, f->last_calls);
-	row_u64(&r, f->max_executions);
-	fmt_us(&r, f->total_time_us);
-	row_time(&r, f->first_seen);
-	row_time(&r, f->last_seen);
-	row_str(&r, clean_utf8(f->query, &q));
-	row_str(&r, clean_utf8(f->source_query, &sq));
-	row_u64(&r, f->source_rows);
-	row_u64(&r, f->executions);
-	send_row(ctx->b, &r);
-	free(app);
-	free(route);
-	free(q);
-	free(sq);
-}
-
-/* N+1 findings, one row per (database, user, route, kind, fingerprint). */
-static void show_nplus1(struct worker *w, struct iobuf *b)
-{
-	static const struct col cols[] = {
-		{"database", TXT},	     {"user", TXT},	     {"application_name", TXT},
-		{"route", TXT},		     {"kind", TXT},	     {"fingerprint", TXT},
-		{"source_fingerprint", TXT}, {"bursts", NUM},	     {"last_calls", NUM},
-		{"max_calls", NUM},	     {"total_time_us", NUM}, {"first_seen", TXT},
-		{"last_seen", TXT},	     {"query", TXT},	     {"source_query", TXT},
-		{"source_rows", NUM},	     {"total_calls", NUM},
-	};
-	struct fp_emit_ctx ctx = {b};
-	send_header(b, cols, NCOLS(cols));
-	admin_nplus1_foreach(w, nplus1_emit, &ctx);
 }
 
 /* ---- commands that answer later ---- */
@@ -1245,71 +582,104 @@ static bool pool_in(const struct pool *p, const char *db)
 	return !db || strcmp(p->db->name, db) == 0;
 }
 
-static bool wait_done(struct admin_wait *aw)
+/* Has the state a waiting command waits for been reached on every worker? */
+static bool wait_done(enum wait_kind kind, const char *db)
 {
-	struct worker *w = aw->w;
-	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		struct pool *p = container_of(pos, struct pool, node);
-		if (!pool_in(p, aw->db))
-			continue;
-		if (aw->kind != WAIT_CLOSE) {
-			if (!list_empty(&p->active_servers))
-				return false;
-			continue;
-		}
-		for (int i = 0; i < N_SERVER_LISTS; i++) {
-			struct list *l = pool_server_list(p, i);
-			for (struct list *sp = l->next; sp != l; sp = sp->next)
-				if (container_of(sp, struct server, node)->close_needed)
+	struct worker *w;
+	for (int wi = 0; (w = app_worker(wi)); wi++) {
+		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+			struct pool *p = container_of(pos, struct pool, node);
+			if (!pool_in(p, db))
+				continue;
+			if (kind != WAIT_CLOSE) {
+				if (!list_empty(&p->active_servers))
 					return false;
+				continue;
+			}
+			for (int i = 0; i < ADMIN_N_SERVER_LISTS; i++) {
+				struct list *l = admin_pool_server_list(p, i);
+				for (struct list *sp = l->next; sp != l; sp = sp->next)
+					if (container_of(sp, struct server, node)->close_needed)
+						return false;
+			}
 		}
 	}
 	return true;
 }
 
-/* Stop reading on every pooled connection: nothing moves until RESUME. */
-static void suspend_all(struct worker *w)
+/* Stop reading on every pooled connection of every worker: nothing moves until RESUME. */
+static void suspend_all(void)
 {
-	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		struct pool *p = container_of(pos, struct pool, node);
-		struct list *cl[] = {&p->active_clients, &p->waiting_clients, &p->login_clients};
-		for (size_t i = 0; i < NCOLS(cl); i++)
-			for (struct list *cp = cl[i]->next; cp != cl[i]; cp = cp->next)
-				sbuf_pause_read(&container_of(cp, struct client, node)->sb);
-		for (int i = 0; i < N_SERVER_LISTS; i++) {
-			struct list *l = pool_server_list(p, i);
-			for (struct list *sp = l->next; sp != l; sp = sp->next)
-				sbuf_pause_read(&container_of(sp, struct server, node)->sb);
+	struct worker *w;
+	for (int wi = 0; (w = app_worker(wi)); wi++) {
+		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+			struct pool *p = container_of(pos, struct pool, node);
+			struct list *cl[] = {&p->active_clients, &p->waiting_clients,
+					     &p->login_clients};
+			for (size_t i = 0; i < NCOLS(cl); i++)
+				for (struct list *cp = cl[i]->next; cp != cl[i]; cp = cp->next)
+					sbuf_pause_read(&container_of(cp, struct client, node)->sb);
+			for (int i = 0; i < ADMIN_N_SERVER_LISTS; i++) {
+				struct list *l = admin_pool_server_list(p, i);
+				for (struct list *sp = l->next; sp != l; sp = sp->next)
+					sbuf_pause_read(&container_of(sp, struct server, node)->sb);
+			}
 		}
 	}
 }
 
-/* Undo suspend_all for the connections that read between requests. */
-static void unsuspend_all(struct worker *w)
+static void resume_read(struct sbuf *sb)
 {
-	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		struct pool *p = container_of(pos, struct pool, node);
-		for (struct list *cp = p->active_clients.next; cp != &p->active_clients;
-		     cp = cp->next) {
-			struct client *c = container_of(cp, struct client, node);
-			if (!c->sb.read_on) {
-				sbuf_resume_read(&c->sb);
-				if (iobuf_avail(&c->sb.in))
-					sbuf_kick(&c->sb);
-			}
-		}
-		for (int i = 0; i < N_SERVER_LISTS; i++) {
-			struct list *l = pool_server_list(p, i);
-			for (struct list *sp = l->next; sp != l; sp = sp->next) {
-				struct server *s = container_of(sp, struct server, node);
-				if (!s->sb.read_on) {
-					sbuf_resume_read(&s->sb);
-					if (iobuf_avail(&s->sb.in))
-						sbuf_kick(&s->sb);
-				}
+	if (sb->read_on)
+		return;
+	sbuf_resume_read(sb);
+	if (iobuf_avail(&sb->in))
+		sbuf_kick(sb);
+}
+
+/* Undo suspend_all for the connections that read between requests. */
+static void unsuspend_all(void)
+{
+	struct worker *w;
+	for (int wi = 0; (w = app_worker(wi)); wi++) {
+		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+			struct pool *p = container_of(pos, struct pool, node);
+			for (struct list *cp = p->active_clients.next; cp != &p->active_clients;
+			     cp = cp->next)
+				resume_read(&container_of(cp, struct client, node)->sb);
+			for (int i = 0; i < ADMIN_N_SERVER_LISTS; i++) {
+				struct list *l = admin_pool_server_list(p, i);
+				for (struct list *sp = l->next; sp != l; sp = sp->next)
+					resume_read(&container_of(sp, struct server, node)->sb);
 			}
 		}
 	}
+}
+
+bool admin_is_suspended(void)
+{
+	struct worker *w = app_worker(0);
+	bool any = false;
+	if (!w || !w->paused)
+		return false;
+	for (int wi = 0; (w = app_worker(wi)); wi++) {
+		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+			struct pool *p = container_of(pos, struct pool, node);
+			for (struct list *cp = p->active_clients.next; cp != &p->active_clients;
+			     cp = cp->next) {
+				if (container_of(cp, struct client, node)->sb.read_on)
+					return false;
+				any = true;
+			}
+			for (struct list *sp = p->idle_servers.next; sp != &p->idle_servers;
+			     sp = sp->next) {
+				if (container_of(sp, struct server, node)->sb.read_on)
+					return false;
+				any = true;
+			}
+		}
+	}
+	return any;
 }
 
 static void wait_free(struct admin_wait *aw)
@@ -1320,21 +690,26 @@ static void wait_free(struct admin_wait *aw)
 	free(aw);
 }
 
+/* The poll of a waiting command: the console's own worker runs it, stopping the world. */
 static void wait_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct admin_wait *aw = arg;
+	struct worker *w = aw->w;
 	(void)fd;
 	(void)what;
-	worker_tick(aw->w);
-	struct client *c = find_admin_client(aw->w, aw->client_id);
+	worker_tick(w);
+	struct client *c = find_admin_client(w, aw->client_id);
 	if (!c) {
 		wait_free(aw);
 		return;
 	}
-	if (!wait_done(aw))
+	app_world_stop(w);
+	if (!wait_done(aw->kind, aw->db)) {
+		app_world_resume(w);
 		return;
+	}
 	if (aw->kind == WAIT_SUSPEND)
-		suspend_all(aw->w);
+		suspend_all();
 
 	struct iobuf b = {0};
 	bool any = true;
@@ -1352,6 +727,7 @@ static void wait_cb(evutil_socket_t fd, short what, void *arg)
 			sbuf_kick(&c->sb);
 	}
 	iobuf_release(&b);
+	app_world_resume(w);
 }
 
 /* Answer later; false (with an error in b) when the wait cannot be set up. */
@@ -1385,8 +761,12 @@ oom:
 	return false;
 }
 
-/* ---- control commands ---- */
+/* ---- control commands: every one acts on all workers ---- */
 
+/*
+ * The database arg on the console's worker, made from the config (the "*" line too, when
+ * create) if it has no object for it yet; false with an error in b.
+ */
 static bool need_db(struct worker *w, const char *arg, bool create, struct pool_db **out,
 		    struct iobuf *b)
 {
@@ -1402,77 +782,117 @@ static bool need_db(struct worker *w, const char *arg, bool create, struct pool_
 	return true;
 }
 
-/* Close every connection of the pools of db (NULL: all), clients first. */
-static void kill_pools(struct worker *w, const char *db)
+enum db_flag { DB_PAUSED, DB_DISABLED };
+
+/*
+ * Set a database's flag on every worker, making its object where need_db would, so that a
+ * client of any worker sees it. Call after need_db() succeeded on the console's worker.
+ */
+static void set_db_flag(const char *name, enum db_flag flag, bool on)
 {
-	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		struct pool *p = container_of(pos, struct pool, node);
-		if (!pool_in(p, db))
+	struct worker *w;
+	for (int i = 0; (w = app_worker(i)); i++) {
+		struct pool_db *pdb = pool_db_find(w, name, true);
+		if (!pdb) {
+			log_warning("worker %d: cannot make database %s (out of memory?)", i, name);
 			continue;
-		struct list *cl[] = {&p->active_clients, &p->waiting_clients, &p->login_clients};
-		for (size_t i = 0; i < NCOLS(cl); i++) {
-			struct list *cp, *tmp;
-			list_for_each_safe(cp, tmp, cl[i])
-			{
-				client_close(
-					container_of(cp, struct client, node), "57P01",
-					"database connections killed by an administrator (KILL)");
+		}
+		if (flag == DB_PAUSED)
+			pdb->paused = on;
+		else
+			pdb->disabled = on;
+	}
+}
+
+/* Set or clear PAUSE on every worker (SUSPEND, SHUTDOWN WAIT_FOR_SERVERS, RESUME). */
+static void set_paused(bool paused)
+{
+	struct worker *w;
+	for (int i = 0; (w = app_worker(i)); i++)
+		w->paused = paused;
+}
+
+/* Close every connection of the pools of db (NULL: all), clients first, on every worker. */
+static void kill_pools(const char *db)
+{
+	struct worker *w;
+	for (int wi = 0; (w = app_worker(wi)); wi++) {
+		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+			struct pool *p = container_of(pos, struct pool, node);
+			if (!pool_in(p, db))
+				continue;
+			struct list *cl[] = {&p->active_clients, &p->waiting_clients,
+					     &p->login_clients};
+			for (size_t i = 0; i < NCOLS(cl); i++) {
+				struct list *cp, *tmp;
+				list_for_each_safe(cp, tmp, cl[i])
+				{
+					client_close(container_of(cp, struct client, node), "57P01",
+						     "database connections killed by an "
+						     "administrator (KILL)");
+				}
+			}
+			for (int i = 0; i < ADMIN_N_SERVER_LISTS; i++) {
+				struct list *sp, *tmp;
+				list_for_each_safe(sp, tmp, admin_pool_server_list(p, i))
+				{
+					server_close(container_of(sp, struct server, node),
+						     "KILL command");
+				}
 			}
 		}
-		for (int i = 0; i < N_SERVER_LISTS; i++) {
+	}
+}
+
+static void reconnect_pools(const char *db)
+{
+	struct worker *w;
+	for (int wi = 0; (w = app_worker(wi)); wi++) {
+		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+			struct pool *p = container_of(pos, struct pool, node);
+			if (!pool_in(p, db))
+				continue;
+			for (int i = 0; i < ADMIN_N_SERVER_LISTS; i++) {
+				struct list *l = admin_pool_server_list(p, i);
+				for (struct list *sp = l->next; sp != l; sp = sp->next)
+					container_of(sp, struct server, node)->close_needed = true;
+			}
+			/* Idle ones can go now; the others close when they come back. */
 			struct list *sp, *tmp;
-			list_for_each_safe(sp, tmp, pool_server_list(p, i))
+			list_for_each_safe(sp, tmp, &p->idle_servers)
 			{
-				server_close(container_of(sp, struct server, node), "KILL command");
+				server_close(container_of(sp, struct server, node),
+					     "RECONNECT command");
 			}
 		}
 	}
 }
 
-static void reconnect_pools(struct worker *w, const char *db)
+static void maintain_pools(const char *db)
 {
-	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		struct pool *p = container_of(pos, struct pool, node);
-		if (!pool_in(p, db))
-			continue;
-		for (int i = 0; i < N_SERVER_LISTS; i++) {
-			struct list *l = pool_server_list(p, i);
-			for (struct list *sp = l->next; sp != l; sp = sp->next)
-				container_of(sp, struct server, node)->close_needed = true;
-		}
-		/* Idle ones can go now; the others close when they come back. */
-		struct list *sp, *tmp;
-		list_for_each_safe(sp, tmp, &p->idle_servers)
-		{
-			server_close(container_of(sp, struct server, node), "RECONNECT command");
+	struct worker *w;
+	for (int wi = 0; (w = app_worker(wi)); wi++) {
+		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+			struct pool *p = container_of(pos, struct pool, node);
+			if (pool_in(p, db))
+				pool_maintain(p);
 		}
 	}
 }
 
-static void maintain_pools(struct worker *w, const char *db)
+static bool db_has_active(const char *db)
 {
-	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		struct pool *p = container_of(pos, struct pool, node);
-		if (pool_in(p, db))
-			pool_maintain(p);
-	}
+	return !wait_done(WAIT_PAUSE, db);
 }
 
-static bool db_has_active(struct worker *w, const char *db)
+static bool any_db_paused(void)
 {
-	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		struct pool *p = container_of(pos, struct pool, node);
-		if (pool_in(p, db) && !list_empty(&p->active_servers))
-			return true;
+	struct worker *w;
+	for (int wi = 0; (w = app_worker(wi)); wi++) {
+		for (struct list *pos = w->dbs.next; pos != &w->dbs; pos = pos->next)
+			if (container_of(pos, struct pool_db, node)->paused)
+				return true;
 	}
-	return false;
-}
-
-static bool any_db_paused(struct worker *w)
-{
-	for (struct list *pos = w->dbs.next; pos != &w->dbs; pos = pos->next)
-		if (container_of(pos, struct pool_db, node)->paused)
-			return true;
 	return false;
 }
 
@@ -1490,15 +910,15 @@ static enum cmd_result cmd_pause(struct client *c, const char *arg, const char *
 			return CMD_ERROR;
 		}
 		log_info("PAUSE command issued");
-		w->paused = true;
+		set_paused(true);
 	} else {
 		if (!need_db(w, arg, true, &pdb, b))
 			return CMD_ERROR;
 		log_info("PAUSE '%s' command issued", arg);
-		pdb->paused = true;
+		set_db_flag(arg, DB_PAUSED, true);
 	}
 	/* Like PgBouncer, answer once the transactions under way have finished. */
-	if (!db_has_active(w, arg)) {
+	if (!db_has_active(arg)) {
 		proto_build_command_complete(b, "PAUSE");
 		return CMD_OK;
 	}
@@ -1518,24 +938,34 @@ static enum cmd_result cmd_resume(struct client *c, const char *arg, struct iobu
 			return CMD_ERROR;
 		}
 		log_info("RESUME command issued");
-		bool suspended = is_suspended(w);
-		w->paused = false;
+		bool suspended = admin_is_suspended();
+		set_paused(false);
 		if (suspended)
-			unsuspend_all(w);
+			unsuspend_all();
 	} else {
-		struct pool_db *pdb = pool_db_find(w, arg, false);
-		if (!pdb) {
+		bool found = false, paused = false;
+		struct worker *wk;
+		for (int i = 0; (wk = app_worker(i)); i++) {
+			struct pool_db *pdb = pool_db_find(wk, arg, false);
+			found |= pdb != NULL;
+			paused |= pdb && pdb->paused;
+		}
+		if (!found) {
 			admin_error(b, "3D000", "no such database: %s", arg);
 			return CMD_ERROR;
 		}
-		if (!pdb->paused) {
+		if (!paused) {
 			admin_error(b, "55000", "database %s is not paused", arg);
 			return CMD_ERROR;
 		}
 		log_info("RESUME '%s' command issued", arg);
-		pdb->paused = false;
+		for (int i = 0; (wk = app_worker(i)); i++) {
+			struct pool_db *pdb = pool_db_find(wk, arg, false);
+			if (pdb)
+				pdb->paused = false;
+		}
 	}
-	maintain_pools(w, arg);
+	maintain_pools(arg);
 	proto_build_command_complete(b, "RESUME");
 	return CMD_OK;
 }
@@ -1552,14 +982,14 @@ static enum cmd_result cmd_suspend(struct client *c, const char *arg, const char
 		admin_error(b, "55000", "already suspended/paused");
 		return CMD_ERROR;
 	}
-	if (any_db_paused(w)) {
+	if (any_db_paused()) {
 		admin_error(b, "55000", "cannot suspend with paused databases");
 		return CMD_ERROR;
 	}
 	log_info("SUSPEND command issued");
-	w->paused = true;
-	if (!db_has_active(w, NULL)) {
-		suspend_all(w);
+	set_paused(true);
+	if (!db_has_active(NULL)) {
+		suspend_all();
 		proto_build_command_complete(b, "SUSPEND");
 		return CMD_OK;
 	}
@@ -1576,7 +1006,7 @@ static enum cmd_result cmd_disable(struct client *c, const char *arg, bool disab
 	if (!need_db(c->w, arg, disable, &pdb, b))
 		return CMD_ERROR;
 	log_info("%s '%s' command issued", disable ? "DISABLE" : "ENABLE", arg);
-	pdb->disabled = disable;
+	set_db_flag(arg, DB_DISABLED, disable);
 	proto_build_command_complete(b, disable ? "DISABLE" : "ENABLE");
 	return CMD_OK;
 }
@@ -1588,23 +1018,28 @@ static enum cmd_result cmd_kill(struct client *c, const char *arg, struct iobuf 
 	if (!arg) {
 		log_info("KILL command issued");
 		/* New clients wait for RESUME, as with PgBouncer. */
-		for (struct list *pos = w->dbs.next; pos != &w->dbs; pos = pos->next)
-			container_of(pos, struct pool_db, node)->paused = true;
+		struct worker *wk;
+		for (int i = 0; (wk = app_worker(i)); i++) {
+			for (struct list *pos = wk->dbs.next; pos != &wk->dbs; pos = pos->next)
+				container_of(pos, struct pool_db, node)->paused = true;
+		}
 	} else {
 		if (!need_db(w, arg, true, &pdb, b))
 			return CMD_ERROR;
 		log_info("KILL '%s' command issued", arg);
-		pdb->paused = true;
+		set_db_flag(arg, DB_PAUSED, true);
 	}
-	kill_pools(w, arg);
+	kill_pools(arg);
 	proto_build_command_complete(b, "KILL");
 	return CMD_OK;
 }
 
+/* Client ids are unique over all workers. */
 static enum cmd_result cmd_kill_client(struct client *c, const char *arg, struct iobuf *b)
 {
-	struct worker *w = c->w;
+	struct worker *w;
 	char *end;
+	(void)c;
 	if (!arg) {
 		admin_error(b, "42601", "KILL_CLIENT needs a client id (SHOW CLIENTS, column id)");
 		return CMD_ERROR;
@@ -1614,18 +1049,22 @@ static enum cmd_result cmd_kill_client(struct client *c, const char *arg, struct
 		admin_error(b, "22023", "invalid client id: %s", arg);
 		return CMD_ERROR;
 	}
-	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		struct pool *p = container_of(pos, struct pool, node);
-		struct list *cl[] = {&p->active_clients, &p->waiting_clients, &p->login_clients};
-		for (size_t i = 0; i < NCOLS(cl); i++) {
-			for (struct list *cp = cl[i]->next; cp != cl[i]; cp = cp->next) {
-				struct client *k = container_of(cp, struct client, node);
-				if (k->id != id)
-					continue;
-				log_info("KILL_CLIENT %llu command issued", id);
-				client_close(k, "57P01", "admin forced disconnect (KILL_CLIENT)");
-				proto_build_command_complete(b, "KILL_CLIENT");
-				return CMD_OK;
+	for (int wi = 0; (w = app_worker(wi)); wi++) {
+		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+			struct pool *p = container_of(pos, struct pool, node);
+			struct list *cl[] = {&p->active_clients, &p->waiting_clients,
+					     &p->login_clients};
+			for (size_t i = 0; i < NCOLS(cl); i++) {
+				for (struct list *cp = cl[i]->next; cp != cl[i]; cp = cp->next) {
+					struct client *k = container_of(cp, struct client, node);
+					if (k->id != id)
+						continue;
+					log_info("KILL_CLIENT %llu command issued", id);
+					client_close(k, "57P01",
+						     "admin forced disconnect (KILL_CLIENT)");
+					proto_build_command_complete(b, "KILL_CLIENT");
+					return CMD_OK;
+				}
 			}
 		}
 	}
@@ -1639,8 +1078,8 @@ static enum cmd_result cmd_reconnect(struct client *c, const char *arg, struct i
 	if (arg && !need_db(c->w, arg, true, &pdb, b))
 		return CMD_ERROR;
 	log_info("RECONNECT%s%s command issued", arg ? " " : "", arg ? arg : "");
-	reconnect_pools(c->w, arg);
-	maintain_pools(c->w, arg);
+	reconnect_pools(arg);
+	maintain_pools(arg);
 	proto_build_command_complete(b, "RECONNECT");
 	return CMD_OK;
 }
@@ -1651,8 +1090,7 @@ static enum cmd_result cmd_wait_close(struct client *c, const char *arg, const c
 	struct pool_db *pdb;
 	if (arg && !need_db(c->w, arg, true, &pdb, b))
 		return CMD_ERROR;
-	struct admin_wait probe = {.w = c->w, .kind = WAIT_CLOSE, .db = (char *)arg};
-	if (wait_done(&probe)) {
+	if (wait_done(WAIT_CLOSE, arg)) {
 		proto_build_command_complete(b, "WAIT_CLOSE");
 		return CMD_OK;
 	}
@@ -1661,18 +1099,23 @@ static enum cmd_result cmd_wait_close(struct client *c, const char *arg, const c
 
 static enum cmd_result cmd_reset(struct client *c, const char *arg, struct iobuf *b)
 {
-	struct worker *w = c->w;
+	struct worker *w;
 	if (arg && strcasecmp(arg, "stats") == 0) {
-		usec_t now = worker_now(w);
-		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-			struct pool *p = container_of(pos, struct pool, node);
-			memset(&p->stats, 0, sizeof(p->stats));
-			metrics_pool_reset(p, now);
+		/* One moment for all, so the next stats_period starts alike everywhere. */
+		usec_t now = worker_now(c->w);
+		for (int i = 0; (w = app_worker(i)); i++) {
+			for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+				struct pool *p = container_of(pos, struct pool, node);
+				memset(&p->stats, 0, sizeof(p->stats));
+				metrics_pool_reset(p, now);
+			}
 		}
 	} else if (arg && strcasecmp(arg, "fingerprints") == 0) {
-		admin_fingerprints_reset(w);
+		for (int i = 0; (w = app_worker(i)); i++)
+			admin_fingerprints_reset(w);
 	} else if (arg && strcasecmp(arg, "nplus1") == 0) {
-		admin_nplus1_reset(w);
+		for (int i = 0; (w = app_worker(i)); i++)
+			admin_nplus1_reset(w);
 	} else {
 		admin_error(b, "42601", "RESET what? STATS, FINGERPRINTS or NPLUS1; see SHOW HELP");
 		return CMD_ERROR;
@@ -1761,7 +1204,7 @@ static enum cmd_result cmd_set(struct client *c, char *arg, struct iobuf *b)
 	}
 	log_info("SET %s = %s", key, value);
 	/* Pool sizes and limits may have grown: waiting clients may get a server now. */
-	maintain_pools(w, NULL);
+	maintain_pools(NULL);
 	proto_build_command_complete(b, "SET");
 	return CMD_OK;
 syntax:
@@ -1810,58 +1253,7 @@ static void split_cmd(char *cmd, char **word, char **arg)
 
 static enum cmd_result cmd_show(struct client *c, const char *arg, struct iobuf *b)
 {
-	struct worker *w = c->w;
-	if (!arg) {
-		admin_error(b, "42601", "SHOW what? See SHOW HELP");
-		return CMD_ERROR;
-	}
-	if (strcasecmp(arg, "help") == 0)
-		show_help(b);
-	else if (strcasecmp(arg, "version") == 0)
-		show_version(b);
-	else if (strcasecmp(arg, "config") == 0)
-		show_config(w, b);
-	else if (strcasecmp(arg, "databases") == 0)
-		show_databases(w, b);
-	else if (strcasecmp(arg, "pools") == 0)
-		show_pools(w, b);
-	else if (strcasecmp(arg, "clients") == 0)
-		show_clients(w, b);
-	else if (strcasecmp(arg, "servers") == 0)
-		show_servers(w, b);
-	else if (strcasecmp(arg, "users") == 0)
-		show_users(w, b);
-	else if (strcasecmp(arg, "stats") == 0)
-		show_stats(w, b, STATS_ALL);
-	else if (strcasecmp(arg, "stats_totals") == 0)
-		show_stats(w, b, STATS_TOTALS);
-	else if (strcasecmp(arg, "stats_averages") == 0)
-		show_stats(w, b, STATS_AVERAGES);
-	else if (strcasecmp(arg, "totals") == 0)
-		show_totals(w, b);
-	else if (strcasecmp(arg, "lists") == 0)
-		show_lists(w, b);
-	else if (strcasecmp(arg, "mem") == 0)
-		show_mem(w, b);
-	else if (strcasecmp(arg, "state") == 0)
-		show_state(w, b);
-	else if (strcasecmp(arg, "fingerprints") == 0)
-		show_fingerprints(w, b);
-	else if (strcasecmp(arg, "nplus1") == 0)
-		show_nplus1(w, b);
-	else if (strcasecmp(arg, "fds") == 0) {
-		/* Cancel keys of every connection: admin_users only, as in PgBouncer. */
-		if (!c->admin_may_control) {
-			admin_error(b, "42501", "SHOW FDS is for admin_users only");
-			return CMD_ERROR;
-		}
-		show_fds(w, b);
-	} else {
-		admin_error(b, "42601", "unknown SHOW item \"%s\"; see SHOW HELP", arg);
-		return CMD_ERROR;
-	}
-	proto_build_command_complete(b, "SHOW");
-	return CMD_OK;
+	return admin_show(c, arg, b) ? CMD_OK : CMD_ERROR;
 }
 
 /* One command; rest is what follows it in the query string (for commands that wait). */
@@ -1952,7 +1344,7 @@ static enum cmd_result admin_command(struct client *c, char *cmd, const char *re
 	}
 	log_info("SHUTDOWN%s%s command issued", arg ? " " : "", arg ? arg : "");
 	if (mode == 1)
-		w->paused = true; /* no new transactions while the last ones finish */
+		set_paused(true); /* no new transactions while the last ones finish */
 	proto_build_command_complete(b, "SHUTDOWN");
 	app_shutdown(w, mode);
 	return CMD_OK;
@@ -2000,9 +1392,12 @@ static bool run_commands(struct client *c, char *sql, struct iobuf *b, bool *any
 
 void admin_process(struct client *c)
 {
+	struct worker *w = c->w;
 	struct iobuf *in = &c->sb.in;
 	struct iobuf b = {0};
 	bool deferred = false;
+
+	app_world_stop(w);
 
 	while (!deferred && c->state == CL_ADMIN && iobuf_avail(in) >= 5) {
 		const uint8_t *hdr = in->data + in->rpos;
@@ -2052,4 +1447,6 @@ void admin_process(struct client *c)
 	if (c->state == CL_ADMIN && iobuf_avail(&b))
 		(void)client_send(c, &b);
 	iobuf_release(&b);
+	app_world_resume(w);
 }
+

@@ -102,36 +102,56 @@ void metrics_stats_period(struct worker *w, usec_t now)
 		p->metrics.period_len = now > start ? now - start : 0;
 		p->metrics.period_start = now;
 		p->stats_prev = p->stats;
-		if (w->cfg->log_stats) {
-			const uint64_t *d = p->metrics.period_delta;
-			double secs = p->metrics.period_len > 0 ? p->metrics.period_len / 1e6 : 1;
-			const struct pool_stats *ds = (const struct pool_stats *)d;
-			log_info("stats: %s/%s %.0f xacts/s, %.0f queries/s, in %.0f B/s, out %.0f B/s, "
-				 "xact %llu us, query %llu us, wait %llu us",
-				 p->db->name, p->user->name, ds->xact_count / secs,
-				 ds->query_count / secs, ds->bytes_received / secs,
-				 ds->bytes_sent / secs,
-				 (unsigned long long)(ds->xact_count ? ds->xact_time / ds->xact_count : 0),
-				 (unsigned long long)(ds->query_count ? ds->query_time / ds->query_count
-								       : 0),
-				 (unsigned long long)(ds->server_assignment_count
-							      ? ds->wait_time / ds->server_assignment_count
-							      : 0));
-		}
 	}
 }
 
+/* log_stats: one line per (database, user), the pools of every worker added up. */
+static void log_period(usec_t now)
+{
+	struct admin_merged m;
+	if (!admin_merge(&m, now)) {
+		log_warning("stats: out of memory");
+		return;
+	}
+	for (size_t i = 0; i < m.n_pools; i++) {
+		const struct admin_pool_row *p = &m.pools[i];
+		const struct pool_stats *ds = &p->period_delta;
+		double secs = p->period_len > 0 ? p->period_len / 1e6 : 1;
+		log_info("stats: %s/%s %.0f xacts/s, %.0f queries/s, in %.0f B/s, out %.0f B/s, "
+			 "xact %llu us, query %llu us, wait %llu us",
+			 p->database, p->user, ds->xact_count / secs, ds->query_count / secs,
+			 ds->bytes_received / secs, ds->bytes_sent / secs,
+			 (unsigned long long)(ds->xact_count ? ds->xact_time / ds->xact_count : 0),
+			 (unsigned long long)(ds->query_count ? ds->query_time / ds->query_count
+							      : 0),
+			 (unsigned long long)(ds->server_assignment_count
+						      ? ds->wait_time / ds->server_assignment_count
+						      : 0));
+	}
+	admin_merged_free(&m);
+}
+
+/*
+ * Worker 0's timer closes the period of every worker at the same moment, so that their
+ * deltas cover the same time and add up (SHOW STATS averages, log_stats).
+ */
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct metrics *m = arg;
+	struct worker *w;
 	(void)fd;
 	(void)what;
 	usec_t now = worker_tick(m->w);
 	usec_t period = m->w->cfg->stats_period > 0 ? m->w->cfg->stats_period : 60000000;
-	if (now - m->last_period >= period) {
-		metrics_stats_period(m->w, now);
-		m->last_period = now;
-	}
+	if (now - m->last_period < period)
+		return;
+	app_world_stop(m->w);
+	for (int i = 0; (w = app_worker(i)); i++)
+		metrics_stats_period(w, now);
+	if (m->w->cfg->log_stats)
+		log_period(now);
+	app_world_resume(m->w);
+	m->last_period = now;
 }
 
 /* ---- text format helpers ---- */
@@ -284,48 +304,40 @@ static const struct {
 	 "How long the oldest waiting client has waited (SHOW POOLS maxwait)."},
 };
 
-static void render_pools(struct worker *w, struct evbuffer *out)
+/* The pools of every worker, added up by (database, user). */
+static void render_pools(const struct admin_merged *m, struct evbuffer *out)
 {
-	usec_t now = worker_now(w);
 	for (int g = 0; g < PG_COUNT; g++) {
 		family(out, pool_gauges[g].name, "gauge", pool_gauges[g].help);
-		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-			struct pool *p = container_of(pos, struct pool, node);
-			struct labels l = {{"database", "user"}, {p->db->name, p->user->name}, {0}};
+		for (size_t i = 0; i < m->n_pools; i++) {
+			const struct admin_pool_row *p = &m->pools[i];
+			struct labels l = {{"database", "user"}, {p->database, p->user}, {0}};
 			uint64_t v = 0;
 			switch (g) {
 			case PG_CL_ACTIVE:
-				v = list_count(&p->active_clients);
+				v = p->cl_active;
 				break;
 			case PG_CL_WAITING:
-				v = list_count(&p->waiting_clients) + list_count(&p->login_clients);
+				v = p->cl_waiting;
 				break;
 			case PG_SV_ACTIVE:
-				v = list_count(&p->active_servers);
+				v = p->sv_active;
 				break;
 			case PG_SV_IDLE:
-				v = list_count(&p->idle_servers);
+				v = p->sv_idle;
 				break;
 			case PG_SV_USED:
-				v = list_count(&p->used_servers);
+				v = p->sv_used;
 				break;
 			case PG_SV_TESTED:
-				v = list_count(&p->tested_servers);
+				v = p->sv_tested;
 				break;
 			case PG_SV_LOGIN:
-				v = list_count(&p->login_servers);
+				v = p->sv_login;
 				break;
-			default: {
-				struct client *first =
-					list_empty(&p->waiting_clients)
-						? NULL
-						: container_of(p->waiting_clients.next,
-							       struct client, node);
-				if (first && first->wait_start && now > first->wait_start)
-					v = (uint64_t)(now - first->wait_start);
-				sample_us(out, pool_gauges[g].name, &l, v);
+			default:
+				sample_us(out, pool_gauges[g].name, &l, (uint64_t)p->maxwait);
 				continue;
-			}
 			}
 			sample_u64(out, pool_gauges[g].name, &l, v);
 		}
@@ -355,13 +367,13 @@ static const struct {
 	{"pgtally_stats_client_logins_total", "Client logins into the pool.", false},
 };
 
-static void render_stats(struct worker *w, struct evbuffer *out)
+static void render_stats(const struct admin_merged *m, struct evbuffer *out)
 {
 	for (size_t i = 0; i < METRICS_NSTATS; i++) {
 		family(out, stat_counters[i].name, "counter", stat_counters[i].help);
-		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-			struct pool *p = container_of(pos, struct pool, node);
-			struct labels l = {{"database", "user"}, {p->db->name, p->user->name}, {0}};
+		for (size_t j = 0; j < m->n_pools; j++) {
+			const struct admin_pool_row *p = &m->pools[j];
+			struct labels l = {{"database", "user"}, {p->database, p->user}, {0}};
 			uint64_t v = ((const uint64_t *)&p->stats)[i];
 			if (stat_counters[i].is_time)
 				sample_us(out, stat_counters[i].name, &l, v);
@@ -398,9 +410,10 @@ static const struct {
 	{"pgtally_databases_disabled", "1 when the database is disabled (DISABLE db)."},
 };
 
-static uint64_t db_gauge_value(const struct config *cfg, int g, const struct config_db *cd,
-			       const struct pool_db *pdb)
+/* A database's gauge: its settings, and its connections summed over the workers. */
+static uint64_t db_gauge_value(const struct config *cfg, int g, const struct admin_db_row *d)
 {
+	const struct config_db *cd = d->cfg;
 	switch (g) {
 	case DG_POOL_SIZE:
 		return (uint64_t)(cd->pool_size >= 0 ? cd->pool_size : cfg->default_pool_size);
@@ -413,48 +426,34 @@ static uint64_t db_gauge_value(const struct config *cfg, int g, const struct con
 		return (uint64_t)(cd->max_db_connections >= 0 ? cd->max_db_connections
 							      : cfg->max_db_connections);
 	case DG_CURRENT_CONNECTIONS:
-		return pdb && pdb->n_servers > 0 ? (uint64_t)pdb->n_servers : 0;
+		return d->n_servers > 0 ? (uint64_t)d->n_servers : 0;
 	case DG_CURRENT_CLIENT_CONNECTIONS:
-		return pdb && pdb->n_clients > 0 ? (uint64_t)pdb->n_clients : 0;
+		return d->n_clients > 0 ? (uint64_t)d->n_clients : 0;
 	case DG_PAUSED:
-		return pdb && pdb->paused;
+		return d->paused;
 	default:
-		return pdb && pdb->disabled;
+		return d->disabled;
 	}
 }
 
-static bool db_live(struct worker *w, const char *name)
-{
-	for (struct list *pos = w->dbs.next; pos != &w->dbs; pos = pos->next)
-		if (strcmp(container_of(pos, struct pool_db, node)->name, name) == 0)
-			return true;
-	return false;
-}
-
-static void render_databases(struct worker *w, struct evbuffer *out)
+/* Databases in use (on any worker), then those configured and never used. */
+static void render_databases(const struct config *cfg, const struct admin_merged *m,
+			     struct evbuffer *out)
 {
 	for (int g = 0; g < DG_COUNT; g++) {
 		family(out, db_gauges[g].name, "gauge", db_gauges[g].help);
-		for (struct list *pos = w->dbs.next; pos != &w->dbs; pos = pos->next) {
-			struct pool_db *pdb = container_of(pos, struct pool_db, node);
-			if (pdb->removed)
+		for (size_t i = 0; i < m->n_dbs; i++) {
+			const struct admin_db_row *d = &m->dbs[i];
+			if (d->removed)
 				continue;
-			struct labels l = {{"database"}, {pdb->name}, {0}};
-			sample_u64(out, db_gauges[g].name, &l,
-				   db_gauge_value(w->cfg, g, &pdb->cfg, pdb));
-		}
-		for (size_t i = 0; i < w->cfg->n_dbs; i++) {
-			const struct config_db *cd = &w->cfg->dbs[i];
-			if (strcmp(cd->name, "*") == 0 || db_live(w, cd->name))
-				continue;
-			struct labels l = {{"database"}, {cd->name}, {0}};
-			sample_u64(out, db_gauges[g].name, &l, db_gauge_value(w->cfg, g, cd, NULL));
+			struct labels l = {{"database"}, {d->name}, {0}};
+			sample_u64(out, db_gauges[g].name, &l, db_gauge_value(cfg, g, d));
 		}
 	}
 }
 
-/* Latency histograms per database: the pools of a database added up. */
-static void render_histograms(struct worker *w, struct evbuffer *out)
+/* Latency histograms per database: the pools of a database on every worker added up. */
+static void render_histograms(const struct admin_merged *m, struct evbuffer *out)
 {
 	static const struct {
 		const char *name;
@@ -463,53 +462,39 @@ static void render_histograms(struct worker *w, struct evbuffer *out)
 	} hists[] = {
 		{"pgtally_query_duration_seconds",
 		 "Query time: request sent to the server until its ReadyForQuery.",
-		 offsetof(struct metrics_pool, query)},
+		 offsetof(struct admin_db_row, query)},
 		{"pgtally_transaction_duration_seconds",
 		 "Transaction time: first query until the transaction ended.",
-		 offsetof(struct metrics_pool, xact)},
+		 offsetof(struct admin_db_row, xact)},
 		{"pgtally_client_wait_seconds", "Time a client waited for a server connection.",
-		 offsetof(struct metrics_pool, wait)},
+		 offsetof(struct admin_db_row, wait)},
 	};
 	char name[96];
 	for (size_t h = 0; h < sizeof(hists) / sizeof(hists[0]); h++) {
 		family(out, hists[h].name, "histogram", hists[h].help);
-		for (struct list *pos = w->dbs.next; pos != &w->dbs; pos = pos->next) {
-			struct pool_db *db = container_of(pos, struct pool_db, node);
-			struct metrics_hist sum;
-			bool any = false;
-			memset(&sum, 0, sizeof(sum));
-			for (struct list *pp = w->pools.next; pp != &w->pools; pp = pp->next) {
-				struct pool *p = container_of(pp, struct pool, node);
-				if (p->db != db)
-					continue;
-				const struct metrics_hist *ph =
-					(const struct metrics_hist *)((const char *)&p->metrics +
-								      hists[h].offset);
-				for (int i = 0; i < METRICS_NBUCKETS; i++)
-					sum.bucket[i] += ph->bucket[i];
-				sum.count += ph->count;
-				sum.sum_us += ph->sum_us;
-				any = true;
-			}
-			if (!any)
+		for (size_t d = 0; d < m->n_dbs; d++) {
+			const struct admin_db_row *db = &m->dbs[d];
+			if (!db->n_pools)
 				continue;
+			const struct metrics_hist *sum =
+				(const struct metrics_hist *)((const char *)db + hists[h].offset);
 			uint64_t cum = 0;
 			char le[32];
 			snprintf(name, sizeof(name), "%s_bucket", hists[h].name);
 			for (int i = 0; i < METRICS_NBUCKETS; i++) {
-				cum += sum.bucket[i];
+				cum += sum->bucket[i];
 				snprintf(le, sizeof(le), "%g",
 					 (double)metrics_bucket_bounds[i] / 1000000.0);
 				struct labels l = {{"database", "le"}, {db->name, le}, {0}};
 				sample_u64(out, name, &l, cum);
 			}
 			struct labels inf = {{"database", "le"}, {db->name, "+Inf"}, {0}};
-			sample_u64(out, name, &inf, sum.count);
+			sample_u64(out, name, &inf, sum->count);
 			struct labels l = {{"database"}, {db->name}, {0}};
 			snprintf(name, sizeof(name), "%s_sum", hists[h].name);
-			sample_us(out, name, &l, sum.sum_us);
+			sample_us(out, name, &l, sum->sum_us);
 			snprintf(name, sizeof(name), "%s_count", hists[h].name);
-			sample_u64(out, name, &l, sum.count);
+			sample_u64(out, name, &l, sum->count);
 		}
 	}
 }
@@ -806,36 +791,45 @@ static void render_process(struct worker *w, struct evbuffer *out)
 	sample_us(out, "pgtally_process_start_time_seconds", &none, (uint64_t)w->start_time);
 }
 
+/* Connection gauges are summed over the workers; pgtally_paused is worker 0's (all alike). */
 static void render_global(struct worker *w, struct evbuffer *out)
 {
 	struct labels none = {{0}, {0}, {0}};
+	struct worker *wk, *w0 = app_worker(0);
+	uint64_t clients = 0, servers = 0;
+	for (int i = 0; (wk = app_worker(i)); i++) {
+		clients += wk->n_clients > 0 ? (uint64_t)wk->n_clients : 0;
+		servers += wk->n_servers > 0 ? (uint64_t)wk->n_servers : 0;
+	}
 	char fpv[16];
 	snprintf(fpv, sizeof(fpv), "%d", FP_VERSION);
 	struct labels bl = {{"version", "fingerprint_version"}, {PGTALLY_VERSION, fpv}, {0}};
 	family(out, "pgtally_build_info", "gauge", "Always 1; the labels say which pgtally runs.");
 	sample_u64(out, "pgtally_build_info", &bl, 1);
 	family(out, "pgtally_paused", "gauge", "1 while pgtally is paused (PAUSE, SIGUSR1).");
-	sample_u64(out, "pgtally_paused", &none, w->paused ? 1 : 0);
+	sample_u64(out, "pgtally_paused", &none, (w0 ? w0 : w)->paused ? 1 : 0);
 	family(out, "pgtally_client_connections", "gauge",
 	       "Client connections, the console's included.");
-	sample_u64(out, "pgtally_client_connections", &none,
-		   w->n_clients > 0 ? (uint64_t)w->n_clients : 0);
+	sample_u64(out, "pgtally_client_connections", &none, clients);
 	family(out, "pgtally_max_client_connections", "gauge", "max_client_conn.");
 	sample_u64(out, "pgtally_max_client_connections", &none,
 		   w->cfg->max_client_conn > 0 ? (uint64_t)w->cfg->max_client_conn : 0);
 	family(out, "pgtally_server_connections", "gauge", "Server connections.");
-	sample_u64(out, "pgtally_server_connections", &none,
-		   w->n_servers > 0 ? (uint64_t)w->n_servers : 0);
+	sample_u64(out, "pgtally_server_connections", &none, servers);
 }
 
 bool metrics_render(struct worker *w, struct evbuffer *out)
 {
+	struct admin_merged m;
+	if (!admin_merge(&m, worker_now(w)))
+		return false;
 	render_global(w, out);
 	render_process(w, out);
-	render_databases(w, out);
-	render_pools(w, out);
-	render_stats(w, out);
-	render_histograms(w, out);
+	render_databases(w->cfg, &m, out);
+	render_pools(&m, out);
+	render_stats(&m, out);
+	render_histograms(&m, out);
+	admin_merged_free(&m);
 	if (!render_fingerprints(w, out) || !render_nplus1(w, out))
 		return false;
 	return true;
@@ -843,15 +837,51 @@ bool metrics_render(struct worker *w, struct evbuffer *out)
 
 /* ---- readiness ---- */
 
+/* Has the (database, user) of p a server connection up on any worker? */
+static bool pool_has_server(const struct pool *p)
+{
+	struct worker *w;
+	for (int i = 0; (w = app_worker(i)); i++) {
+		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+			struct pool *q = container_of(pos, struct pool, node);
+			if (strcmp(q->db->name, p->db->name) != 0 ||
+			    strcmp(q->user->name, p->user->name) != 0)
+				continue;
+			if (!list_empty(&q->idle_servers) || !list_empty(&q->active_servers) ||
+			    !list_empty(&q->used_servers) || !list_empty(&q->tested_servers))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* The database name on any worker: paused or disabled there (flags are set on all alike). */
+static bool db_refused(const char *name, char *why, size_t whylen)
+{
+	struct worker *w;
+	for (int i = 0; (w = app_worker(i)); i++) {
+		for (struct list *pos = w->dbs.next; pos != &w->dbs; pos = pos->next) {
+			struct pool_db *db = container_of(pos, struct pool_db, node);
+			if (strcmp(db->name, name) != 0 || (!db->paused && !db->disabled))
+				continue;
+			snprintf(why, whylen, "database %s is %s", name,
+				 db->paused ? "paused" : "disabled");
+			return true;
+		}
+	}
+	return false;
+}
+
 bool metrics_ready(struct worker *w, char *why, size_t whylen)
 {
 	usec_t now = worker_now(w);
 	usec_t retry = w->cfg->server_login_retry > 1000000 ? w->cfg->server_login_retry : 1000000;
-	if (w->shutting_down) {
+	struct worker *w0 = app_worker(0) ? app_worker(0) : w, *wk;
+	if (w0->shutting_down) {
 		snprintf(why, whylen, "shutting down");
 		return false;
 	}
-	if (w->paused) {
+	if (w0->paused) {
 		snprintf(why, whylen, "paused");
 		return false;
 	}
@@ -859,24 +889,16 @@ bool metrics_ready(struct worker *w, char *why, size_t whylen)
 		const char *name = w->cfg->dbs[i].name;
 		if (strcmp(name, "*") == 0)
 			continue;
-		for (struct list *pos = w->dbs.next; pos != &w->dbs; pos = pos->next) {
-			struct pool_db *db = container_of(pos, struct pool_db, node);
-			if (strcmp(db->name, name) != 0)
-				continue;
-			if (db->paused || db->disabled) {
-				snprintf(why, whylen, "database %s is %s", name,
-					 db->paused ? "paused" : "disabled");
-				return false;
-			}
-		}
+		if (db_refused(name, why, whylen))
+			return false;
 		/* Unreachable: the last login failed recently and no connection is up. */
-		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-			struct pool *p = container_of(pos, struct pool, node);
-			if (strcmp(p->db->name, name) != 0 || !p->last_connect_failed ||
-			    now - p->last_connect_failed >= retry)
-				continue;
-			if (list_empty(&p->idle_servers) && list_empty(&p->active_servers) &&
-			    list_empty(&p->used_servers) && list_empty(&p->tested_servers)) {
+		for (int k = 0; (wk = app_worker(k)); k++) {
+			for (struct list *pos = wk->pools.next; pos != &wk->pools;
+			     pos = pos->next) {
+				struct pool *p = container_of(pos, struct pool, node);
+				if (strcmp(p->db->name, name) != 0 || !p->last_connect_failed ||
+				    now - p->last_connect_failed >= retry || pool_has_server(p))
+					continue;
 				snprintf(why, whylen, "database %s unreachable: %s", name,
 					 p->last_error ? p->last_error : "login failed");
 				return false;
@@ -928,7 +950,10 @@ static void http_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (is_ready) {
-		if (metrics_ready(m->w, why, sizeof(why) - 1)) {
+		app_world_stop(m->w);
+		bool ready = metrics_ready(m->w, why, sizeof(why) - 1);
+		app_world_resume(m->w);
+		if (ready) {
 			reply_text(req, 200, "OK", "ready\n");
 		} else {
 			strcat(why, "\n");
@@ -937,7 +962,13 @@ static void http_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	struct evbuffer *buf = evbuffer_new();
-	if (!buf || !metrics_render(m->w, buf)) {
+	bool rendered = false;
+	if (buf) {
+		app_world_stop(m->w);
+		rendered = metrics_render(m->w, buf);
+		app_world_resume(m->w);
+	}
+	if (!rendered) {
 		if (buf)
 			evbuffer_free(buf);
 		reply_text(req, 500, "Internal Server Error", "out of memory\n");

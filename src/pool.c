@@ -353,7 +353,32 @@ static void pool_limits(struct worker *w, const struct pool *pool, bool use_rese
 							  : w->cfg->max_user_connections;
 }
 
-/* Workers other than pool's that have clients waiting and hit pool_size. */
+/* The tightest of a pool's limits: what the workers share. */
+static int pool_cap(struct worker *w, const struct pool *pool)
+{
+	struct pool_limits l;
+	pool_limits(w, pool, false, &l);
+	int cap = l.size;
+	if (l.max_db > 0 && l.max_db < cap)
+		cap = l.max_db;
+	if (l.max_user > 0 && l.max_user < cap)
+		cap = l.max_user;
+	return cap;
+}
+
+/* Has any limit over all workers been reached, so no server may be opened for pool? */
+static bool pool_limits_reached(struct worker *w, const struct pool *pool)
+{
+	struct pool_limits l;
+	pool_limits(w, pool, false, &l);
+	return atomic_load_explicit(&pool->shared->n, memory_order_relaxed) >= l.size ||
+	       (l.max_db > 0 &&
+		atomic_load_explicit(&pool->db->shared->n, memory_order_relaxed) >= l.max_db) ||
+	       (l.max_user > 0 &&
+		atomic_load_explicit(&pool->user->shared->n, memory_order_relaxed) >= l.max_user);
+}
+
+/* Workers other than pool's that have clients waiting and hit a limit. */
 static uint64_t others_want(const struct pool *pool)
 {
 	return atomic_load_explicit(&pool->shared->want, memory_order_relaxed) &
@@ -387,7 +412,7 @@ static bool pool_may_launch(struct worker *w, struct pool *pool, bool use_reserv
 	if (atomic_load_explicit(&pool->shared->n, memory_order_relaxed) >= l.size)
 		return false;
 	/* Leave the free slots to the workers that are short, once we have our share. */
-	if (others_want(pool) && pool->n_servers >= fair_share(l.size))
+	if (others_want(pool) && pool->n_servers >= fair_share(pool_cap(w, pool)))
 		return false;
 	if (l.max_db > 0 && atomic_load_explicit(&pool->db->shared->n, memory_order_relaxed) >= l.max_db)
 		return false;
@@ -551,8 +576,7 @@ static void pool_note_demand(struct worker *w, struct pool *pool)
 	uint64_t want = atomic_load_explicit(&pool->shared->want, memory_order_relaxed);
 	bool short_of = (!list_empty(&pool->waiting_clients) || pool->auth_head ||
 			 (!pool->have_welcome && !list_empty(&pool->login_clients))) &&
-			atomic_load_explicit(&pool->shared->n, memory_order_relaxed) >=
-				pool_effective_size(w, pool);
+			pool_limits_reached(w, pool);
 	if (short_of && !(want & bit)) {
 		atomic_fetch_or(&pool->shared->want, bit);
 		uint64_t all = app_nworkers() >= 64 ? ~(uint64_t)0
@@ -594,7 +618,7 @@ static bool pool_should_yield(struct worker *w, struct pool *pool)
 	uint64_t others = others_want(pool);
 	if (__builtin_expect(others == 0, 1))
 		return false;
-	if (pool->n_servers <= fair_share(pool_effective_size(w, pool)))
+	if (pool->n_servers <= fair_share(pool_cap(w, pool)))
 		return false;
 	app_kick(others);
 	return true;
@@ -610,7 +634,7 @@ void pool_rebalance(struct worker *w)
 		struct pool *p = container_of(pos, struct pool, node);
 		uint64_t others = others_want(p);
 		if (others) {
-			int share = fair_share(pool_effective_size(w, p));
+			int share = fair_share(pool_cap(w, p));
 			int min = pool_min_servers(p);
 			bool gave = false;
 			struct list *sp, *st;

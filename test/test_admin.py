@@ -70,6 +70,8 @@ EXPECTED_COLUMNS = {
                      ('max_time_us', NUMERIC), ('errors', NUMERIC), ('calls_in_txn', NUMERIC),
                      ('nplus1', NUMERIC), ('first_seen', TEXT), ('last_seen', TEXT),
                      ('query', TEXT)],
+    'WORKERS': [('worker', INT4), ('clients', INT4), ('servers', INT4), ('pools', INT4),
+                ('fingerprints', INT4), ('nplus1_findings', INT4)],
     'NPLUS1': [('database', TEXT), ('user', TEXT), ('application_name', TEXT),
                ('route', TEXT), ('kind', TEXT), ('fingerprint', TEXT),
                ('source_fingerprint', TEXT), ('bursts', NUMERIC), ('last_calls', NUMERIC),
@@ -185,6 +187,30 @@ def test_show_values(pgtally):
     assert lists['pools'] == 1 and lists['databases'] >= 1
     version = p.admin('SHOW VERSION')[0]['version']
     assert version.startswith('pgtally ')
+
+
+def test_show_workers_one_worker(pgtally):
+    p = pgtally(ini={'workers': 1})
+    with p.connect() as a, p.connect() as b:
+        for conn in (a, b):          # both hold a server: two server connections
+            conn.execute('BEGIN')
+            conn.execute('SELECT 1')
+        workers = p.admin('SHOW WORKERS')
+        assert len(workers) == 1
+        w = workers[0]
+        assert w['worker'] == 0
+        assert w['clients'] == 3     # a, b and the console asking
+        assert w['servers'] == 2
+        assert w['pools'] == 1
+        assert w['fingerprints'] >= 1
+        assert w['nplus1_findings'] == 0
+        a.execute('COMMIT')
+        b.execute('COMMIT')
+    # The clients are gone; their servers stay pooled.
+    assert wait_for(lambda: p.admin('SHOW WORKERS')[0]['clients'] == 1)
+    w = p.admin('SHOW WORKERS')[0]
+    assert w['servers'] == 2
+    assert sum(r['sv_idle'] for r in p.admin('SHOW POOLS')) == 2
 
 
 def test_stats_move_after_traffic(pgtally):
