@@ -2,7 +2,9 @@
 
 Starts a throwaway PostgreSQL 15, pgtally and Debian's PgBouncer with equivalent configs
 (transaction mode, one pool of 20, SCRAM), and measures per case: TPS, average and p99
-latency, the pooler's CPU per transaction and RSS; then RSS per idle client, system calls per
+latency, the pooler's CPU per transaction and RSS. "pgtally w2" is pgtally with workers = 2
+(two event loops in threads), run for the select-only cases at -c 20 and -c 500 and for -C.
+Then RSS per idle client, system calls per
 transaction (strace), 10,000 clients on one pool of 20, and the fingerprint micro-benchmark
 (build/bench/fp_bench). Prints markdown tables and, for a full run, puts them into
 doc/performance.md between its result markers.
@@ -73,6 +75,13 @@ PG_SETTINGS = {
 }
 
 TARGETS = ('direct', 'pgbouncer', 'pgtally')
+# pgtally with two event loops (workers = 2): a contender for the cases that list it.
+W2 = 'pgtally w2'
+W2_WORKERS = 2
+ALL_TARGETS = TARGETS + (W2,)
+# The poolers a case may run against: a kind of harness.Pooler plus its extra settings.
+POOLERS = {'pgbouncer': ('pgbouncer', {}), 'pgtally': ('pgtally', {}),
+           W2: ('pgtally', {'workers': W2_WORKERS})}
 NO_PREPARED = 'PgBouncer 1.18 has no prepared statements in transaction mode'
 NO_DIRECT = 'more clients than PostgreSQL\'s max_connections (300)'
 
@@ -100,20 +109,22 @@ def make_cases(scale):
     django = ['-f', DJANGO_SCRIPT, '-M', 'simple', '-s', str(scale)]
     plain_na = {'direct': 'same as the -C row above'}
     return [
-        Case('s20', 'select-only, simple protocol, -c 20', ['-S', '-M', 'simple'], 20),
-        Case('e20', 'select-only, extended protocol, -c 20', ['-S', '-M', 'extended'], 20),
+        Case('s20', 'select-only, simple protocol, -c 20', ['-S', '-M', 'simple'], 20,
+             ALL_TARGETS),
+        Case('e20', 'select-only, extended protocol, -c 20', ['-S', '-M', 'extended'], 20,
+             ALL_TARGETS),
         Case('p20', 'select-only, prepared, -c 20', ['-S', '-M', 'prepared'], 20,
              ('direct', 'pgtally'), {'pgbouncer': NO_PREPARED}),
         Case('dj20', 'Django-shaped: 1 list + 20 lookups in a transaction, -c 20', django, 20),
         Case('conn20', 'connection per transaction (-C), select-only, -c 20',
-             ['-S', '-M', 'simple', '-C'], 20, user='app'),
+             ['-S', '-M', 'simple', '-C'], 20, ALL_TARGETS, user='app'),
         Case('connplain20', '-C as above, plaintext userlist (PBKDF2 in the pooler)',
-             ['-S', '-M', 'simple', '-C'], 20, ('pgbouncer', 'pgtally'), plain_na,
+             ['-S', '-M', 'simple', '-C'], 20, ('pgbouncer', 'pgtally', W2), plain_na,
              user='app', userlist='plain', direct_from='conn20'),
         Case('s500', 'select-only, simple protocol, -c 500', ['-S', '-M', 'simple'], 500,
-             ('pgbouncer', 'pgtally'), {'direct': NO_DIRECT}),
+             ('pgbouncer', 'pgtally', W2), {'direct': NO_DIRECT}),
         Case('e500', 'select-only, extended protocol, -c 500', ['-S', '-M', 'extended'], 500,
-             ('pgbouncer', 'pgtally'), {'direct': NO_DIRECT}),
+             ('pgbouncer', 'pgtally', W2), {'direct': NO_DIRECT}),
         Case('p500', 'select-only, prepared, -c 500', ['-S', '-M', 'prepared'], 500,
              ('pgtally',), {'direct': NO_DIRECT, 'pgbouncer': NO_PREPARED}),
     ]
@@ -295,16 +306,18 @@ def create_bench_role(pg):
     pg.sql('GRANT SELECT ON ALL TABLES IN SCHEMA public TO bench', dbname='app')
 
 
-def start_pooler(opts, pg, kind, userlist_kind):
-    """A pooler whose userlist holds the roles' SCRAM secrets as PostgreSQL stores them
-    ('secret') or their plaintext passwords ('plain')."""
+def start_pooler(opts, pg, name, userlist_kind):
+    """A pooler (a name of POOLERS) whose userlist holds the roles' SCRAM secrets as
+    PostgreSQL stores them ('secret') or their plaintext passwords ('plain')."""
     if userlist_kind == 'secret':
         userlist = {u: pg.role_secret(u) for u in PASSWORDS}
     else:
         userlist = dict(PASSWORDS)
+    kind, extra = POOLERS[name]
     binary = opts.pgtally_bin if kind == 'pgtally' else None
-    p = harness.start_pooler(pg, kind=kind, ini=pooler_ini(), userlist=userlist, binary=binary)
-    return Target(kind, p.host, p.port, p)
+    p = harness.start_pooler(pg, kind=kind, ini=pooler_ini(extra), userlist=userlist,
+                             binary=binary)
+    return Target(name, p.host, p.port, p)
 
 
 def stop_target(t):
@@ -323,8 +336,14 @@ def run_cases(opts, pg, cases, log):
     try:
         for case in cases:
             if case.userlist not in sets:
-                sets[case.userlist] = {k: start_pooler(opts, pg, k, case.userlist)
-                                       for k in ('pgbouncer', 'pgtally')}
+                # pgbouncer and pgtally always (the system-call section uses them); the
+                # other poolers only when a chosen case on this userlist runs against them.
+                names = ['pgbouncer', 'pgtally'] + [
+                    k for k in POOLERS if k not in ('pgbouncer', 'pgtally') and
+                    any(k in c.targets for c in cases if c.userlist == case.userlist)]
+                sets[case.userlist] = {}
+                for k in names:
+                    sets[case.userlist][k] = start_pooler(opts, pg, k, case.userlist)
             tmap = dict(sets[case.userlist], direct=direct)
             targets = [tmap[k] for k in case.targets]
             log('== %s: %s' % (case.cid, case.title))
@@ -348,11 +367,11 @@ def run_cases(opts, pg, cases, log):
                             cpu = ', %.1f us CPU/txn, RSS %.1f MiB' % (
                                 (r['utime_s'] + r['stime_s']) * 1e6 / r['processed'],
                                 r['rss_kib'] / 1024.0)
-                        log('   round %d %-9s tps %9.1f  lat %.3f ms  p99 %s ms%s' % (
+                        log('   round %d %-10s tps %9.1f  lat %.3f ms  p99 %s ms%s' % (
                             rnd + 1, t.kind, r['tps'], r['lat_avg_ms'],
                             fmt(r['lat_p99_ms'], '.3f'), cpu))
                     else:
-                        log('   round %d %-9s FAILED: %s' % (rnd + 1, t.kind, r['error']))
+                        log('   round %d %-10s FAILED: %s' % (rnd + 1, t.kind, r['error']))
             results[case.cid] = runs
             # The plaintext set is only for its own case: stop it once no later case needs it.
             for name in list(sets):
@@ -403,8 +422,8 @@ def ratio(a, b):
 def main_table(cases, results):
     lines = [
         '| case | target | TPS | lat avg ms | lat p99 ms | CPU µs/txn | user µs/txn | '
-        'RSS MiB | TPS ÷ PgBouncer | TPS ÷ direct | CPU ÷ PgBouncer |',
-        '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+        'RSS MiB | TPS ÷ PgBouncer | TPS ÷ direct | CPU ÷ PgBouncer | TPS ÷ pgtally |',
+        '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ]
     summaries = {cid: {k: summarize(v) for k, v in runs.items()}
                  for cid, runs in results.items()}
@@ -416,29 +435,32 @@ def main_table(cases, results):
         if direct is None and case.direct_from:
             direct = summaries.get(case.direct_from, {}).get('direct')
         bouncer = s.get('pgbouncer')
+        single = s.get('pgtally')  # one worker: what the workers = 2 row is compared with
         first = True
-        for kind in TARGETS:
+        for kind in ALL_TARGETS:
             # The case's name only on its first row: the table stays narrow enough to read.
             label = '%s `%s`' % (case.title, case.cid) if first else ''
             first = False
             if kind in case.na:
-                lines.append('| %s | %s | n/a: %s | | | | | | | | |' % (label, kind,
-                                                                     case.na[kind]))
+                lines.append('| %s | %s | n/a: %s | | | | | | | | | |' % (label, kind,
+                                                                       case.na[kind]))
                 continue
             if kind not in s:
                 continue
             r = s[kind]
             if r is None:
-                lines.append('| %s | %s | failed (see the log) | | | | | | | | |' % (label, kind))
+                lines.append('| %s | %s | failed (see the log) | | | | | | | | | |' % (
+                    label, kind))
                 continue
-            lines.append('| %s | %s | %.0f | %.3f | %s | %s | %s | %s | %s | %s | %s |' % (
+            ours = kind in ('pgtally', W2)
+            lines.append('| %s | %s | %.0f | %.3f | %s | %s | %s | %s | %s | %s | %s | %s |' % (
                 label, kind, r['tps'], r['lat_avg_ms'], fmt(r['lat_p99_ms'], '.3f'),
                 fmt(r.get('cpu_us'), '.1f'), fmt(r.get('user_us'), '.1f'),
                 fmt(r.get('rss_mib'), '.1f'),
-                ratio(r['tps'], bouncer['tps']) if kind == 'pgtally' and bouncer else '',
+                ratio(r['tps'], bouncer['tps']) if ours and bouncer else '',
                 ratio(r['tps'], direct['tps']) if kind != 'direct' and direct else '',
-                ratio(r.get('cpu_us'), bouncer.get('cpu_us'))
-                if kind == 'pgtally' and bouncer else ''))
+                ratio(r.get('cpu_us'), bouncer.get('cpu_us')) if ours and bouncer else '',
+                ratio(r['tps'], single['tps']) if kind == W2 and single else ''))
     return '\n'.join(lines), summaries
 
 
@@ -765,6 +787,8 @@ def report(opts, info, started, elapsed, tables):
         '- settings: %d round(s) x %d s per case and target, pgbench scale %d, -j 2, '
         'pool size %d, %d idle clients' % (opts.rounds, opts.seconds, opts.scale, POOL_SIZE,
                                             opts.idle_clients),
+        '- targets: pgtally runs one event loop (workers = 1); "%s" is the same binary with '
+        'workers = %d; "TPS ÷ pgtally" compares it with the one-worker row' % (W2, W2_WORKERS),
         '',
     ]
     for title, body in tables:
