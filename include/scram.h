@@ -31,7 +31,8 @@ struct scram_secret {
  * it with scram_server_clear() afterwards; all fields are private except where noted.
  */
 struct scram_server {
-	/* Tests and fuzzers may preset the server's part of the nonce; NULL: random. */
+	/* The server's part of the nonce, preset by the caller (auth.c draws it from the worker's
+	 * random pool; tests and fuzzers fix it); NULL: scram.c makes a random one. */
 	const char *test_nonce;
 	/*
 	 * The caller may set this at any time before the final step to make it fail exactly like a

@@ -55,6 +55,8 @@ struct worker {
 	struct nplus1_table *nplus1;  /* N+1 findings */
 	char np_message[256];         /* scratch: the N+1 finding being reported right now */
 	uint8_t scram_mock_key[32]; /* random per worker: fake secrets for unknown users */
+	uint8_t rand_pool[1024];    /* RAND_bytes output not handed out yet (worker_random) */
+	size_t rand_left;
 
 	struct listener *listeners; /* listener.c */
 	struct inbox *inbox;        /* jobs from other workers (app.c); NULL with one worker */
@@ -96,6 +98,13 @@ static inline usec_t worker_now(struct worker *w)
 {
 	return w->now;
 }
+
+/*
+ * n bytes from OpenSSL's CSPRNG, drawn 1 KiB at a time: OpenSSL 3 spends microseconds per
+ * RAND_bytes call, and every login needs a cancel key and a nonce. false when the CSPRNG
+ * fails (then buf is not to be used).
+ */
+bool worker_random(struct worker *w, void *buf, size_t n);
 
 /* Ask the reaper to run at the end of this loop iteration. */
 void worker_schedule_reap(struct worker *w);

@@ -22,6 +22,7 @@ struct client_auth {
 	bool admin;
 	const char *stored; /* the auth_file entry, or NULL for an unknown user */
 	uint8_t md5_salt[4];
+	char nonce[32]; /* the server's part of the SCRAM nonce: base64 of SCRAM_NONCE_RAW_LEN bytes */
 	int sasl_step;
 	struct scram_secret secret;
 	struct scram_server scram;
@@ -254,7 +255,10 @@ static void auth_continue(struct client *c)
 			a->method = AUTH_TYPE_SCRAM;
 			break;
 		}
-		RAND_bytes(a->md5_salt, sizeof(a->md5_salt));
+		if (!worker_random(c->w, a->md5_salt, sizeof(a->md5_salt))) {
+			auth_fail(c, "cannot get random bytes for the salt");
+			return;
+		}
 		proto_build_auth(&b, 5, a->md5_salt, sizeof(a->md5_salt));
 		(void)auth_send(c, &b);
 		return;
@@ -327,6 +331,17 @@ static void auth_sasl(struct client *c, const uint8_t *body, size_t len)
 			else
 				auth_fail(c, "cannot build a SCRAM secret");
 			return;
+		}
+		/* The server's nonce from the worker's random pool (scram.c would call RAND_bytes). */
+		uint8_t raw[SCRAM_NONCE_RAW_LEN];
+		if (!a->scram.test_nonce) {
+			if (!worker_random(c->w, raw, sizeof(raw)) ||
+			    !scram_b64_encode(raw, sizeof(raw), a->nonce, sizeof(a->nonce), NULL)) {
+				auth_fail(c, "cannot get random bytes for the SCRAM nonce");
+				return;
+			}
+			OPENSSL_cleanse(raw, sizeof(raw));
+			a->scram.test_nonce = a->nonce;
 		}
 		if (!scram_server_handle_first(&a->scram, &a->secret, (const char *)r.p, dlen, out,
 					       sizeof(out), &outlen, &err)) {

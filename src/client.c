@@ -522,11 +522,16 @@ void client_welcome(struct client *c, struct iobuf *b)
 		proto_build_param_status(b, k, v);
 	}
 	/* The worker's number in bits 24..30: a cancel request finds it from any worker. */
+	uint32_t rnd[2] = {0, 0};
 	do {
-		RAND_bytes((uint8_t *)&c->cancel_pid, sizeof(c->cancel_pid));
-		c->cancel_pid = (c->cancel_pid & 0x00ffffff) | ((uint32_t)c->w->id << 24);
+		if (!worker_random(c->w, rnd, sizeof(rnd))) {
+			iobuf_reset(b);
+			client_close(c, "58000", "cannot get random bytes for the cancel key");
+			return;
+		}
+		c->cancel_pid = (rnd[0] & 0x00ffffff) | ((uint32_t)c->w->id << 24);
 	} while (c->cancel_pid == 0);
-	RAND_bytes((uint8_t *)&c->cancel_key, sizeof(c->cancel_key));
+	c->cancel_key = rnd[1];
 	cancel_table_add(c);
 	proto_build_backend_key(b, c->cancel_pid, c->cancel_key);
 	proto_build_ready(b, 'I');

@@ -82,10 +82,23 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 
+	/* The date and time to the second change once a second: format them once per thread. */
+	static _Thread_local time_t stamp_sec = -1;
+	static _Thread_local char stamp_base[32];
+	static _Thread_local size_t stamp_len;
 	gettimeofday(&tv, NULL);
-	localtime_r(&tv.tv_sec, &tm);
-	size_t n = strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
-	snprintf(stamp + n, sizeof(stamp) - n, ".%03d", (int)(tv.tv_usec / 1000));
+	if (tv.tv_sec != stamp_sec) {
+		localtime_r(&tv.tv_sec, &tm);
+		stamp_len = strftime(stamp_base, sizeof(stamp_base), "%Y-%m-%d %H:%M:%S", &tm);
+		stamp_sec = tv.tv_sec;
+	}
+	memcpy(stamp, stamp_base, stamp_len);
+	int ms = (int)(tv.tv_usec / 1000);
+	stamp[stamp_len] = '.';
+	stamp[stamp_len + 1] = (char)('0' + ms / 100);
+	stamp[stamp_len + 2] = (char)('0' + ms / 10 % 10);
+	stamp[stamp_len + 3] = (char)('0' + ms % 10);
+	stamp[stamp_len + 4] = '\0';
 
 	/* getpid() is a system call; the pid only changes when -d forks before logging again. */
 	static pid_t pid_cache;

@@ -1,6 +1,7 @@
 /* worker: an event loop's context, its buffer free list, the janitor and the reaper. */
 #include "worker.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,26 @@ void worker_buf_put(struct worker *w, uint8_t *buf)
 		w->free_bufs[w->n_free_bufs++] = buf;
 	else
 		free(buf);
+}
+
+bool worker_random(struct worker *w, void *buf, size_t n)
+{
+	uint8_t *out = buf;
+	while (n > 0) {
+		if (w->rand_left == 0) {
+			if (RAND_bytes(w->rand_pool, sizeof(w->rand_pool)) != 1)
+				return false;
+			w->rand_left = sizeof(w->rand_pool);
+		}
+		size_t take = n < w->rand_left ? n : w->rand_left;
+		uint8_t *from = w->rand_pool + sizeof(w->rand_pool) - w->rand_left;
+		memcpy(out, from, take);
+		OPENSSL_cleanse(from, take); /* handed out once only */
+		w->rand_left -= take;
+		out += take;
+		n -= take;
+	}
+	return true;
 }
 
 static void reaper_cb(evutil_socket_t fd, short what, void *arg)
@@ -163,6 +184,7 @@ void worker_free(struct worker *w)
 		free(u->scram_cache);
 		free(u);
 	}
+	OPENSSL_cleanse(w->rand_pool, sizeof(w->rand_pool));
 	for (size_t i = 0; i < w->n_free_bufs; i++)
 		free(w->free_bufs[i]);
 	free(w->free_bufs);
