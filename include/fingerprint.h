@@ -93,8 +93,8 @@ struct fp_tags {
 
 /*
  * Find a leading or trailing sqlcommenter comment (/ *key='value',...* /) in sql[0..len) and
- * fill tags (cleared first). A leading comment wins over a trailing one. Returns false when
- * neither is a well-formed sqlcommenter comment.
+ * fill tags (cleared first). A leading comment wins over a trailing one. Returns false, with
+ * every tag an empty string, when neither is a well-formed sqlcommenter comment.
  */
 bool fp_parse_tags(const char *sql, size_t len, struct fp_tags *tags)
 	__attribute__((warn_unused_result));

@@ -17,6 +17,7 @@
 #include "stats.h"
 
 struct client;
+struct fp_cache;
 struct inbox;
 struct listener;
 struct tls_ctx;
@@ -52,6 +53,7 @@ struct worker {
 	struct client *cancel_table[CANCEL_TABLE_SIZE];
 	struct fp_table fps; /* per-fingerprint statistics */
 	struct pstmt_registry pstmts; /* shared prepared statements */
+	struct fp_cache *fpcache;     /* fingerprints of Parse texts seen before */
 	struct nplus1_table *nplus1;  /* N+1 findings */
 	char np_message[256];         /* scratch: the N+1 finding being reported right now */
 	uint8_t scram_mock_key[32]; /* random per worker: fake secrets for unknown users */

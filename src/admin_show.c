@@ -12,6 +12,7 @@
 
 #include "admin_int.h"
 #include "app.h"
+#include "fpcache.h"
 #include "client.h"
 #include "metrics.h"
 #include "nplus1.h"
@@ -792,9 +793,10 @@ static void show_mem(struct iobuf *b)
 	static const struct col cols[] = {
 		{"name", TXT}, {"size", I4}, {"used", I4}, {"free", I4}, {"memtotal", I4}};
 	size_t clients = 0, servers = 0, pools = 0, dbs = 0, users = 0;
-	size_t bufs_used = 0, bufs_free = 0;
+	size_t bufs_used = 0, bufs_free = 0, fpc_bytes = 0;
 	struct worker *w;
 	for (int wi = 0; (w = app_worker(wi)); wi++) {
+		fpc_bytes += fp_cache_bytes(w->fpcache);
 		clients += (size_t)w->n_clients;
 		servers += (size_t)w->n_servers;
 		pools += list_count(&w->pools);
@@ -823,6 +825,7 @@ static void show_mem(struct iobuf *b)
 		{"db_cache", sizeof(struct pool_db), dbs, 0},
 		{"user_cache", sizeof(struct pool_user), users, 0},
 		{"iobuf_cache", SBUF_BUFSIZE, bufs_used, bufs_free},
+		{"fp_text_cache", 1, fpc_bytes, 0}, /* bytes of Parse texts and their fingerprints */
 	};
 	send_header(b, cols, NCOLS(cols));
 	for (size_t i = 0; i < NCOLS(items); i++) {

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "client.h"
 #include "fingerprint.h"
+#include "fpcache.h"
 #include "nplus1.h"
 #include "prepared.h"
 #include "proto.h"
@@ -470,14 +471,20 @@ static bool fwd_ensure_pstmt(struct client *c, struct server *s, struct pstmt_sh
 	return ok;
 }
 
-/* Fingerprint a statement's text for the statistics. */
+/*
+ * Fingerprint a Parse text for the statistics. Extended-protocol clients send the same text
+ * for every execution: it is normalized once per worker and then found in the cache.
+ */
 static void fwd_fingerprint(struct client *c, const char *sql, struct stmt_info *info)
 {
 	if (!c->w->cfg->fingerprints)
 		return;
 	struct fp_stmt st;
 	size_t pos = 0, n = strlen(sql);
-	if (fp_next(sql, n, &pos, NULL, 0, &st)) {
+	bool ok = fp_cache_get(c->w->fpcache, sql, n, &st);
+	if (!ok && (ok = fp_next(sql, n, &pos, NULL, 0, &st)))
+		fp_cache_put(c->w->fpcache, sql, n, &st);
+	if (ok) {
 		info->fp = st.id;
 		info->kind = (uint8_t)st.kind;
 		info->valid = true;
@@ -745,6 +752,12 @@ enum sql_local { SQL_NONE, SQL_DEALLOCATE, SQL_DEALLOCATE_ALL, SQL_DISCARD_ALL }
  */
 static enum sql_local sql_local_command(const char *sql, size_t len, char *name, size_t namecap)
 {
+	/* Cheap refusal first: nearly every Query starts with some other letter. */
+	size_t i = 0;
+	while (i < len && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r'))
+		i++;
+	if (i == len || (sql[i] | 0x20) != 'd')
+		return SQL_NONE;
 	const char *p = sql, *end = sql + strnlen(sql, len);
 	enum sql_local what;
 	if (eat_word(&p, end, "DISCARD")) {

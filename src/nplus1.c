@@ -37,6 +37,10 @@ struct np_entry {
 	unsigned signalled : 1; /* nplus1_before() returned true for it */
 	unsigned sig_open : 1;  /* ... and that execution has not completed yet */
 	unsigned flagged : 1;   /* recorded in the table for this unit */
+	/* The table row and counter a flagged entry feeds, valid while the table's epoch is. */
+	struct np_row *row;
+	struct np_counter *ctr;
+	uint64_t epoch;
 };
 
 struct np_text {
@@ -106,6 +110,7 @@ struct np_counter {
 struct nplus1_table {
 	struct lru_map rows;
 	struct lru_map counters;
+	uint64_t epoch; /* moves on whenever a row or counter is freed: cached pointers die */
 	uint64_t dropped;
 	uint64_t logged;
 };
@@ -341,6 +346,7 @@ static bool row_make_room(struct nplus1_table *t, int max)
 		lru_unlink(&t->rows, &old->node);
 		row_free(old);
 		t->dropped++;
+		t->epoch++;
 	}
 	return true;
 }
@@ -392,10 +398,13 @@ static void set_str(char **dst, const char *src, size_t max)
 	}
 }
 
-/* Adds bursts and statements to the (kind, database, route) counter, creating it if need be. */
-static void counter_bump(struct nplus1_table *t, const struct nplus1_settings *s, const char *db,
-			 const char *route, enum nplus1_kind kind, uint64_t bursts,
-			 uint64_t statements)
+/*
+ * Adds bursts and statements to the (kind, database, route) counter, creating it if need be.
+ * Returns it, or NULL when there is none.
+ */
+static struct np_counter *counter_bump(struct nplus1_table *t, const struct nplus1_settings *s,
+				       const char *db, const char *route, enum nplus1_kind kind,
+				       uint64_t bursts, uint64_t statements)
 {
 	uint64_t h = fp_mix(fp_mix(str_hash(db), str_hash(route)), (uint64_t)kind);
 	struct np_counter *c;
@@ -407,29 +416,33 @@ static void counter_bump(struct nplus1_table *t, const struct nplus1_settings *s
 			c->count += bursts;
 			c->statements += statements;
 			lru_touch(&t->counters, n);
-			return;
+			return c;
 		}
 	}
 	/* Bounded like the rows: a client can make up any number of routes. */
 	if (s->max_findings <= 0 || bursts == 0)
-		return;
+		return NULL;
 	while (t->counters.count >= (size_t)s->max_findings) {
 		struct np_counter *old = (struct np_counter *)lru_oldest(&t->counters);
 
 		lru_unlink(&t->counters, &old->node);
 		counter_free(old);
+		t->epoch++;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c)
-		return;
+		return NULL;
 	c->database = strdup(db);
 	c->route = strdup(route);
 	c->kind = kind;
 	c->count = bursts;
 	c->statements = statements;
 	c->node.hash = h;
-	if (!c->database || !c->route || !lru_insert(&t->counters, &c->node))
+	if (!c->database || !c->route || !lru_insert(&t->counters, &c->node)) {
 		counter_free(c);
+		return NULL;
+	}
+	return c;
 }
 
 struct nplus1_table *nplus1_table_new(void)
@@ -453,6 +466,7 @@ static void rows_clear(struct nplus1_table *t)
 	}
 	free(t->rows.buckets);
 	lru_init(&t->rows);
+	t->epoch++;
 }
 
 void nplus1_table_free(struct nplus1_table *t)
@@ -791,19 +805,32 @@ static void flag_entry(struct nplus1_unit *u, struct nplus1_table *t,
 		set_str(&r->application_name, ctx->application_name, 256);
 		lru_touch(&t->rows, &r->node);
 	}
-	counter_bump(t, s, db, u->route, kind, 1, e->calls);
+	e->ctr = counter_bump(t, s, db, u->route, kind, 1, e->calls);
+	e->row = r;
+	e->epoch = t->epoch;
 	log_finding(t, s, r, ctx, u->route, kind, e, nz(query), now);
 }
 
 /* One more execution of a fingerprint already flagged in this unit: its row follows along. */
 static void flagged_more(struct nplus1_unit *u, struct nplus1_table *t,
 			 const struct nplus1_settings *s, const struct nplus1_ctx *ctx,
-			 const struct np_entry *e, usec_t duration, usec_t now)
+			 struct np_entry *e, usec_t duration, usec_t now)
 {
-	struct np_row *r = row_find(t, nz(ctx->database), nz(ctx->user), u->route,
-				    (enum nplus1_kind)e->kind, e->fp);
+	struct np_row *r;
 
-	counter_bump(t, s, nz(ctx->database), u->route, (enum nplus1_kind)e->kind, 0, 1);
+	/* Every statement of a long burst comes here: look the row up only when it may be gone. */
+	if (e->row && e->ctr && e->epoch == t->epoch) {
+		r = e->row;
+		e->ctr->statements++;
+		lru_touch(&t->counters, &e->ctr->node);
+	} else {
+		r = row_find(t, nz(ctx->database), nz(ctx->user), u->route,
+			     (enum nplus1_kind)e->kind, e->fp);
+		e->ctr = counter_bump(t, s, nz(ctx->database), u->route, (enum nplus1_kind)e->kind,
+				      0, 1);
+		e->row = r;
+		e->epoch = t->epoch;
+	}
 	if (!r) /* evicted meanwhile: the rest of this burst is lost with it */
 		return;
 	r->last_calls = e->calls;

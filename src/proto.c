@@ -183,7 +183,14 @@ uint64_t proto_command_rows(const char *tag)
 	const char *sp = strrchr(tag, ' ');
 	if (!sp || !isdigit((unsigned char)sp[1]))
 		return 0;
-	return strtoull(sp + 1, NULL, 10);
+	uint64_t n = 0;
+	for (const char *p = sp + 1; isdigit((unsigned char)*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (n > (UINT64_MAX - d) / 10)
+			return UINT64_MAX; /* as strtoull saturates */
+		n = n * 10 + d;
+	}
+	return n;
 }
 
 size_t pkt_begin(struct iobuf *b, char type)

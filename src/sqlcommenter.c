@@ -149,11 +149,20 @@ static bool parse_pairs(const unsigned char *c, size_t n, struct fp_tags *tags)
 	}
 }
 
+/* Every tag empty, cheaply: most statements carry no comment at all. */
+static void tags_empty(struct fp_tags *tags)
+{
+	tags->route[0] = tags->controller[0] = tags->action[0] = '\0';
+	tags->framework[0] = tags->application[0] = tags->traceparent[0] = '\0';
+}
+
+/* Clears tags and parses one comment body into them; all empty when it is not well-formed. */
 static bool try_comment(const unsigned char *body, size_t n, struct fp_tags *tags)
 {
+	memset(tags, 0, sizeof(*tags));
 	if (parse_pairs(body, n, tags))
 		return true;
-	memset(tags, 0, sizeof(*tags));
+	tags_empty(tags);
 	return false;
 }
 
@@ -162,7 +171,7 @@ bool fp_parse_tags(const char *sql, size_t len, struct fp_tags *tags)
 	const unsigned char *s = (const unsigned char *)sql;
 	size_t p = 0, q = len;
 
-	memset(tags, 0, sizeof(*tags));
+	tags_empty(tags);
 	while (p < len && is_blank(s[p]))
 		p++;
 	if (p + 1 < len && s[p] == '/' && s[p + 1] == '*') {

@@ -10,6 +10,7 @@
 #include "client.h"
 #include "log.h"
 #include "nplus1.h"
+#include "fpcache.h"
 #include "pool.h"
 #include "sbuf.h"
 #include "server.h"
@@ -102,13 +103,17 @@ struct worker *worker_create(struct config *cfg)
 	list_init(&w->cancel_conns);
 	w->reaper = event_new(w->base, -1, 0, reaper_cb, w);
 	w->nplus1 = nplus1_table_new();
-	if (!w->nplus1) {
+	w->fpcache = fp_cache_new();
+	if (!w->nplus1 || !w->fpcache) {
+		nplus1_table_free(w->nplus1);
+		fp_cache_free(w->fpcache);
 		event_base_free(w->base);
 		free(w);
 		return NULL;
 	}
 	if (!app_worker_register(w)) {
 		nplus1_table_free(w->nplus1);
+		fp_cache_free(w->fpcache);
 		event_free(w->reaper);
 		event_base_free(w->base);
 		free(w);
@@ -162,6 +167,7 @@ void worker_free(struct worker *w)
 	stats_fp_table_free(&w->fps);
 	pstmt_registry_free(&w->pstmts);
 	nplus1_table_free(w->nplus1);
+	fp_cache_free(w->fpcache);
 	list_for_each_safe(pos, tmp, &w->pools)
 	{
 		pool_free(container_of(pos, struct pool, node));

@@ -11,6 +11,7 @@
 
 #include "fingerprint.h"
 #include "fp_corpus.h"
+#include "fpcache.h"
 
 /* Exact-size heap copy without a NUL, so that ASan catches any read past the end. */
 static char *dup_exact(const char *s, size_t len)
@@ -554,6 +555,81 @@ static void test_trace_id(void **state)
 		assert_false(fp_trace_id(bad[i], id));
 }
 
+/* fp_next() from position 0 on the whole of sql. */
+static bool first_stmt(const char *sql, struct fp_stmt *st)
+{
+	size_t pos = 0;
+
+	return fp_next(sql, strlen(sql), &pos, NULL, 0, st);
+}
+
+static void assert_same_stmt(const struct fp_stmt *a, const struct fp_stmt *b)
+{
+	assert_int_equal(a->id, b->id);
+	assert_int_equal(a->params_hash, b->params_hash);
+	assert_int_equal(a->kind, b->kind);
+	assert_int_equal(a->txn, b->txn);
+	assert_int_equal(a->start, b->start);
+	assert_int_equal(a->end, b->end);
+}
+
+static void test_cache(void **state)
+{
+	(void)state;
+	struct fp_cache *c = fp_cache_new();
+	struct fp_stmt st, got;
+	const char *q = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
+	uint64_t hits, misses;
+
+	assert_non_null(c);
+	assert_false(fp_cache_get(c, q, strlen(q), &got));
+	assert_true(first_stmt(q, &st));
+	fp_cache_put(c, q, strlen(q), &st);
+	memset(&got, 0, sizeof(got));
+	assert_true(fp_cache_get(c, q, strlen(q), &got));
+	assert_same_stmt(&st, &got);
+	/* same length, one byte different; a prefix; a longer text */
+	assert_false(fp_cache_get(c, "SELECT abalance FROM pgbench_accounts WHERE aid = $2",
+				  strlen(q), &got));
+	assert_false(fp_cache_get(c, q, strlen(q) - 1, &got));
+	assert_false(fp_cache_get(c, "SELECT abalance FROM pgbench_accounts WHERE aid = $1 ",
+				  strlen(q) + 1, &got));
+	fp_cache_counts(c, &hits, &misses);
+	assert_int_equal(hits, 1);
+	assert_int_equal(misses, 4);
+
+	/* Many texts through 1,024 slots: whatever is found is that text's own result. */
+	char sql[200];
+	for (int i = 0; i < 5000; i++) {
+		snprintf(sql, sizeof(sql), "SELECT c%d FROM t%d WHERE id = $1", i % 97, i);
+		assert_true(first_stmt(sql, &st));
+		fp_cache_put(c, sql, strlen(sql), &st);
+	}
+	int found = 0;
+	for (int i = 0; i < 5000; i++) {
+		snprintf(sql, sizeof(sql), "SELECT c%d FROM t%d WHERE id = $1", i % 97, i);
+		if (!fp_cache_get(c, sql, strlen(sql), &got))
+			continue;
+		found++;
+		assert_true(first_stmt(sql, &st));
+		assert_same_stmt(&st, &got);
+	}
+	assert_true(found > 300 && found <= FPC_SLOTS);
+
+	/* too long to keep; the bytes held stay bounded */
+	char *big = malloc(FPC_MAX_TEXT + 100);
+	assert_non_null(big);
+	memset(big, ' ', FPC_MAX_TEXT + 99);
+	memcpy(big, "SELECT 1", 8);
+	big[FPC_MAX_TEXT + 99] = '\0';
+	assert_true(first_stmt(big, &st));
+	fp_cache_put(c, big, strlen(big), &st);
+	assert_false(fp_cache_get(c, big, strlen(big), &got));
+	assert_true(fp_cache_bytes(c) <= FPC_SLOTS * (sizeof(struct fp_stmt) + 32 + FPC_MAX_TEXT));
+	free(big);
+	fp_cache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -570,6 +646,7 @@ int main(void)
 		cmocka_unit_test(test_prefixes),
 		cmocka_unit_test(test_tags),
 		cmocka_unit_test(test_trace_id),
+		cmocka_unit_test(test_cache),
 	};
 
 	return cmocka_run_group_tests_name("fingerprint", tests, NULL, NULL);
