@@ -6,7 +6,17 @@
  * normalizing it again each time is wasted work. The cache keeps up to FPC_SLOTS texts,
  * direct-mapped by a hash of the text, each with the fp_stmt fp_next() returned for its first
  * statement; a hit compares the whole text, so it never returns another statement's result.
- * Texts longer than FPC_MAX_TEXT are not kept. Owned by one worker thread, no locking.
+ * Texts longer than FPC_MAX_TEXT are not kept.
+ *
+ * Simple-protocol statements (Django's, with the values written into the text) differ from
+ * one execution to the next only inside their literals. fp_shape() reads a text once, cheaply,
+ * and hashes everything but the contents of its plain literals (numbers, '...' strings) and
+ * comments into a key; texts with the same key differ only there, which the normalizer turns
+ * into placeholders or drops, so they have the same fingerprint. A second table maps keys to
+ * fp_stmt results. The hashes are seeded per cache: collisions cannot be prepared in advance.
+ * Anything the quick reading is not sure of (dollar quotes, E'' and other prefixed strings,
+ * backslashes, 1e5 or 0x1F numbers, unterminated quotes or comments) makes fp_shape() decline,
+ * and the caller normalizes as usual. Owned by one worker thread, no locking.
  */
 #ifndef PGTALLY_FPCACHE_H
 #define PGTALLY_FPCACHE_H
@@ -19,10 +29,30 @@
 
 #define FPC_SLOTS 1024
 #define FPC_MAX_TEXT 1024
+#define FPC_SHAPES 1024
 
 struct fp_cache;
 
-struct fp_cache *fp_cache_new(void);
+/* What fp_shape() found. */
+struct fp_shape {
+	uint64_t key;    /* the text without its literals' contents and comments */
+	uint64_t params; /* the literals' contents (and key): the statement's params_hash */
+	size_t first;    /* where the first literal or comment starts (len when none) */
+	size_t last;     /* where the last one ends (0 when none) */
+};
+
+/*
+ * Can st, the one statement of a text of shape sh, stand for every text of that shape? Only
+ * when it starts before the first literal or comment and ends after the last: then its start
+ * and the distance from its end to the end of the text are the same for all of them.
+ */
+static inline bool fp_shape_fits(const struct fp_shape *sh, const struct fp_stmt *st)
+{
+	return st->start <= sh->first && st->end >= sh->last && st->kind != FP_KIND_CURSOR;
+}
+
+/* seed: random bits, so that the shape keys of this cache cannot be predicted. */
+struct fp_cache *fp_cache_new(uint64_t seed);
 void fp_cache_free(struct fp_cache *c);
 
 /* The first statement of sql[0..len) as fp_next() from position 0 gave it, if kept. */
@@ -31,7 +61,24 @@ bool fp_cache_get(struct fp_cache *c, const char *sql, size_t len, struct fp_stm
 /* Keep st for sql[0..len); quietly does nothing when the text is too long or memory is short. */
 void fp_cache_put(struct fp_cache *c, const char *sql, size_t len, const struct fp_stmt *st);
 
-/* Bytes held, for SHOW MEM; hits and misses since start. */
+/*
+ * Read sql[0..len) for its shape; false when the text has something the quick reading does not
+ * handle (the caller then neither looks up nor keeps it).
+ */
+bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_shape *sh);
+
+/*
+ * The statement of a one-statement text of this shape, as fp_next() from position 0 gave it,
+ * with start and end moved to this text's len and params_hash = sh->params.
+ */
+bool fp_cache_shape_get(struct fp_cache *c, const struct fp_shape *sh, size_t len,
+			struct fp_stmt *st);
+
+/* Keep st, fp_next()'s only statement of a len-byte text of shape sh, if it fits. */
+void fp_cache_shape_put(struct fp_cache *c, const struct fp_shape *sh, size_t len,
+			const struct fp_stmt *st);
+
+/* Bytes held, for SHOW MEM; hits and misses since start (texts and shapes together). */
 size_t fp_cache_bytes(const struct fp_cache *c);
 void fp_cache_counts(const struct fp_cache *c, uint64_t *hits, uint64_t *misses);
 

@@ -1,5 +1,6 @@
 /* fingerprint: one-pass SQL normalizer and 64-bit query fingerprints (FP_VERSION 1). */
 #include "fingerprint.h"
+#include "fphash.h"
 
 #include <string.h>
 
@@ -29,30 +30,9 @@
 
 /* ---- the hash (specified in doc/fingerprint.md; changing it means bumping FP_VERSION) ---- */
 
-#define FP_P1 0x9E3779B185EBCA87ull
-#define FP_P2 0xC2B2AE3D27D4EB4Full
+/* FP_P1, FP_P2, fp_round() and fmix64() are in fphash.h */
 #define FP_SEED_ID 0x70677466702d6964ull     /* "pgtfp-id" */
 #define FP_SEED_PARAMS 0x70677466702d7061ull /* "pgtfp-pa" */
-
-static inline uint64_t rotl64(uint64_t x, unsigned r)
-{
-	return (x << r) | (x >> (64 - r));
-}
-
-static inline uint64_t fp_round(uint64_t h, uint64_t w)
-{
-	return rotl64(h ^ (w * FP_P2), 31) * FP_P1;
-}
-
-static inline uint64_t fmix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xFF51AFD7ED558CCDull;
-	h ^= h >> 33;
-	h *= 0xC4CEB9FE1A85EC53ull;
-	h ^= h >> 33;
-	return h;
-}
 
 /* Lowercase the ASCII letters among 8 bytes at once; other bytes are left alone. */
 static inline uint64_t lower8(uint64_t x)

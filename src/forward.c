@@ -153,8 +153,7 @@ static bool session_state_leaks(const char *q, char *what, size_t cap)
  * In transaction pooling the session a SET or LISTEN changes goes to other clients, and this
  * client's next transaction may run elsewhere. PgBouncer says nothing; pgtally says so, once.
  */
-static bool fwd_warn_session_state(struct client *c, struct server *s, const char *what,
-				   usec_t now)
+static bool fwd_warn_session_state(struct client *c, struct server *s, const char *what, usec_t now)
 {
 	char who[160], msg[300];
 	c->warned_session_state = true;
@@ -269,11 +268,25 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 
 	if (whole && w->cfg->fingerprints) {
 		size_t pos = 0;
-		struct fp_stmt st;
+		struct fp_stmt st = {0}, next = {0};
 		/* The text is NUL-terminated inside the message; never read past it. */
 		size_t n = strnlen(sql, len);
 		fwd_note_tags(c, sql, n);
-		while (n_sts < QUERY_MAX_TRACKED && fp_next(sql, n, &pos, NULL, 0, &st)) {
+		/*
+		 * A one-statement text whose shape (the text but its literals) was seen before
+		 * needs no normalizing: include/fpcache.h. Its parameter hash is the shape's, on
+		 * the first execution too, so that executions compare alike.
+		 */
+		struct fp_shape shape;
+		bool shaped = fp_shape(w->fpcache, sql, n, &shape);
+		bool hit = shaped && fp_cache_shape_get(w->fpcache, &shape, n, &st);
+		bool have = hit || fp_next(sql, n, &pos, NULL, 0, &st);
+		while (n_sts < QUERY_MAX_TRACKED && have) {
+			bool more = !hit && fp_next(sql, n, &pos, NULL, 0, &next);
+			if (shaped && !hit && n_sts == 0 && !more) {
+				st.params_hash = shape.params;
+				fp_cache_shape_put(w->fpcache, &shape, n, &st); /* if it fits */
+			}
 			if (st.kind == FP_KIND_PREPARE && !c->warned_sql_prepare &&
 			    !fwd_warn_sql_prepare(c, s, now))
 				return FWD_FAILED;
@@ -305,6 +318,8 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 			sts[n_sts].kind = (uint8_t)st.kind;
 			sts[n_sts].flags = flags;
 			n_sts++;
+			st = next;
+			have = more;
 		}
 	}
 	if (refuse) {

@@ -1,5 +1,6 @@
 /* fpcache: fingerprints memoized by exact statement text (see include/fpcache.h). */
 #include "fpcache.h"
+#include "fphash.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -12,15 +13,26 @@ struct fpc_slot {
 	struct fp_stmt st;
 };
 
+struct fpc_shape {
+	uint64_t key;         /* 0 while the slot is empty */
+	uint32_t start, tail; /* st.start, and len - st.end: the same for every text of the shape */
+	struct fp_stmt st;
+};
+
 struct fp_cache {
-	struct fpc_slot *slots; /* FPC_SLOTS, allocated on the first put */
+	struct fpc_slot *slots;   /* FPC_SLOTS, allocated on the first put */
+	struct fpc_shape *shapes; /* FPC_SHAPES, allocated on the first shape put */
+	uint64_t seed;
 	size_t bytes;
 	uint64_t hits, misses;
 };
 
-struct fp_cache *fp_cache_new(void)
+struct fp_cache *fp_cache_new(uint64_t seed)
 {
-	return calloc(1, sizeof(struct fp_cache));
+	struct fp_cache *c = calloc(1, sizeof(struct fp_cache));
+	if (c)
+		c->seed = seed;
+	return c;
 }
 
 void fp_cache_free(struct fp_cache *c)
@@ -31,6 +43,7 @@ void fp_cache_free(struct fp_cache *c)
 		for (size_t i = 0; i < FPC_SLOTS; i++)
 			free(c->slots[i].text);
 	free(c->slots);
+	free(c->shapes);
 	free(c);
 }
 
@@ -93,4 +106,243 @@ void fp_cache_counts(const struct fp_cache *c, uint64_t *hits, uint64_t *misses)
 {
 	*hits = c->hits;
 	*misses = c->misses;
+}
+
+/* ------------------------------------------------------------------ shapes */
+
+/*
+ * Bytes [a, b) into h, eight at a time; the caller records b - a elsewhere. base is where the
+ * text starts: a short tail is read as the last eight bytes before b when there are eight.
+ */
+static uint64_t sh_bytes(uint64_t h, const unsigned char *base, const unsigned char *a,
+			 const unsigned char *b)
+{
+	uint64_t w;
+	for (; b - a >= 8; a += 8) {
+		memcpy(&w, a, 8);
+		h = fp_round(h, w);
+	}
+	if (a < b) {
+		size_t m = (size_t)(b - a);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		if (b - base >= 8) {
+			memcpy(&w, b - 8, 8);
+			return fp_round(h, w >> (8 * (8 - m)));
+		}
+#else
+		(void)base;
+#endif
+		w = 0;
+		memcpy(&w, a, m);
+		h = fp_round(h, w);
+	}
+	return h;
+}
+
+enum { SC_PLAIN, SC_IDENT, SC_DIGIT, SC_DOLLAR, SC_DQUOTE, SC_QUOTE, SC_DASH, SC_SLASH, SC_DOT };
+enum { PART_NUM = 1, PART_STR, PART_COMMENT, PART_END };
+
+/* Byte classes: letters, '_' and bytes >= 0x80 may be part of a name, as in PostgreSQL. */
+/* clang-format off */
+static const uint8_t sc[256] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
+	0, 0, 4, 0, 3, 0, 0, 5, 0, 0, 0, 0, 0, 6, 8, 7, /* 0x20 */
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, /* 0x30 */
+	0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x40 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, /* 0x50 */
+	0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x60 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, /* 0x70 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x80 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x90 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xa0 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xb0 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xc0 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xd0 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xe0 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xf0 */
+};
+/* clang-format on */
+
+struct shaper {
+	const unsigned char *s;
+	size_t run;     /* start of the text not yet hashed */
+	uint64_t data;  /* the text outside literals and comments */
+	uint64_t parts; /* the lengths between literals and comments, and their kinds */
+	uint64_t lits;  /* the literals' contents */
+	size_t first, last;
+};
+
+/* Hash the text before a literal or comment at i, and note what comes. */
+static void sh_part(struct shaper *x, size_t i, unsigned kind)
+{
+	if (kind != PART_END && x->first > i)
+		x->first = i;
+	x->data = sh_bytes(x->data, x->s, x->s + x->run, x->s + i);
+	x->parts = fp_round(x->parts, (uint64_t)(i - x->run) << 8 | kind);
+}
+
+/* May continue a name (letters, digits, '_', '$', bytes >= 0x80). */
+static inline bool sc_name(unsigned char ch)
+{
+	return (unsigned)(sc[ch] - SC_IDENT) <= SC_DOLLAR - SC_IDENT;
+}
+
+/* The end of the quoted text that starts at s[i] ('...' or "..."; doubled quotes stay inside),
+ * or 0 when it does not end. */
+static size_t quoted_end(const unsigned char *s, size_t len, size_t i)
+{
+	const unsigned char *q;
+	for (size_t j = i + 1;; j = (size_t)(q - s) + 2) {
+		q = memchr(s + j, s[i], len - j);
+		if (!q)
+			return 0;
+		if ((size_t)(q - s) + 1 >= len || q[1] != s[i])
+			return (size_t)(q - s) + 1;
+	}
+}
+
+bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_shape *sh)
+{
+	const unsigned char *s = (const unsigned char *)sql;
+	struct shaper x = {s, 0, c->seed, ~c->seed, c->seed ^ FP_P2, len, 0};
+	size_t i = 0, j;
+
+	/*
+	 * Runs of one class are read in tight loops; everything that is not a plain literal or a
+	 * comment stays in the text that is hashed. A name (digits and '$' included) is one run,
+	 * so a digit seen on its own starts a number.
+	 */
+	while (i < len) {
+		switch (sc[s[i]]) {
+		case SC_PLAIN:
+			for (i++; i < len && sc[s[i]] == SC_PLAIN; i++)
+				;
+			continue;
+		case SC_IDENT:
+			for (i++; i < len && sc_name(s[i]); i++)
+				;
+			continue;
+		case SC_DOT:
+			/* ".5", "t.1e3": kept in the key as they are */
+			for (i++; i < len && sc_name(s[i]); i++)
+				;
+			continue;
+		case SC_DOLLAR:
+			if (!(i + 1 < len && sc[s[i + 1]] == SC_DIGIT))
+				return false;                    /* a dollar quote */
+			for (i++; i < len && sc_name(s[i]); i++) /* $n stays */
+				;
+			continue;
+		case SC_DIGIT:
+			for (j = i + 1; j < len && sc[s[j]] == SC_DIGIT; j++)
+				;
+			if (j < len && s[j] == '.')
+				for (j++; j < len && sc[s[j]] == SC_DIGIT; j++)
+					;
+			/* 1e5, 0x1F, 1_000, 1.2.3, 5'x': the normalizer's business */
+			if (j < len && sc[s[j]] != SC_PLAIN && sc[s[j]] != SC_DASH &&
+			    sc[s[j]] != SC_SLASH)
+				return false;
+			sh_part(&x, i, PART_NUM);
+			x.lits = fp_round(sh_bytes(x.lits, s, s + i, s + j), j - i);
+			x.run = x.last = i = j;
+			continue;
+		case SC_QUOTE:
+			/* E'', B'', X'', N'': after a name character; after a number it bailed */
+			if (i > 0 && sc_name(s[i - 1]))
+				return false;
+			if (!(j = quoted_end(s, len, i)))
+				return false;
+			if (memchr(s + i, '\\', j - i))
+				return false;
+			sh_part(&x, i, PART_STR);
+			x.lits = fp_round(sh_bytes(x.lits, s, s + i, s + j), (j - i) | 1ull << 40);
+			x.run = x.last = i = j;
+			continue;
+		case SC_DQUOTE:
+			/* a quoted name stays in the key, whatever is inside */
+			if (!(i = quoted_end(s, len, i)))
+				return false;
+			continue;
+		case SC_DASH:
+			if (i + 1 < len && s[i + 1] == '-') {
+				for (j = i + 2; j < len && s[j] != '\n' && s[j] != '\r'; j++)
+					;
+				sh_part(&x, i, PART_COMMENT);
+				x.run = x.last = i = j;
+				continue;
+			}
+			i++;
+			continue;
+		case SC_SLASH:
+			if (i + 1 < len && s[i + 1] == '*') {
+				/* comments nest, as in PostgreSQL */
+				unsigned depth = 1;
+				for (j = i + 2; depth > 0; j++) {
+					if (j + 1 >= len)
+						return false;
+					if (s[j] == '/' && s[j + 1] == '*') {
+						depth++;
+						j++;
+					} else if (s[j] == '*' && s[j + 1] == '/') {
+						depth--;
+						j++;
+					}
+				}
+				sh_part(&x, i, PART_COMMENT);
+				x.run = x.last = i = j;
+				continue;
+			}
+			i++;
+			continue;
+		}
+	}
+	sh_part(&x, len, PART_END);
+	sh->key = fmix64(x.data ^ fmix64(x.parts));
+	if (!sh->key)
+		sh->key = 1;
+	sh->params = fmix64(x.lits ^ sh->key);
+	sh->first = x.first;
+	sh->last = x.last;
+	return true;
+}
+
+static struct fpc_shape *shape_slot(const struct fp_cache *c, uint64_t key)
+{
+	return &c->shapes[(key ^ (key >> 29)) & (FPC_SHAPES - 1)];
+}
+
+bool fp_cache_shape_get(struct fp_cache *c, const struct fp_shape *sh, size_t len,
+			struct fp_stmt *st)
+{
+	const struct fpc_shape *e = c->shapes ? shape_slot(c, sh->key) : NULL;
+	if (!e || e->key != sh->key || e->tail > len || e->start > len - e->tail) {
+		c->misses++;
+		return false;
+	}
+	*st = e->st;
+	st->start = e->start;
+	st->end = len - e->tail;
+	st->params_hash = sh->params;
+	c->hits++;
+	return true;
+}
+
+void fp_cache_shape_put(struct fp_cache *c, const struct fp_shape *sh, size_t len,
+			const struct fp_stmt *st)
+{
+	if (!fp_shape_fits(sh, st) || st->end > len || st->start > st->end || len > UINT32_MAX)
+		return;
+	if (!c->shapes) {
+		c->shapes = calloc(FPC_SHAPES, sizeof(*c->shapes));
+		if (!c->shapes)
+			return;
+		c->bytes += FPC_SHAPES * sizeof(*c->shapes);
+	}
+	struct fpc_shape *e = shape_slot(c, sh->key);
+	e->key = sh->key;
+	e->start = (uint32_t)st->start;
+	e->tail = (uint32_t)(len - st->end);
+	e->st = *st;
 }

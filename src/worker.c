@@ -103,7 +103,9 @@ struct worker *worker_create(struct config *cfg)
 	list_init(&w->cancel_conns);
 	w->reaper = event_new(w->base, -1, 0, reaper_cb, w);
 	w->nplus1 = nplus1_table_new();
-	w->fpcache = fp_cache_new();
+	uint64_t seed = 0;
+	(void)RAND_bytes((unsigned char *)&seed, sizeof(seed)); /* 0 on failure: still works */
+	w->fpcache = fp_cache_new(seed);
 	if (!w->nplus1 || !w->fpcache) {
 		nplus1_table_free(w->nplus1);
 		fp_cache_free(w->fpcache);

@@ -91,3 +91,45 @@ def test_fingerprints_off(pgtally):
     with p.connect() as conn:
         assert conn.execute('SELECT 1').fetchone() == (1,)
     assert fingerprints(p) == []
+
+
+# Statement shapes for the cache test: {n} and {s} are filled with literals of other lengths.
+SHAPES = [
+    'SELECT {n} AS sh_a',
+    'SELECT 1 AS sh_b WHERE 1 IN ({n}, {n}, {n})',
+    "SELECT '{s}' AS sh_c",
+    "SELECT 1 AS sh_d /* {s} */",
+    'SELECT {n} AS sh_e -- {s}\n',
+    'SELECT {n}.25 AS sh_f',
+    'select  {n}  as sh_g ;',
+    'SELECT "x1".sh_h FROM (SELECT {n} AS sh_h) "x1"',
+    "/*route='{s}'*/ SELECT {n} AS sh_i",
+    'SELECT {n} AS sh_j; SELECT {n} AS sh_k',
+    "SELECT E'{s}' AS sh_l",
+    'SELECT $x${s}$x$ AS sh_m',
+]
+
+
+def fill(template, n, s):
+    return template.replace('{n}', str(n)).replace('{s}', s)
+
+
+def test_cached_shapes_fingerprint_like_fresh_text(pgtally):
+    """What the shape cache answers (the second round on one pooler) is what a fresh
+    normalization gives (one round on a new pooler), statement by statement."""
+    warm, fresh = pgtally(), pgtally()
+    with warm.connect() as conn:
+        cur = psycopg.ClientCursor(conn)
+        for n, s in ((7, 'x'), (123456, 'a longer string')):
+            for t in SHAPES:
+                cur.execute(fill(t, n, s))
+    with fresh.connect() as conn:
+        cur = psycopg.ClientCursor(conn)
+        for t in SHAPES:
+            cur.execute(fill(t, 123456, 'a longer string'))
+    warm_rows, fresh_rows = fingerprints(warm), fingerprints(fresh)
+    warm_calls = {r['fingerprint']: int(r['calls']) for r in warm_rows}
+    fresh_calls = {r['fingerprint']: int(r['calls']) for r in fresh_rows}
+    assert len(fresh_calls) == len(SHAPES) + 1, fresh_rows  # sh_j/sh_k: two statements
+    assert warm_calls == {fp: 2 * calls for fp, calls in fresh_calls.items()}
+    assert int(warm.admin('SHOW MEM')[-1]['memtotal']) > 0  # fp_text_cache in use

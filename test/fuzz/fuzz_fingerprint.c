@@ -4,11 +4,14 @@
 #include <string.h>
 
 #include "fingerprint.h"
+#include "fpcache.h"
+#include "../unit/fp_shape_check.h"
 
 /*
  * Invariants checked on every input, besides "no crash, no read outside the input" (ASan):
  * the text fits the buffer, a full-size text hashes to the id and normalizes to itself,
- * truncation and out == NULL leave the id alone, positions only move forward.
+ * truncation and out == NULL leave the id alone, positions only move forward; a variant with
+ * its digits moved on or doubled that keeps the shape key normalizes alike (fpcache.h).
  */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -54,6 +57,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		last = pos;
 	}
 	check(pos == size);
+
+	static struct fp_cache *cache;
+	static char variant[2 * BIG];
+	if (!cache)
+		cache = fp_cache_new(1);
+	if (cache && size <= BIG)
+		for (int how = 0; how < 2; how++)
+			check(fp_shape_pair(cache, sql, size, variant,
+					    fp_shape_variant(sql, size, variant, how)) != -1);
 
 	if (fp_parse_tags(sql, size, &tags)) {
 		check(strlen(tags.route) < sizeof(tags.route));

@@ -12,6 +12,7 @@
 #include "fingerprint.h"
 #include "fp_corpus.h"
 #include "fpcache.h"
+#include "fp_shape_check.h"
 
 /* Exact-size heap copy without a NUL, so that ASan catches any read past the end. */
 static char *dup_exact(const char *s, size_t len)
@@ -576,7 +577,7 @@ static void assert_same_stmt(const struct fp_stmt *a, const struct fp_stmt *b)
 static void test_cache(void **state)
 {
 	(void)state;
-	struct fp_cache *c = fp_cache_new();
+	struct fp_cache *c = fp_cache_new(42);
 	struct fp_stmt st, got;
 	const char *q = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
 	uint64_t hits, misses;
@@ -630,6 +631,129 @@ static void test_cache(void **state)
 	fp_cache_free(c);
 }
 
+/* Statements that must share a shape (first) with each other statement of their row. */
+static const char *const same_shape[][3] = {
+	{"SELECT * FROM t WHERE id = 5", "SELECT * FROM t WHERE id = 12345",
+	 "SELECT * FROM t WHERE id = 0.5"},
+	{"SELECT 'abc', x FROM t", "SELECT '', x FROM t", "SELECT 'it''s; -- no', x FROM t"},
+	{"SELECT 1 /* a */;", "SELECT 22 /* bbb /* nested */ */;", "SELECT 3 /**/;"},
+	{"SELECT a FROM t -- one\nWHERE b = 1", "SELECT a FROM t -- two two\nWHERE b = 2",
+	 "SELECT a FROM t --\nWHERE b = 33"},
+	{"SELECT \"t1\".\"c\" FROM \"t1\" WHERE \"t1\".\"id\" IN (1, 2, 3) LIMIT 21 "
+	 "/*controller='book',route='%5Ebooks%2F',traceparent='00-0af7651916cd43dd8448eb211c80319c-"
+	 "b7ad6b7169203331-01'*/",
+	 "SELECT \"t1\".\"c\" FROM \"t1\" WHERE \"t1\".\"id\" IN (7, 8, 9) LIMIT 1 "
+	 "/*controller='book',route='%5Ebooks%2F',traceparent='00-aaf7651916cd43dd8448eb211c80319c-"
+	 "b7ad6b7169203331-01'*/",
+	 "SELECT \"t1\".\"c\" FROM \"t1\" WHERE \"t1\".\"id\" IN (1000, 2, 3) LIMIT 5 /**/"},
+};
+
+/* Pairs that must not: names with digits, $n, spacing, list lengths, comment or none. */
+static const char *const other_shape[][2] = {
+	{"SELECT * FROM t1", "SELECT * FROM t2"},
+	{"SELECT $1", "SELECT $2"},
+	{"SELECT 1", "SELECT 1 "},
+	{"SELECT 1 FROM t WHERE a IN (1, 2)", "SELECT 1 FROM t WHERE a IN (1, 2, 3)"},
+	{"SELECT 1 /* c */", "SELECT 1"},
+	{"SELECT 1", "SELECT '1'"},
+	{"SELECT a.b1 FROM t", "SELECT a.b2 FROM t"},
+	{"SELECT 1; SELECT 2", "SELECT 1;"},
+};
+
+/* Texts the quick reading declines: the normalizer decides. */
+static const char *const no_shape[] = {
+	"SELECT $$a$$",          "SELECT $x$ 1 $x$", "SELECT E'a\\'b'",
+	"SELECT 'a\\b'",         "SELECT B'0101'",   "SELECT 1e5",
+	"SELECT 0x1F",           "SELECT 1_000",     "SELECT 'unterminated",
+	"SELECT \"unterminated", "SELECT 1 /* open", "SELECT 1.2.3",
+	"SELECT N'x'",           "SELECT 5'x'",
+};
+
+static void test_shapes(void **state)
+{
+	(void)state;
+	struct fp_cache *c = fp_cache_new(7);
+	struct fp_shape a, b;
+	struct fp_stmt st, got, want;
+	size_t pos;
+
+	assert_non_null(c);
+	for (size_t r = 0; r < sizeof(same_shape) / sizeof(same_shape[0]); r++) {
+		const char *first = same_shape[r][0];
+		assert_true(fp_shape(c, first, strlen(first), &a));
+		pos = 0;
+		assert_true(fp_next(first, strlen(first), &pos, NULL, 0, &st));
+		fp_cache_shape_put(c, &a, strlen(first), &st);
+		for (int i = 1; i < 3; i++) {
+			const char *t = same_shape[r][i];
+			assert_int_equal(fp_shape_pair(c, first, strlen(first), t, strlen(t)), 1);
+			assert_true(fp_shape(c, t, strlen(t), &b));
+			assert_int_equal(a.key, b.key);
+			assert_true(a.params != b.params); /* other literals */
+			assert_true(fp_cache_shape_get(c, &b, strlen(t), &got));
+			pos = 0;
+			assert_true(fp_next(t, strlen(t), &pos, NULL, 0, &want));
+			assert_same_stmt(&want, &(struct fp_stmt){.id = got.id,
+								  .params_hash = want.params_hash,
+								  .kind = got.kind,
+								  .txn = got.txn,
+								  .start = got.start,
+								  .end = got.end});
+			assert_int_equal(got.params_hash, b.params);
+		}
+	}
+	for (size_t r = 0; r < sizeof(other_shape) / sizeof(other_shape[0]); r++) {
+		assert_true(fp_shape(c, other_shape[r][0], strlen(other_shape[r][0]), &a));
+		assert_true(fp_shape(c, other_shape[r][1], strlen(other_shape[r][1]), &b));
+		assert_true(a.key != b.key);
+	}
+	for (size_t r = 0; r < sizeof(no_shape) / sizeof(no_shape[0]); r++)
+		assert_false(fp_shape(c, no_shape[r], strlen(no_shape[r]), &a));
+	/* a statement that starts after a comment and an empty statement: not kept */
+	const char *late = "/* 12 */ ; SELECT 2";
+	assert_true(fp_shape(c, late, strlen(late), &a));
+	pos = 0;
+	assert_true(fp_next(late, strlen(late), &pos, NULL, 0, &st));
+	assert_false(fp_shape_fits(&a, &st));
+	fp_cache_shape_put(c, &a, strlen(late), &st);
+	assert_false(fp_cache_shape_get(c, &a, strlen(late), &got));
+	/* the same text, the same parameters; another seed, other keys */
+	const char *q = "SELECT x FROM t WHERE id = 42";
+	struct fp_cache *c2 = fp_cache_new(8);
+	assert_true(fp_shape(c, q, strlen(q), &a) && fp_shape(c, q, strlen(q), &b));
+	assert_int_equal(a.params, b.params);
+	assert_true(fp_shape(c2, q, strlen(q), &b));
+	assert_true(a.key != b.key);
+	fp_cache_free(c2);
+
+	/*
+	 * The whole corpus, against itself and against variants whose literal digits moved or
+	 * doubled: equal keys always mean equal results; the variants mostly keep their key.
+	 */
+	char buf[8192];
+	size_t equal = 0;
+	for (size_t i = 0; i < FP_CORPUS_LEN; i++) {
+		const char *x = fp_corpus[i].sql;
+		size_t nx = strlen(x);
+		for (size_t j = 0; j < FP_CORPUS_LEN; j++) {
+			const char *y = fp_corpus[j].sql;
+			assert_int_not_equal(fp_shape_pair(c, x, nx, y, strlen(y)), -1);
+		}
+		for (int how = 0; how < 2; how++) {
+			assert_true(2 * nx < sizeof(buf));
+			size_t ny = fp_shape_variant(x, nx, buf, how);
+			int r = fp_shape_pair(c, x, nx, buf, ny);
+			if (r == -1)
+				print_error("shape promise broken: [%s] vs [%.*s]\n", x, (int)ny,
+					    buf);
+			assert_int_not_equal(r, -1);
+			equal += r == 1;
+		}
+	}
+	assert_true(equal > FP_CORPUS_LEN / 2);
+	fp_cache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -647,6 +771,7 @@ int main(void)
 		cmocka_unit_test(test_tags),
 		cmocka_unit_test(test_trace_id),
 		cmocka_unit_test(test_cache),
+		cmocka_unit_test(test_shapes),
 	};
 
 	return cmocka_run_group_tests_name("fingerprint", tests, NULL, NULL);

@@ -1,0 +1,66 @@
+/* fp_shape_check: the shape cache's promise, checked by test_fingerprint.c and the fuzzer. */
+#ifndef PGT_FP_SHAPE_CHECK_H
+#define PGT_FP_SHAPE_CHECK_H
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fingerprint.h"
+#include "fpcache.h"
+
+/*
+ * Two texts with the same shape key must normalize alike: the same fingerprint, kind and
+ * transaction class, the same number of statements, and (for one statement) the same start
+ * and the same distance from its end to the end of the text, so that a cached result fits
+ * either. Returns 1 when the keys were equal and all of that held, 0 when the keys differ or
+ * either text has no shape, -1 when the promise is broken.
+ */
+static int fp_shape_pair(const struct fp_cache *c, const char *a, size_t na, const char *b,
+			 size_t nb)
+{
+	struct fp_shape sa, sb;
+	struct fp_stmt x, y, x2, y2;
+	size_t pa = 0, pb = 0;
+
+	if (!fp_shape(c, a, na, &sa) || !fp_shape(c, b, nb, &sb) || sa.key != sb.key)
+		return 0;
+	bool ha = fp_next(a, na, &pa, NULL, 0, &x), hb = fp_next(b, nb, &pb, NULL, 0, &y);
+	if (ha != hb)
+		return -1;
+	if (!ha)
+		return 1;
+	bool ma = fp_next(a, na, &pa, NULL, 0, &x2), mb = fp_next(b, nb, &pb, NULL, 0, &y2);
+	if (ma != mb)
+		return -1;
+	if (ma || !fp_shape_fits(&sa, &x)) /* not kept: several statements, FETCH counts */
+		return 1;
+	if (x.id != y.id || x.kind != y.kind || x.txn != y.txn || x.start != y.start ||
+	    na - x.end != nb - y.end)
+		return -1;
+	return 1;
+}
+
+/*
+ * Variants of a text that keep its shape when its digits are in literals: every digit
+ * moved on by one, and every digit doubled. Writes into buf (at least 2 * n bytes).
+ */
+static size_t fp_shape_variant(const char *s, size_t n, char *buf, int how)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (ch >= '0' && ch <= '9') {
+			if (how == 0) {
+				buf[o++] = ch == '9' ? '1' : (char)(ch + 1);
+				continue;
+			}
+			buf[o++] = ch;
+		}
+		buf[o++] = ch;
+	}
+	return o;
+}
+
+#endif
