@@ -224,14 +224,19 @@ bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_s
 				;
 			continue;
 		case SC_DOT:
-			/* ".5", "t.1e3": kept in the key as they are */
-			for (i++; i < len && sc_name(s[i]); i++)
+			/* ".5" keeps its digits in the key; what follows them is read on its own */
+			for (i++; i < len && sc[s[i]] == SC_DIGIT; i++)
 				;
 			continue;
 		case SC_DOLLAR:
+			/*
+			 * "$n" stays in the key. Nothing after it is taken as part of it: in
+			 * "$1$a$" PostgreSQL sees $1 and then a dollar quote, which ends the
+			 * reading here.
+			 */
 			if (!(i + 1 < len && sc[s[i + 1]] == SC_DIGIT))
-				return false;                    /* a dollar quote */
-			for (i++; i < len && sc_name(s[i]); i++) /* $n stays */
+				return false; /* a dollar quote */
+			for (i++; i < len && sc[s[i]] == SC_DIGIT; i++)
 				;
 			continue;
 		case SC_DIGIT:

@@ -754,6 +754,90 @@ static void test_shapes(void **state)
 	fp_cache_free(c);
 }
 
+/*
+ * Random token soup: a text and its twin, whose numbers, strings and comments were drawn again
+ * from the same lists. The tokens around them (dollar signs, quotes, comment marks, names)
+ * often make the literals something else; equal keys must still mean equal results.
+ */
+static const char *const soup_tok[] = {
+	"$",     "$a$",    "$1",  ".",     "e",         "E",       "x",      "'",
+	"\"",    "\"\"",   "\n",  " ",     "_",         "a",       "IN",     "(",
+	")",     ",",      ";",   "::",    "-",         "+",       "/",      "*",
+	"<",     "=",      "!",   "\\",    "&",         "U&",      "VALUES", "SELECT",
+	"FETCH", "ARRAY[", "]",   "\xdb",  "B",         "N",       "LIMIT",  "NULL",
+	"IS",    "date",   "SET", "BEGIN", "SAVEPOINT", "DECLARE", "AS",     "ATOMIC",
+	"END",   "?",      ":",   "#",     "--",        "/*",      "*/",
+};
+static const char *const soup_num[] = {"5", "12", "0", "1234567", "3.25", "7."};
+static const char *const soup_str[] = {"'a'",  "'bc d'", "''",   "'it''s'",
+				       "'--'", "'/*'",   "'$$'", "'\"'"};
+static const char *const soup_com[] = {"/* c */", "/* d /* e */ */", "-- f\n",
+				       "/**/",    "-- 'x\n",         "/* $$ */"};
+#define SOUP_N(a) (sizeof(a) / sizeof((a)[0]))
+
+static uint32_t soup_rand(uint32_t *x)
+{
+	*x = *x * 1103515245u + 12345u;
+	return *x >> 8;
+}
+
+static void test_shape_soup(void **state)
+{
+	(void)state;
+	struct fp_cache *c = fp_cache_new(5);
+	char t[1024], v[1024];
+	uint32_t seed = 1;
+	int equal = 0;
+
+	for (int it = 0; it < 200000; it++) {
+		size_t o = 0, ov = 0;
+		int k = 1 + (int)(soup_rand(&seed) % 25);
+		for (int i = 0; i < k; i++) {
+			uint32_t cls = soup_rand(&seed) % 6;
+			const char *w, *wv;
+			if (cls == 0) {
+				w = soup_num[soup_rand(&seed) % SOUP_N(soup_num)];
+				wv = soup_num[soup_rand(&seed) % SOUP_N(soup_num)];
+			} else if (cls == 1) {
+				w = soup_str[soup_rand(&seed) % SOUP_N(soup_str)];
+				wv = soup_str[soup_rand(&seed) % SOUP_N(soup_str)];
+			} else if (cls == 2) {
+				w = soup_com[soup_rand(&seed) % SOUP_N(soup_com)];
+				wv = soup_com[soup_rand(&seed) % SOUP_N(soup_com)];
+			} else {
+				w = wv = soup_tok[soup_rand(&seed) % SOUP_N(soup_tok)];
+			}
+			size_t l = strlen(w), lv = strlen(wv);
+			memcpy(t + o, w, l);
+			memcpy(v + ov, wv, lv);
+			o += l;
+			ov += lv;
+			if (soup_rand(&seed) % 2) {
+				t[o++] = ' ';
+				v[ov++] = ' ';
+			}
+		}
+		int r = fp_shape_pair(c, t, o, v, ov);
+		if (r == -1)
+			print_error("shape promise broken: [%.*s] vs [%.*s]\n", (int)o, t, (int)ov,
+				    v);
+		assert_int_not_equal(r, -1);
+		equal += r == 1;
+		/* and the text against itself with its digits moved on or doubled */
+		for (int how = 0; how < 2; how++) {
+			char d[2 * sizeof(t)];
+			size_t nd = fp_shape_variant(t, o, d, how);
+			r = fp_shape_pair(c, t, o, d, nd);
+			if (r == -1)
+				print_error("shape promise broken: [%.*s] vs [%.*s]\n", (int)o, t,
+					    (int)nd, d);
+			assert_int_not_equal(r, -1);
+		}
+	}
+	assert_true(equal > 20000); /* the soup does reach the cache's case */
+	fp_cache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -772,6 +856,7 @@ int main(void)
 		cmocka_unit_test(test_trace_id),
 		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_shapes),
+		cmocka_unit_test(test_shape_soup),
 	};
 
 	return cmocka_run_group_tests_name("fingerprint", tests, NULL, NULL);
