@@ -548,6 +548,86 @@ def run_syscalls(opts, poolers, cases, log):
     return rows
 
 
+# Workloads whose user-space instructions are counted under callgrind, and the transactions
+# per client of the short and the long run (a Django-shaped transaction is 23 queries).
+INSTR_CASES = {'s20': (100, 600), 'e20': (100, 600), 'dj20': (10, 60)}
+VALGRIND = shutil.which('valgrind') or '/usr/bin/valgrind'
+
+
+def callgrind_total(path):
+    """The Ir total a callgrind output file ends with."""
+    with open(path) as f:
+        for line in f:
+            m = re.match(r'^(?:summary|totals):\s+(\d+)', line)
+            if m:
+                return int(m.group(1))
+    raise RuntimeError('no totals in %s' % path)
+
+
+def callgrind_pgbench(opts, pg, kind, case, transactions, tmpdir):
+    """A fresh pooler under callgrind while pgbench runs 20 clients x transactions: (its
+    instructions from start to exit, transactions processed), or raise."""
+    out = os.path.join(tmpdir, 'cg-%s-%s-%d.out' % (kind, case.cid, transactions))
+    pkind, extra = POOLERS[kind]
+    binary = opts.pgtally_bin if pkind == 'pgtally' else harness.pooler.KINDS[pkind][0]
+    userlist = {u: pg.role_secret(u) for u in PASSWORDS}
+    p = harness.start_pooler(pg, kind=pkind, ini=pooler_ini(extra), userlist=userlist,
+                             binary=VALGRIND,
+                             args=['--tool=callgrind', '--callgrind-out-file=' + out, binary])
+    try:
+        r = run_pgbench(p.host, p.port, case.args, 20, transactions=transactions,
+                        user=case.user, timeout=900)
+        p.stop(timeout=120)
+    finally:
+        p.cleanup()
+    if not r['ok']:
+        raise RuntimeError(r['error'])
+    return callgrind_total(out), r['processed']
+
+
+def run_instructions(opts, pg, cases, log):
+    """User-space instructions per transaction: the pooler under callgrind for a short and a
+    long run of one workload; the difference divided by the difference in transactions. What
+    happens once per run (start, logins, shutdown) cancels out, and the count, unlike time,
+    does not depend on what else the machine does."""
+    rows = []
+    tmpdir = tempfile.mkdtemp(prefix='pgtally-bench-cg-', dir='/tmp')
+    os.chmod(tmpdir, 0o777)  # PgBouncer runs as postgres and writes its output here
+    by_id = {c.cid: c for c in cases}
+    try:
+        for cid, (short, long_) in INSTR_CASES.items():
+            for kind in ('pgbouncer', 'pgtally'):
+                log('== instructions %s %s' % (cid, kind))
+                try:
+                    i1, n1 = callgrind_pgbench(opts, pg, kind, by_id[cid], short, tmpdir)
+                    i2, n2 = callgrind_pgbench(opts, pg, kind, by_id[cid], long_, tmpdir)
+                except (RuntimeError, OSError, harness.pooler.PoolerError) as e:
+                    log('   failed: %s' % str(e).splitlines()[0])
+                    rows.append({'case': cid, 'target': kind, 'error': str(e)})
+                    continue
+                per = (i2 - i1) / float(n2 - n1)
+                rows.append({'case': cid, 'target': kind, 'per_txn': per, 'txns': (n1, n2)})
+                log('   %.0f instructions/txn' % per)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return rows
+
+
+def instructions_table(rows, cases):
+    titles = {c.cid: c.title for c in cases}
+    by = {(r['case'], r['target']): r for r in rows}
+    lines = ['| case | pgbouncer | pgtally | pgtally ÷ PgBouncer |', '|---|---:|---:|---:|']
+    for cid in INSTR_CASES:
+        if cid not in titles:
+            continue
+        b, t = by.get((cid, 'pgbouncer'), {}), by.get((cid, 'pgtally'), {})
+        vb, vt = b.get('per_txn'), t.get('per_txn')
+        lines.append('| %s `%s` | %s | %s | %s |' % (
+            titles[cid], cid, fmt(vb, ',.0f', 'failed'), fmt(vt, ',.0f', 'failed'),
+            ratio(vt, vb) if vb and vt else ''))
+    return '\n'.join(lines)
+
+
 def syscall_table(rows, cases):
     titles = {c.cid: c.title for c in cases}
     lines = ['| case | target | syscalls/txn | epoll_ctl/txn | most frequent, per txn |',
@@ -850,6 +930,7 @@ def parse_args():
     opts.cases = opts.cases or os.environ.get('BENCH_CASES') or ''
     opts.warmup = 0 if q else 2
     opts.strace_txns = (50, 250) if q else (200, 1000)
+    opts.instructions = env_int('BENCH_INSTRUCTIONS', 0 if q else 1)
     if opts.doc is None:
         opts.doc = env_int('BENCH_DOC', 0 if (q or opts.cases) else 1)
     return opts
@@ -925,6 +1006,15 @@ def main():
                 stop_target(t)
             poolers = None
 
+        instr_rows = []
+        if opts.instructions and all(cid in chosen for cid in INSTR_CASES):
+            instr_rows = run_instructions(opts, pg, cases, log)
+            tables.append(('User-space instructions per transaction (callgrind)',
+                           instructions_table(instr_rows, cases)))
+            errors += ['instructions %s %s: %s' % (r['case'], r['target'],
+                                                    r['error'].splitlines()[0])
+                       for r in instr_rows if 'error' in r]
+
         idle_rows = []
         if opts.idle_clients > 0:
             idle_rows = run_idle(opts, pg, log)
@@ -950,6 +1040,7 @@ def main():
         with open(os.path.join(OUT_DIR, 'results.json'), 'w') as f:
             json.dump({'options': {k: v for k, v in vars(opts).items()}, 'machine': info,
                        'runs': results, 'summaries': summaries, 'syscalls': sys_rows,
+                       'instructions': instr_rows,
                        'idle': idle_rows, 'big': big_rows}, f, indent=1, default=str)
         print('\n' + text)
         where = ['build/bench/performance.md', 'build/bench/results.json']
