@@ -251,7 +251,12 @@ void server_close(struct server *s, const char *fmt, ...)
 
 	struct pool *pool = s->pool;
 	struct worker *w = s->w;
-	bool was_login = s->state == SV_LOGIN;
+	/*
+	 * A login that failed, not a server closed right after its login finished (ready):
+	 * given to another worker, lifetime over. Only a failed one delays the next connect by
+	 * server_login_retry and fails the clients waiting for a login.
+	 */
+	bool was_login = s->state == SV_LOGIN && !s->ready;
 	log_at(was_login || s->client ? LOG_LVL_WARNING : LOG_LVL_INFO,
 	       "S-%llu %s/%s: closing because: %s", (unsigned long long)s->id, pool->db->name,
 	       pool->user->name, why);
@@ -268,7 +273,7 @@ void server_close(struct server *s, const char *fmt, ...)
 		snprintf(msg, sizeof(msg), "server connection lost: %s", why);
 		client_server_lost(c, "08006", msg);
 	}
-	if (s->state == SV_LOGIN) {
+	if (was_login) {
 		pool->last_connect_failed = worker_now(w);
 		free(pool->last_error);
 		pool->last_error = strdup(why);

@@ -449,6 +449,12 @@ def test_cancel_lands_on_any_worker(pgtally, pg):
         assert sorted(outcome) == list(range(20)) and 'finished' not in outcome.values()
         for c in conns:
             assert c.execute('SELECT 1').fetchone() == (1,)
+        # A server handed to the other worker right after its login is not a failed login:
+        # that would hold new connections back for server_login_retry (15 s) and fail the
+        # clients waiting for one.
+        log = p.log()
+        assert 'server login failed' not in log
+        assert not re.search(r'WARNING S-\d+ \S+: closing because: given to another worker', log)
     finally:
         close_all(conns)
 
