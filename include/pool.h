@@ -137,6 +137,9 @@ void pool_maintain(struct pool *pool);
  */
 void pool_welcome_publish(struct pool *pool);
 bool pool_welcome_adopt(struct pool *pool);
+/* Send the pool's welcome (it has one: have_welcome) to the clients that logged in and
+ * wait for it. */
+void pool_welcome_waiting(struct pool *pool);
 
 /* A server of pool closed: give its slot back to the counts over all workers. */
 void pool_server_gone(struct pool *pool);

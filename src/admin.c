@@ -582,26 +582,49 @@ static bool pool_in(const struct pool *p, const char *db)
 	return !db || strcmp(p->db->name, db) == 0;
 }
 
+/* Where a walk over the pools of every worker stands (for_each_pool). */
+struct pool_iter {
+	int wi;
+	struct list *pos; /* NULL: at the start of worker wi's list */
+};
+
+/* The next pool of db (NULL: any) after it, over every worker; NULL at the end. */
+static struct pool *pools_next(struct pool_iter *it, const char *db)
+{
+	struct worker *w;
+	while ((w = app_worker(it->wi))) {
+		it->pos = it->pos ? it->pos->next : w->pools.next;
+		if (it->pos == &w->pools) {
+			it->wi++;
+			it->pos = NULL;
+			continue;
+		}
+		struct pool *p = container_of(it->pos, struct pool, node);
+		if (pool_in(p, db))
+			return p;
+	}
+	return NULL;
+}
+
+/* Every pool of database db (NULL: all) on every worker; p may lose connections, not go. */
+#define for_each_pool(p, db) for (struct pool_iter it_ = {0, NULL}; ((p) = pools_next(&it_, (db)));)
+
 /* Has the state a waiting command waits for been reached on every worker? */
 static bool wait_done(enum wait_kind kind, const char *db)
 {
-	struct worker *w;
-	for (int wi = 0; (w = app_worker(wi)); wi++) {
-		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-			struct pool *p = container_of(pos, struct pool, node);
-			if (!pool_in(p, db))
-				continue;
-			if (kind != WAIT_CLOSE) {
-				if (!list_empty(&p->active_servers))
+	struct pool *p;
+	for_each_pool(p, db)
+	{
+		if (kind != WAIT_CLOSE) {
+			if (!list_empty(&p->active_servers))
+				return false;
+			continue;
+		}
+		for (int i = 0; i < ADMIN_N_SERVER_LISTS; i++) {
+			struct list *l = admin_pool_server_list(p, i);
+			for (struct list *sp = l->next; sp != l; sp = sp->next)
+				if (container_of(sp, struct server, node)->close_needed)
 					return false;
-				continue;
-			}
-			for (int i = 0; i < ADMIN_N_SERVER_LISTS; i++) {
-				struct list *l = admin_pool_server_list(p, i);
-				for (struct list *sp = l->next; sp != l; sp = sp->next)
-					if (container_of(sp, struct server, node)->close_needed)
-						return false;
-			}
 		}
 	}
 	return true;
@@ -610,20 +633,17 @@ static bool wait_done(enum wait_kind kind, const char *db)
 /* Stop reading on every pooled connection of every worker: nothing moves until RESUME. */
 static void suspend_all(void)
 {
-	struct worker *w;
-	for (int wi = 0; (w = app_worker(wi)); wi++) {
-		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-			struct pool *p = container_of(pos, struct pool, node);
-			struct list *cl[] = {&p->active_clients, &p->waiting_clients,
-					     &p->login_clients};
-			for (size_t i = 0; i < NCOLS(cl); i++)
-				for (struct list *cp = cl[i]->next; cp != cl[i]; cp = cp->next)
-					sbuf_pause_read(&container_of(cp, struct client, node)->sb);
-			for (int i = 0; i < ADMIN_N_SERVER_LISTS; i++) {
-				struct list *l = admin_pool_server_list(p, i);
-				for (struct list *sp = l->next; sp != l; sp = sp->next)
-					sbuf_pause_read(&container_of(sp, struct server, node)->sb);
-			}
+	struct pool *p;
+	for_each_pool(p, NULL)
+	{
+		struct list *cl[] = {&p->active_clients, &p->waiting_clients, &p->login_clients};
+		for (size_t i = 0; i < NCOLS(cl); i++)
+			for (struct list *cp = cl[i]->next; cp != cl[i]; cp = cp->next)
+				sbuf_pause_read(&container_of(cp, struct client, node)->sb);
+		for (int i = 0; i < ADMIN_N_SERVER_LISTS; i++) {
+			struct list *l = admin_pool_server_list(p, i);
+			for (struct list *sp = l->next; sp != l; sp = sp->next)
+				sbuf_pause_read(&container_of(sp, struct server, node)->sb);
 		}
 	}
 }
@@ -640,18 +660,16 @@ static void resume_read(struct sbuf *sb)
 /* Undo suspend_all for the connections that read between requests. */
 static void unsuspend_all(void)
 {
-	struct worker *w;
-	for (int wi = 0; (w = app_worker(wi)); wi++) {
-		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-			struct pool *p = container_of(pos, struct pool, node);
-			for (struct list *cp = p->active_clients.next; cp != &p->active_clients;
-			     cp = cp->next)
-				resume_read(&container_of(cp, struct client, node)->sb);
-			for (int i = 0; i < ADMIN_N_SERVER_LISTS; i++) {
-				struct list *l = admin_pool_server_list(p, i);
-				for (struct list *sp = l->next; sp != l; sp = sp->next)
-					resume_read(&container_of(sp, struct server, node)->sb);
-			}
+	struct pool *p;
+	for_each_pool(p, NULL)
+	{
+		for (struct list *cp = p->active_clients.next; cp != &p->active_clients;
+		     cp = cp->next)
+			resume_read(&container_of(cp, struct client, node)->sb);
+		for (int i = 0; i < ADMIN_N_SERVER_LISTS; i++) {
+			struct list *l = admin_pool_server_list(p, i);
+			for (struct list *sp = l->next; sp != l; sp = sp->next)
+				resume_read(&container_of(sp, struct server, node)->sb);
 		}
 	}
 }
@@ -662,21 +680,20 @@ bool admin_is_suspended(void)
 	bool any = false;
 	if (!w || !w->paused)
 		return false;
-	for (int wi = 0; (w = app_worker(wi)); wi++) {
-		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-			struct pool *p = container_of(pos, struct pool, node);
-			for (struct list *cp = p->active_clients.next; cp != &p->active_clients;
-			     cp = cp->next) {
-				if (container_of(cp, struct client, node)->sb.read_on)
-					return false;
-				any = true;
-			}
-			for (struct list *sp = p->idle_servers.next; sp != &p->idle_servers;
-			     sp = sp->next) {
-				if (container_of(sp, struct server, node)->sb.read_on)
-					return false;
-				any = true;
-			}
+	struct pool *p;
+	for_each_pool(p, NULL)
+	{
+		for (struct list *cp = p->active_clients.next; cp != &p->active_clients;
+		     cp = cp->next) {
+			if (container_of(cp, struct client, node)->sb.read_on)
+				return false;
+			any = true;
+		}
+		for (struct list *sp = p->idle_servers.next; sp != &p->idle_servers;
+		     sp = sp->next) {
+			if (container_of(sp, struct server, node)->sb.read_on)
+				return false;
+			any = true;
 		}
 	}
 	return any;
@@ -815,30 +832,24 @@ static void set_paused(bool paused)
 /* Close every connection of the pools of db (NULL: all), clients first, on every worker. */
 static void kill_pools(const char *db)
 {
-	struct worker *w;
-	for (int wi = 0; (w = app_worker(wi)); wi++) {
-		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-			struct pool *p = container_of(pos, struct pool, node);
-			if (!pool_in(p, db))
-				continue;
-			struct list *cl[] = {&p->active_clients, &p->waiting_clients,
-					     &p->login_clients};
-			for (size_t i = 0; i < NCOLS(cl); i++) {
-				struct list *cp, *tmp;
-				list_for_each_safe(cp, tmp, cl[i])
-				{
-					client_close(container_of(cp, struct client, node), "57P01",
-						     "database connections killed by an "
-						     "administrator (KILL)");
-				}
+	struct pool *p;
+	for_each_pool(p, db)
+	{
+		struct list *cl[] = {&p->active_clients, &p->waiting_clients, &p->login_clients};
+		for (size_t i = 0; i < NCOLS(cl); i++) {
+			struct list *cp, *tmp;
+			list_for_each_safe(cp, tmp, cl[i])
+			{
+				client_close(container_of(cp, struct client, node), "57P01",
+					     "database connections killed by an "
+					     "administrator (KILL)");
 			}
-			for (int i = 0; i < ADMIN_N_SERVER_LISTS; i++) {
-				struct list *sp, *tmp;
-				list_for_each_safe(sp, tmp, admin_pool_server_list(p, i))
-				{
-					server_close(container_of(sp, struct server, node),
-						     "KILL command");
-				}
+		}
+		for (int i = 0; i < ADMIN_N_SERVER_LISTS; i++) {
+			struct list *sp, *tmp;
+			list_for_each_safe(sp, tmp, admin_pool_server_list(p, i))
+			{
+				server_close(container_of(sp, struct server, node), "KILL command");
 			}
 		}
 	}
@@ -846,38 +857,27 @@ static void kill_pools(const char *db)
 
 static void reconnect_pools(const char *db)
 {
-	struct worker *w;
-	for (int wi = 0; (w = app_worker(wi)); wi++) {
-		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-			struct pool *p = container_of(pos, struct pool, node);
-			if (!pool_in(p, db))
-				continue;
-			for (int i = 0; i < ADMIN_N_SERVER_LISTS; i++) {
-				struct list *l = admin_pool_server_list(p, i);
-				for (struct list *sp = l->next; sp != l; sp = sp->next)
-					container_of(sp, struct server, node)->close_needed = true;
-			}
-			/* Idle ones can go now; the others close when they come back. */
-			struct list *sp, *tmp;
-			list_for_each_safe(sp, tmp, &p->idle_servers)
-			{
-				server_close(container_of(sp, struct server, node),
-					     "RECONNECT command");
-			}
+	struct pool *p;
+	for_each_pool(p, db)
+	{
+		for (int i = 0; i < ADMIN_N_SERVER_LISTS; i++) {
+			struct list *l = admin_pool_server_list(p, i);
+			for (struct list *sp = l->next; sp != l; sp = sp->next)
+				container_of(sp, struct server, node)->close_needed = true;
+		}
+		/* Idle ones can go now; the others close when they come back. */
+		struct list *sp, *tmp;
+		list_for_each_safe(sp, tmp, &p->idle_servers)
+		{
+			server_close(container_of(sp, struct server, node), "RECONNECT command");
 		}
 	}
 }
 
 static void maintain_pools(const char *db)
 {
-	struct worker *w;
-	for (int wi = 0; (w = app_worker(wi)); wi++) {
-		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-			struct pool *p = container_of(pos, struct pool, node);
-			if (pool_in(p, db))
-				pool_maintain(p);
-		}
-	}
+	struct pool *p;
+	for_each_pool(p, db) pool_maintain(p);
 }
 
 static bool db_has_active(const char *db)
@@ -1037,7 +1037,6 @@ static enum cmd_result cmd_kill(struct client *c, const char *arg, struct iobuf 
 /* Client ids are unique over all workers. */
 static enum cmd_result cmd_kill_client(struct client *c, const char *arg, struct iobuf *b)
 {
-	struct worker *w;
 	char *end;
 	(void)c;
 	if (!arg) {
@@ -1049,22 +1048,19 @@ static enum cmd_result cmd_kill_client(struct client *c, const char *arg, struct
 		admin_error(b, "22023", "invalid client id: %s", arg);
 		return CMD_ERROR;
 	}
-	for (int wi = 0; (w = app_worker(wi)); wi++) {
-		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-			struct pool *p = container_of(pos, struct pool, node);
-			struct list *cl[] = {&p->active_clients, &p->waiting_clients,
-					     &p->login_clients};
-			for (size_t i = 0; i < NCOLS(cl); i++) {
-				for (struct list *cp = cl[i]->next; cp != cl[i]; cp = cp->next) {
-					struct client *k = container_of(cp, struct client, node);
-					if (k->id != id)
-						continue;
-					log_info("KILL_CLIENT %llu command issued", id);
-					client_close(k, "57P01",
-						     "admin forced disconnect (KILL_CLIENT)");
-					proto_build_command_complete(b, "KILL_CLIENT");
-					return CMD_OK;
-				}
+	struct pool *p;
+	for_each_pool(p, NULL)
+	{
+		struct list *cl[] = {&p->active_clients, &p->waiting_clients, &p->login_clients};
+		for (size_t i = 0; i < NCOLS(cl); i++) {
+			for (struct list *cp = cl[i]->next; cp != cl[i]; cp = cp->next) {
+				struct client *k = container_of(cp, struct client, node);
+				if (k->id != id)
+					continue;
+				log_info("KILL_CLIENT %llu command issued", id);
+				client_close(k, "57P01", "admin forced disconnect (KILL_CLIENT)");
+				proto_build_command_complete(b, "KILL_CLIENT");
+				return CMD_OK;
 			}
 		}
 	}
@@ -1449,4 +1445,3 @@ void admin_process(struct client *c)
 	iobuf_release(&b);
 	app_world_resume(w);
 }
-

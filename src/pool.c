@@ -508,6 +508,12 @@ bool pool_welcome_adopt(struct pool *pool)
 	}
 	pool->have_welcome = true;
 	/* Clients that logged in before it came (they have had AuthenticationOk). */
+	pool_welcome_waiting(pool);
+	return true;
+}
+
+void pool_welcome_waiting(struct pool *pool)
+{
 	struct list *pos, *tmp;
 	list_for_each_safe(pos, tmp, &pool->login_clients)
 	{
@@ -516,7 +522,6 @@ bool pool_welcome_adopt(struct pool *pool)
 		client_welcome(c, &b);
 		iobuf_release(&b);
 	}
-	return true;
 }
 
 static void pool_launch(struct worker *w, struct pool *pool)

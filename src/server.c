@@ -379,14 +379,7 @@ static void server_login_done(struct server *s)
 	 * Clients waiting for the welcome: also when have_welcome came from another worker
 	 * (pool_welcome_adopt() at a later login) while these were already waiting.
 	 */
-	struct list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &pool->login_clients)
-	{
-		struct client *c = container_of(pos, struct client, node);
-		struct iobuf b = {0};
-		client_welcome(c, &b);
-		iobuf_release(&b);
-	}
+	pool_welcome_waiting(pool);
 	log_debug("S-%llu %s/%s: login done, backend pid %u", (unsigned long long)s->id,
 		  pool->db->name, pool->user->name, s->be_pid);
 	pool_server_ready(pool, s);

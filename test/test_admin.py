@@ -2,11 +2,12 @@
 control commands and the PgBouncer signals."""
 
 import signal
-import threading
 import time
 
 import psycopg
 import pytest
+
+from harness.util import Background
 
 TEXT, INT4, INT8, NUMERIC, BYTEA = 25, 23, 20, 1700, 17
 
@@ -107,24 +108,6 @@ def wait_for(cond, timeout=5.0):
             return True
         time.sleep(0.02)
     return cond()
-
-
-class Background:
-    """Run fn in a thread; .done tells whether it returned, .result/.error what it gave."""
-
-    def __init__(self, fn):
-        self.result = self.error = None
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
-        self.thread.start()
-
-    def _run(self, fn):
-        try:
-            self.result = fn()
-        except Exception as e:  # noqa: BLE001 - reported to the test
-            self.error = e
-        finally:
-            self.done.set()
 
 
 # ---------------------------------------------------------------------- SHOW

@@ -7,23 +7,9 @@ import psycopg
 import psycopg2
 import pytest
 
+from harness.util import backends, wait_no_backends
+
 TRUST = {'auth_type': 'trust'}
-
-
-def backends(pg, dbname='app', user='app'):
-    """Client backends of PostgreSQL for the pool (not our own monitoring connection)."""
-    rows = pg.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND usename = %s "
-                  "AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
-                  (dbname, user))
-    return rows[0][0]
-
-
-def wait_no_backends(pg, timeout=10):
-    """Backends of earlier tests' poolers may still be exiting; wait them out."""
-    deadline = time.time() + timeout
-    while backends(pg) and time.time() < deadline:
-        time.sleep(0.05)
-    assert backends(pg) == 0
 
 
 def test_psycopg3_psycopg2_and_simple_queries(pgtally):

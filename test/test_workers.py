@@ -18,6 +18,7 @@ import pytest
 
 import rawpg
 from harness import util
+from harness.util import Background, wait_no_backends
 
 JOIN_TIMEOUT = 120      # liveness bound for the load threads, not a performance figure
 
@@ -51,19 +52,6 @@ def close_all(conns):
             c.close()
         except Exception:  # noqa: BLE001 - closing what may already be broken
             pass
-
-
-def backends(pg, dbname='app', user='app'):
-    """PostgreSQL client backends of the pool (not our own monitoring connection)."""
-    rows = pg.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND usename = %s "
-                  "AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
-                  (dbname, user))
-    return rows[0][0]
-
-
-def wait_no_backends(pg, timeout=10):
-    """Backends of earlier tests' poolers may still be exiting; wait them out."""
-    assert util.wait_until(lambda: backends(pg) == 0, timeout), backends(pg)
 
 
 class PeakWatcher:
@@ -139,24 +127,6 @@ def state(p):
 
 def wait_for(cond, timeout=5.0):
     return util.wait_until(cond, timeout, interval=0.02)
-
-
-class Background:
-    """Run fn in a thread; .done tells whether it returned, .result/.error what it gave."""
-
-    def __init__(self, fn):
-        self.result = self.error = None
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
-        self.thread.start()
-
-    def _run(self, fn):
-        try:
-            self.result = fn()
-        except Exception as e:  # noqa: BLE001 - reported to the test
-            self.error = e
-        finally:
-            self.done.set()
 
 
 def unique_values_load(p, nclients, txns, sleep=None):

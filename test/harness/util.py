@@ -6,6 +6,7 @@ import resource
 import shutil
 import socket
 import tempfile
+import threading
 import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -120,3 +121,34 @@ def read_text(path):
             return f.read()
     except FileNotFoundError:
         return ''
+
+
+class Background:
+    """Run fn in a thread; .done tells whether it returned, .result/.error what it gave."""
+
+    def __init__(self, fn):
+        self.result = self.error = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self.thread.start()
+
+    def _run(self, fn):
+        try:
+            self.result = fn()
+        except Exception as e:  # noqa: BLE001 - reported to the test
+            self.error = e
+        finally:
+            self.done.set()
+
+
+def backends(pg, dbname='app', user='app'):
+    """PostgreSQL client backends of the pool (not our own monitoring connection)."""
+    rows = pg.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND usename = %s "
+                  "AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                  (dbname, user))
+    return rows[0][0]
+
+
+def wait_no_backends(pg, timeout=10):
+    """Backends of earlier tests' poolers may still be exiting; wait them out."""
+    assert wait_until(lambda: backends(pg) == 0, timeout), backends(pg)
