@@ -17,7 +17,7 @@ DEB_PACKAGES := build-essential gcc make autoconf automake pkg-config \
 	libevent-dev libssl-dev libinih-dev libpq-dev libcmocka-dev libpg-query-dev \
 	postgresql-15 postgresql-client-15 pgbouncer \
 	python3-psycopg python3-psycopg2 python3-pytest python3-django \
-	clang valgrind prometheus openssl
+	clang valgrind prometheus openssl iproute2
 
 # Goals that must work before configure can (deps installs what configure looks for).
 NOCONFIG_GOALS := deps clean distclean help

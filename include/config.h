@@ -119,6 +119,16 @@ struct config {
 
 	bool so_reuseport;
 	int workers;
+	int listen_backlog;
+
+	/* TCP options of client and server sockets (as PgBouncer's); 0 = the system's value */
+	int tcp_defer_accept; /* nonzero: the listener wakes only when data arrives (45 s) */
+	bool tcp_keepalive;
+	int tcp_keepcnt;
+	int tcp_keepidle;   /* seconds */
+	int tcp_keepintvl;  /* seconds */
+	int tcp_user_timeout; /* milliseconds */
+	int tcp_socket_buffer; /* bytes, SO_SNDBUF and SO_RCVBUF */
 
 	char *client_tls_sslmode;
 	char *client_tls_key_file;

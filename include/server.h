@@ -92,8 +92,12 @@ void server_send_cancel(struct server *s);
 /* Drop the cancel requests still being forwarded (when the worker is freed). */
 void server_cancels_free(struct worker *w);
 
-/* Open a non-blocking socket connecting to the database's server; -1 on failure. */
-int server_connect_socket(const struct pool_db *db, char *err, size_t errlen);
+/*
+ * Open a non-blocking socket connecting to the database's server, with cfg's TCP options;
+ * -1 on failure.
+ */
+int server_connect_socket(const struct pool_db *db, const struct config *cfg, char *err,
+			  size_t errlen);
 
 /* Send pgtally's own replies that are due (from the client side, between messages). */
 void server_emit_due(struct server *s);

@@ -14,6 +14,7 @@
 #include "admin_int.h"
 #include "app.h"
 #include "client.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "nplus1.h"
@@ -1199,6 +1200,8 @@ static enum cmd_result cmd_set(struct client *c, char *arg, struct iobuf *b)
 		return CMD_ERROR;
 	}
 	log_info("SET %s = %s", key, value);
+	if (strncasecmp(key, "tcp_", 4) == 0)
+		listener_tune_all(w->cfg);
 	/* Pool sizes and limits may have grown: waiting clients may get a server now. */
 	maintain_pools(NULL);
 	proto_build_command_complete(b, "SET");

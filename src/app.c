@@ -158,6 +158,7 @@ static bool reload(struct worker *self, char *err, size_t errlen)
 			reconnect_all_servers(w);
 		apply_userlist(w, ul);
 	}
+	listener_tune_all(cfg);
 	if (server_tls_changed)
 		log_info("server TLS settings changed: server connections will be replaced");
 	tls_ctx_free(old_accept);

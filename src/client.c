@@ -17,6 +17,7 @@
 #include "admin.h"
 #include "app.h"
 #include "auth.h"
+#include "listener.h"
 #include "log.h"
 #include "fingerprint.h"
 #include "forward.h"
@@ -132,10 +133,9 @@ void client_accept(struct worker *w, int fd, const struct sockaddr *addr, sockle
 		close(fd);
 		return;
 	}
-	if (!is_unix) {
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
+	/* The other TCP options come with the socket from its listener (listener.c). */
+	if (!is_unix && w->cfg->tcp_socket_buffer > 0)
+		tcp_tune_socket(fd, w->cfg, false);
 	c->w = w;
 	c->id = ++w->next_id;
 	c->is_unix = is_unix;

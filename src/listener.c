@@ -5,6 +5,9 @@
 #include <errno.h>
 #include <grp.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,39 @@
 #include "log.h"
 #include "worker.h"
 
+/*
+ * The TCP options a listening socket carries. Linux copies them to every socket accept()
+ * returns, so a client connection costs no setsockopt: they are set here once, and again
+ * when RELOAD or SET changes them. 0 in a keepalive field means "the system's value".
+ */
+struct tcp_applied {
+	int defer_accept; /* seconds, 0 = off */
+	int keepalive;
+	int keep[3]; /* keep_fields order */
+	int user_timeout;
+};
+
+/* The keepalive settings: option, config field, and the sysctl with the system's value. */
+static const struct keep_field {
+	int opt;
+	size_t cfg_offset;
+	const char *name;
+	const char *sysctl;
+	int fallback;
+} keep_fields[3] = {
+	{TCP_KEEPCNT, offsetof(struct config, tcp_keepcnt), "tcp_keepcnt", "tcp_keepalive_probes",
+	 9},
+	{TCP_KEEPIDLE, offsetof(struct config, tcp_keepidle), "tcp_keepidle", "tcp_keepalive_time",
+	 7200},
+	{TCP_KEEPINTVL, offsetof(struct config, tcp_keepintvl), "tcp_keepintvl",
+	 "tcp_keepalive_intvl", 75},
+};
+
+static int keep_value(const struct config *cfg, const struct keep_field *k)
+{
+	return *(const int *)(const void *)((const char *)cfg + k->cfg_offset);
+}
+
 struct listener {
 	struct listener *next;
 	struct event *ev;
@@ -28,7 +64,89 @@ struct listener {
 	bool is_unix;
 	unsigned next_worker; /* unix socket with several workers: round-robin hand-off */
 	char *path;
+	struct tcp_applied tcp; /* TCP listeners only */
 };
+
+/* PgBouncer's tcp_defer_accept is a switch; the time it sets is 45 seconds. */
+#define DEFER_ACCEPT_SECONDS 45
+
+static bool set_int_opt(int fd, int level, int name, int value, const char *what)
+{
+	if (setsockopt(fd, level, name, &value, sizeof(value)) == 0)
+		return true;
+	log_warning("cannot set %s = %d on a socket: %s", what, value, strerror(errno));
+	return false;
+}
+
+/* The system's value of a keepalive setting (net.ipv4.tcp_keepalive_*). */
+static int system_keepalive(const struct keep_field *k)
+{
+	char path[96], buf[32];
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/%s", k->sysctl);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return k->fallback;
+	int v = fgets(buf, sizeof(buf), f) ? atoi(buf) : 0;
+	fclose(f);
+	return v > 0 ? v : k->fallback;
+}
+
+/* Set option to want on l unless it has it already; *applied remembers what it has. */
+static void tune_one(struct listener *l, int *applied, int level, int opt, int want, int value,
+		     const char *what)
+{
+	if (*applied != want && set_int_opt(l->fd, level, opt, value, what))
+		*applied = want;
+}
+
+static void tune_listener(struct listener *l, const struct config *cfg)
+{
+	struct tcp_applied *a = &l->tcp;
+	int defer = cfg->tcp_defer_accept ? DEFER_ACCEPT_SECONDS : 0;
+	tune_one(l, &a->defer_accept, IPPROTO_TCP, TCP_DEFER_ACCEPT, defer, defer,
+		 "tcp_defer_accept");
+	tune_one(l, &a->keepalive, SOL_SOCKET, SO_KEEPALIVE, cfg->tcp_keepalive, cfg->tcp_keepalive,
+		 "tcp_keepalive");
+	for (size_t i = 0; i < 3; i++) {
+		const struct keep_field *k = &keep_fields[i];
+		int want = keep_value(cfg, k);
+		/* 0 is "the system's value", which a listener set before must be given back */
+		if (a->keep[i] != want)
+			tune_one(l, &a->keep[i], IPPROTO_TCP, k->opt, want,
+				 want > 0 ? want : system_keepalive(k), k->name);
+	}
+	tune_one(l, &a->user_timeout, IPPROTO_TCP, TCP_USER_TIMEOUT, cfg->tcp_user_timeout,
+		 cfg->tcp_user_timeout, "tcp_user_timeout");
+}
+
+void listener_tune_all(const struct config *cfg)
+{
+	struct worker *w;
+	for (int i = 0; (w = app_worker(i)); i++)
+		for (struct listener *l = w->listeners; l; l = l->next)
+			if (!l->is_unix)
+				tune_listener(l, cfg);
+}
+
+void tcp_tune_socket(int fd, const struct config *cfg, bool connected)
+{
+	if (connected) {
+		set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1, "TCP_NODELAY");
+		if (cfg->tcp_keepalive)
+			set_int_opt(fd, SOL_SOCKET, SO_KEEPALIVE, 1, "tcp_keepalive");
+		for (size_t i = 0; cfg->tcp_keepalive && i < 3; i++)
+			if (keep_value(cfg, &keep_fields[i]) > 0)
+				set_int_opt(fd, IPPROTO_TCP, keep_fields[i].opt,
+					    keep_value(cfg, &keep_fields[i]), keep_fields[i].name);
+		if (cfg->tcp_user_timeout > 0)
+			set_int_opt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, cfg->tcp_user_timeout,
+				    "tcp_user_timeout");
+	}
+	if (cfg->tcp_socket_buffer > 0) {
+		set_int_opt(fd, SOL_SOCKET, SO_SNDBUF, cfg->tcp_socket_buffer, "tcp_socket_buffer");
+		set_int_opt(fd, SOL_SOCKET, SO_RCVBUF, cfg->tcp_socket_buffer, "tcp_socket_buffer");
+	}
+}
 
 static void accept_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -58,7 +176,8 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		/* Only worker 0 has the unix socket: it deals the connections out in turn. */
 		int nw = app_nworkers();
-		int target = l->is_unix && nw > 1 ? (int)(l->next_worker++ % (unsigned)nw) : l->w->id;
+		int target =
+			l->is_unix && nw > 1 ? (int)(l->next_worker++ % (unsigned)nw) : l->w->id;
 		if (target != l->w->id)
 			app_post_adopt(target, cfd, (struct sockaddr *)&ss, len, true);
 		else
@@ -82,8 +201,9 @@ static bool add_listener(struct worker *w, int fd, bool is_unix, const char *pat
 	return true;
 }
 
-static int listen_tcp(struct worker *w, const char *host, int port, bool reuseport)
+static int listen_tcp(struct worker *w, const struct config *cfg, const char *host, bool reuseport)
 {
+	int port = cfg->listen_port;
 	struct addrinfo hints, *res = NULL, *ai;
 	char portstr[16];
 	int n_ok = 0;
@@ -107,13 +227,18 @@ static int listen_tcp(struct worker *w, const char *host, int port, bool reusepo
 			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 		if (ai->ai_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+		/* inherited by every accepted socket, like the options tune_listener sets */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+		    listen(fd, cfg->listen_backlog) < 0) {
 			log_error("cannot listen on %s:%d: %s", host, port, strerror(errno));
 			close(fd);
 			continue;
 		}
-		if (add_listener(w, fd, false, NULL))
+		if (add_listener(w, fd, false, NULL)) {
+			tune_listener(w->listeners, cfg);
 			n_ok++;
+		}
 	}
 	freeaddrinfo(res);
 	return n_ok;
@@ -129,7 +254,7 @@ bool listener_start(struct worker *w, const struct config *cfg)
 		/* Several workers each listen on the port: the kernel spreads connections. */
 		bool reuseport = cfg->so_reuseport || app_nworkers() > 1;
 		for (char *h = strtok_r(list, ", ", &save); h; h = strtok_r(NULL, ", ", &save)) {
-			if (listen_tcp(w, h, cfg->listen_port, reuseport) > 0) {
+			if (listen_tcp(w, cfg, h, reuseport) > 0) {
 				if (w->id == 0)
 					log_info("listening on %s:%d", h, cfg->listen_port);
 				opened++;
@@ -149,7 +274,7 @@ bool listener_start(struct worker *w, const struct config *cfg)
 		if (fd >= 0) {
 			unlink(sun.sun_path);
 			if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-			    listen(fd, 4096) < 0) {
+			    listen(fd, cfg->listen_backlog) < 0) {
 				log_error("cannot listen on %s: %s", sun.sun_path, strerror(errno));
 				close(fd);
 			} else {
@@ -157,8 +282,8 @@ bool listener_start(struct worker *w, const struct config *cfg)
 				if (cfg->unix_socket_group && *cfg->unix_socket_group) {
 					struct group *gr = getgrnam(cfg->unix_socket_group);
 					if (!gr || chown(sun.sun_path, (uid_t)-1, gr->gr_gid) < 0)
-						log_warning("cannot give %s to group %s", sun.sun_path,
-							    cfg->unix_socket_group);
+						log_warning("cannot give %s to group %s",
+							    sun.sun_path, cfg->unix_socket_group);
 				}
 				if (add_listener(w, fd, true, sun.sun_path)) {
 					log_info("listening on %s", sun.sun_path);
@@ -191,8 +316,10 @@ void listener_raise_fd_limit(const struct config *cfg)
 		return;
 	rlim_t pools = 0;
 	for (size_t i = 0; i < cfg->n_dbs; i++) {
-		int ps = cfg->dbs[i].pool_size >= 0 ? cfg->dbs[i].pool_size : cfg->default_pool_size;
-		pools += (rlim_t)ps + (rlim_t)(cfg->reserve_pool_size > 0 ? cfg->reserve_pool_size : 0);
+		int ps =
+			cfg->dbs[i].pool_size >= 0 ? cfg->dbs[i].pool_size : cfg->default_pool_size;
+		pools += (rlim_t)ps +
+			 (rlim_t)(cfg->reserve_pool_size > 0 ? cfg->reserve_pool_size : 0);
 	}
 	rlim_t want = (rlim_t)cfg->max_client_conn + pools * 2 + 100;
 	if (rl.rlim_cur >= want)

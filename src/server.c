@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "client.h"
 #include "forward.h"
+#include "listener.h"
 #include "log.h"
 #include "md5auth.h"
 #include "metrics.h"
@@ -62,7 +63,8 @@ static const char *default_socket_dir(void)
 	return access("/var/run/postgresql", F_OK) == 0 ? "/var/run/postgresql" : "/tmp";
 }
 
-int server_connect_socket(const struct pool_db *db, char *err, size_t errlen)
+int server_connect_socket(const struct pool_db *db, const struct config *cfg, char *err,
+			  size_t errlen)
 {
 	const char *host = db->cfg.host;
 	int port = db->cfg.port > 0 ? db->cfg.port : 5432;
@@ -110,8 +112,7 @@ int server_connect_socket(const struct pool_db *db, char *err, size_t errlen)
 		freeaddrinfo(res);
 		return -1;
 	}
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	tcp_tune_socket(fd, cfg, true);
 	if (connect(fd, res->ai_addr, res->ai_addrlen) < 0 && errno != EINPROGRESS) {
 		snprintf(err, errlen, "connect to %s:%d: %s", host, port, strerror(errno));
 		close(fd);
@@ -151,7 +152,7 @@ bool server_launch(struct pool *pool)
 	char err[256];
 	struct iobuf b = {0};
 
-	int fd = server_connect_socket(pool->db, err, sizeof(err));
+	int fd = server_connect_socket(pool->db, w->cfg, err, sizeof(err));
 	if (fd < 0) {
 		log_warning("S-new %s/%s: %s", pool->db->name, pool->user->name, err);
 		pool->last_connect_failed = worker_now(w);
@@ -1250,7 +1251,7 @@ void server_send_cancel(struct server *s)
 {
 	char err[256];
 	struct iobuf b = {0};
-	int fd = server_connect_socket(s->pool->db, err, sizeof(err));
+	int fd = server_connect_socket(s->pool->db, s->pool->w->cfg, err, sizeof(err));
 	if (fd < 0) {
 		log_warning("cannot forward cancel request: %s", err);
 		return;

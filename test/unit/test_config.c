@@ -744,7 +744,7 @@ static void test_set_and_value_text(void **state)
 	assert_false(config_set(cfg, "conffile", "/etc/x", err, sizeof(err)));
 	assert_false(config_set(cfg, "no_such_option", "1", err, sizeof(err)));
 	assert_non_null(strstr(err, "unknown option"));
-	assert_false(config_set(cfg, "tcp_keepalive", "1", err, sizeof(err)));
+	assert_false(config_set(cfg, "server_fast_close", "1", err, sizeof(err)));
 	assert_non_null(strstr(err, "no effect"));
 	config_free(cfg);
 }
