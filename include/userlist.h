@@ -22,6 +22,9 @@ struct userlist *userlist_parse(const char *text, size_t len, const char *name_f
 /* The stored password (plaintext, md5 hash or SCRAM secret) for user, or NULL. */
 const char *userlist_find(const struct userlist *ul, const char *user);
 
+/* The same, and the password's enum pwd_kind (from scram.h) in *kind when found. */
+const char *userlist_find_kind(const struct userlist *ul, const char *user, int *kind);
+
 size_t userlist_count(const struct userlist *ul);
 
 /* Wipes the passwords before freeing. NULL is allowed. */

@@ -39,23 +39,62 @@
 static void client_read_cb(evutil_socket_t fd, short what, void *arg);
 static void client_write_cb(evutil_socket_t fd, short what, void *arg);
 
+/* Append s to buf[*n..len) as far as it fits (buf stays terminated). */
+static void describe_put(char *buf, size_t len, size_t *n, const char *s)
+{
+	size_t k = strlen(s);
+	if (*n + k >= len)
+		k = len - 1 - *n;
+	memcpy(buf + *n, s, k);
+	*n += k;
+	buf[*n] = '\0';
+}
+
+static char *fmt_uint(char *end, unsigned long long v)
+{
+	*--end = '\0';
+	do
+		*--end = (char)('0' + v % 10);
+	while (v /= 10);
+	return end;
+}
+
+/* Two log lines per connection name the client: formatted by hand, not by snprintf. */
 const char *client_describe(const struct client *c, char *buf, size_t len)
 {
-	char addr[INET6_ADDRSTRLEN] = "unix";
+	char addr[INET6_ADDRSTRLEN] = "unix", num[24];
 	int port = 0;
+	size_t n = 0;
 
+	if (len == 0)
+		return buf;
+	buf[0] = '\0';
 	if (c->addr.sa.sa_family == AF_INET) {
-		const struct sockaddr_in *a = &c->addr.in;
-		inet_ntop(AF_INET, &a->sin_addr, addr, sizeof(addr));
-		port = ntohs(a->sin_port);
+		const uint8_t *ip = (const uint8_t *)&c->addr.in.sin_addr;
+		size_t k = 0;
+		for (int i = 0; i < 4; i++) {
+			const char *d = fmt_uint(num + sizeof(num), ip[i]);
+			size_t dl = strlen(d);
+			memcpy(addr + k, d, dl);
+			k += dl;
+			addr[k++] = i < 3 ? '.' : '\0';
+		}
+		port = ntohs(c->addr.in.sin_port);
 	} else if (c->addr.sa.sa_family == AF_INET6) {
 		const struct sockaddr_in6 *a = &c->addr.in6;
 		inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof(addr));
 		port = ntohs(a->sin6_port);
 	}
-	snprintf(buf, len, "C-%llu %s/%s@%s:%d", (unsigned long long)c->id,
-		 c->db_name ? c->db_name : "(nodb)", c->user_name ? c->user_name : "(nouser)", addr,
-		 port);
+	describe_put(buf, len, &n, "C-");
+	describe_put(buf, len, &n, fmt_uint(num + sizeof(num), c->id));
+	describe_put(buf, len, &n, " ");
+	describe_put(buf, len, &n, c->db_name ? c->db_name : "(nodb)");
+	describe_put(buf, len, &n, "/");
+	describe_put(buf, len, &n, c->user_name ? c->user_name : "(nouser)");
+	describe_put(buf, len, &n, "@");
+	describe_put(buf, len, &n, addr);
+	describe_put(buf, len, &n, ":");
+	describe_put(buf, len, &n, fmt_uint(num + sizeof(num), (unsigned)port));
 	return buf;
 }
 

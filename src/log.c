@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,7 +16,7 @@
 int log_level_cur = LOG_LVL_INFO;
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static FILE *log_file;
+static int log_fd = -1;
 static bool log_to_stderr = true;
 static bool log_to_syslog;
 
@@ -48,15 +49,13 @@ static const int level_syslog[] = {LOG_CRIT, LOG_ERR, LOG_WARNING, LOG_INFO, LOG
 void log_setup(const char *logfile, bool to_stderr, const char *syslog_ident, int level)
 {
 	pthread_mutex_lock(&log_lock);
-	if (log_file) {
-		fclose(log_file);
-		log_file = NULL;
+	if (log_fd >= 0) {
+		close(log_fd);
+		log_fd = -1;
 	}
 	if (logfile && *logfile) {
-		log_file = fopen(logfile, "a");
-		if (log_file)
-			setvbuf(log_file, NULL, _IOLBF, 0);
-		else
+		log_fd = open(logfile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+		if (log_fd < 0)
 			fprintf(stderr, "cannot open logfile %s: %s\n", logfile, strerror(errno));
 	}
 	log_to_stderr = to_stderr;
@@ -70,17 +69,47 @@ void log_setup(const char *logfile, bool to_stderr, const char *syslog_ident, in
 	pthread_mutex_unlock(&log_lock);
 }
 
+/* One line, whole: a short write to a file or pipe is continued, an error gives up. */
+static void write_line(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return;
+		p += k;
+		n -= (size_t)k;
+	}
+}
+
+static size_t put_str(char *out, const char *s)
+{
+	size_t n = strlen(s);
+	memcpy(out, s, n);
+	return n;
+}
+
+static size_t put_uint(char *out, unsigned long v)
+{
+	char tmp[24];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
-	char msg[2048];
-	char stamp[64];
+	enum { MSG_MAX = 2048 };
+	char line[128 + MSG_MAX];
 	va_list ap;
 	struct timeval tv;
 	struct tm tm;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 
 	/* The date and time to the second change once a second: format them once per thread. */
 	static _Thread_local time_t stamp_sec = -1;
@@ -92,14 +121,6 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 		stamp_len = strftime(stamp_base, sizeof(stamp_base), "%Y-%m-%d %H:%M:%S", &tm);
 		stamp_sec = tv.tv_sec;
 	}
-	memcpy(stamp, stamp_base, stamp_len);
-	int ms = (int)(tv.tv_usec / 1000);
-	stamp[stamp_len] = '.';
-	stamp[stamp_len + 1] = (char)('0' + ms / 100);
-	stamp[stamp_len + 2] = (char)('0' + ms / 10 % 10);
-	stamp[stamp_len + 3] = (char)('0' + ms % 10);
-	stamp[stamp_len + 4] = '\0';
-
 	/* getpid() is a system call; the pid only changes when -d forks before logging again. */
 	static pid_t pid_cache;
 	pid_t pid = __atomic_load_n(&pid_cache, __ATOMIC_RELAXED);
@@ -108,12 +129,38 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 		__atomic_store_n(&pid_cache, pid, __ATOMIC_RELAXED);
 		log_pid_stale = false;
 	}
+
+	/* "2024-05-01 12:00:00.000 [pid] LEVEL message\n", built once for every output */
+	size_t n = stamp_len;
+	memcpy(line, stamp_base, n);
+	int ms = (int)(tv.tv_usec / 1000);
+	line[n++] = '.';
+	line[n++] = (char)('0' + ms / 100);
+	line[n++] = (char)('0' + ms / 10 % 10);
+	line[n++] = (char)('0' + ms % 10);
+	line[n++] = ' ';
+	line[n++] = '[';
+	n += put_uint(line + n, (unsigned long)pid);
+	line[n++] = ']';
+	line[n++] = ' ';
+	size_t level_at = n;
+	n += put_str(line + n, level_names[lvl]);
+	line[n++] = ' ';
+	va_start(ap, fmt);
+	int len = vsnprintf(line + n, MSG_MAX, fmt, ap);
+	va_end(ap);
+	if (len > 0)
+		n += (size_t)len < MSG_MAX ? (size_t)len : MSG_MAX - 1;
+	line[n] = '\n';
+
 	pthread_mutex_lock(&log_lock);
 	if (log_to_stderr)
-		fprintf(stderr, "%s [%d] %s %s\n", stamp, (int)pid, level_names[lvl], msg);
-	if (log_file)
-		fprintf(log_file, "%s [%d] %s %s\n", stamp, (int)pid, level_names[lvl], msg);
-	if (log_to_syslog)
-		syslog(level_syslog[lvl], "%s %s", level_names[lvl], msg);
+		write_line(STDERR_FILENO, line, n + 1);
+	if (log_fd >= 0)
+		write_line(log_fd, line, n + 1);
+	if (log_to_syslog) {
+		line[n] = '\0';
+		syslog(level_syslog[lvl], "%s", line + level_at);
+	}
 	pthread_mutex_unlock(&log_lock);
 }

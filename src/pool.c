@@ -14,15 +14,28 @@
 #include "userlist.h"
 #include "worker.h"
 
-const char *const param_names[PARAM_COUNT] = {
-	"client_encoding", "DateStyle",	       "TimeZone",    "IntervalStyle",
-	"standard_conforming_strings", "application_name", "search_path",
-};
+#define PARAM_NAMES(X)                                                                             \
+	X("client_encoding")                                                                       \
+	X("DateStyle")                                                                             \
+	X("TimeZone")                                                                              \
+	X("IntervalStyle")                                                                         \
+	X("standard_conforming_strings")                                                           \
+	X("application_name")                                                                      \
+	X("search_path")
+#define PARAM_NAME(s) s,
+#define PARAM_LEN(s) sizeof(s) - 1,
 
+const char *const param_names[PARAM_COUNT] = {PARAM_NAMES(PARAM_NAME)};
+static const size_t param_lens[PARAM_COUNT] = {PARAM_NAMES(PARAM_LEN)};
+_Static_assert(sizeof((const char *[]){PARAM_NAMES(PARAM_NAME)}) == sizeof(param_names),
+	       "PARAM_NAMES and enum param_id must list the same parameters");
+
+/* A login looks up every ParameterStatus it relays: the length rules out all but one. */
 int param_lookup(const char *name)
 {
+	size_t n = strlen(name);
 	for (int i = 0; i < PARAM_COUNT; i++)
-		if (strcasecmp(name, param_names[i]) == 0)
+		if (n == param_lens[i] && strcasecmp(name, param_names[i]) == 0)
 			return i;
 	return -1;
 }

@@ -46,20 +46,27 @@ bool scram_b64_encode(const uint8_t *in, size_t len, char *out, size_t outcap, s
 	return true;
 }
 
-static int b64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
+/* Value of each byte as a base64 digit, -1 for a byte that is not one. */
+/* clang-format off */
+static const signed char b64_values[256] = {
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,
+	52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+	-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+	15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,
+	-1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+	41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
+/* clang-format on */
 
 bool scram_b64_decode(const char *in, size_t len, uint8_t *out, size_t outcap, size_t *outlen)
 {
@@ -68,33 +75,23 @@ bool scram_b64_decode(const char *in, size_t len, uint8_t *out, size_t outcap, s
 	if (len % 4 != 0)
 		return false;
 	for (size_t i = 0; i < len; i += 4) {
-		bool last = i + 4 == len;
-		int v[4];
-		int pad = 0;
+		const unsigned char *q = (const unsigned char *)in + i;
+		/* '=' pads only the last group, in its last one or two places */
+		int pad = i + 4 == len && q[3] == '=' ? (q[2] == '=' ? 2 : 1) : 0;
+		int v0 = b64_values[q[0]], v1 = b64_values[q[1]];
+		int v2 = pad == 2 ? 0 : b64_values[q[2]];
+		int v3 = pad ? 0 : b64_values[q[3]];
 
-		for (int k = 0; k < 4; k++) {
-			char c = in[i + (size_t)k];
-
-			if (c == '=' && last && k >= 2) {
-				v[k] = 0;
-				pad++;
-				continue;
-			}
-			/* data after a pad character, or a pad outside the last two places */
-			if (pad > 0)
-				return false;
-			v[k] = b64_value(c);
-			if (v[k] < 0)
-				return false;
-		}
-		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-			     (uint32_t)v[3];
-		int nbytes = 3 - pad;
+		if ((v0 | v1 | v2 | v3) < 0)
+			return false; /* not a digit, or a '=' anywhere else */
+		uint32_t w =
+			(uint32_t)v0 << 18 | (uint32_t)v1 << 12 | (uint32_t)v2 << 6 | (uint32_t)v3;
+		size_t nbytes = 3 - (size_t)pad;
 
 		/* spare bits must be zero, or two encodings would decode to the same bytes */
 		if ((pad == 1 && (w & 0xff)) || (pad == 2 && (w & 0xffff)))
 			return false;
-		if (o + (size_t)nbytes > outcap)
+		if (o + nbytes > outcap)
 			return false;
 		out[o++] = (uint8_t)(w >> 16);
 		if (nbytes > 1)
@@ -643,9 +640,10 @@ out:
 	return ok;
 }
 
+/* explicit_bzero: as sure as OPENSSL_cleanse, at memset's speed for these kilobytes */
 void scram_server_clear(struct scram_server *st)
 {
-	OPENSSL_cleanse(st, sizeof(*st));
+	explicit_bzero(st, sizeof(*st));
 }
 
 /* ---- client side ---- */
@@ -810,5 +808,5 @@ bool scram_client_verify_final(struct scram_client *st, const char *server_final
 
 void scram_client_clear(struct scram_client *st)
 {
-	OPENSSL_cleanse(st, sizeof(*st));
+	explicit_bzero(st, sizeof(*st));
 }

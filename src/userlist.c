@@ -8,12 +8,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "scram.h"
+
 /* An auth_file larger than this is a mistake (a wrong path), not a list of users. */
 #define USERLIST_MAX_FILE (64u * 1024 * 1024)
 
 struct userlist_entry {
 	char *user;
 	char *password;
+	int kind; /* enum pwd_kind of password: worked out at load, not at every login */
 };
 
 struct userlist {
@@ -151,6 +154,7 @@ static bool add_entry(struct userlist *ul, size_t *cap, char *user, char *passwo
 	}
 	ul->entries[ul->n_entries].user = user;
 	ul->entries[ul->n_entries].password = password;
+	ul->entries[ul->n_entries].kind = (int)pwd_kind_of(password);
 	ul->n_entries++;
 	return true;
 }
@@ -288,7 +292,7 @@ out:
 	return ul;
 }
 
-const char *userlist_find(const struct userlist *ul, const char *user)
+static const struct userlist_entry *find_entry(const struct userlist *ul, const char *user)
 {
 	if (!ul || !user || !ul->slots)
 		return NULL;
@@ -298,8 +302,22 @@ const char *userlist_find(const struct userlist *ul, const char *user)
 		if (v == 0)
 			return NULL;
 		if (strcmp(ul->entries[v - 1].user, user) == 0)
-			return ul->entries[v - 1].password;
+			return &ul->entries[v - 1];
 	}
+}
+
+const char *userlist_find(const struct userlist *ul, const char *user)
+{
+	const struct userlist_entry *e = find_entry(ul, user);
+	return e ? e->password : NULL;
+}
+
+const char *userlist_find_kind(const struct userlist *ul, const char *user, int *kind)
+{
+	const struct userlist_entry *e = find_entry(ul, user);
+	if (e)
+		*kind = e->kind;
+	return e ? e->password : NULL;
 }
 
 size_t userlist_count(const struct userlist *ul)

@@ -1,5 +1,8 @@
 """Transaction-mode pooling with real drivers: multiplexing, limits, parameters, cancel."""
 
+import os
+import re
+import socket
 import threading
 import time
 
@@ -395,6 +398,28 @@ def test_log_stats_line(pgtally):
     with p.connect() as conn:
         conn.execute('SELECT 1')
     p.wait_for_log(r'stats: app/app \d+ xacts/s')
+
+
+def test_connection_log_lines(pgtally):
+    """Login and close lines name the client as PgBouncer's do: id, db/user@address:port; in
+    the logfile and on stderr alike, with the timestamp, pid and level in front."""
+    p = pgtally()
+    with p.connect() as conn:
+        conn.execute('SELECT 1')
+        with socket.socket(fileno=os.dup(conn.pgconn.socket)) as s:
+            port = s.getsockname()[1]
+    with psycopg.connect(p.dsn(host=p.unix_socket_dir)) as conn:
+        conn.execute('SELECT 1')
+    stamp = r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \[%d\] LOG ' % p.pid
+    who = r'C-\d+ app/app@127\.0\.0\.1:%d ' % port
+    p.wait_for_log(who + r'closing because: client sent Terminate \(age=\d+s\)')
+    p.wait_for_log(r'C-\d+ app/app@unix:0 closing because')
+    for path in (p.logfile, p.stderr_path):
+        with open(path) as f:
+            text = f.read()
+        assert re.search('^' + stamp + who + 'login: db=app user=app$', text, re.M), path
+        assert re.search('^' + stamp + r'C-\d+ app/app@unix:0 login: db=app user=app$',
+                         text, re.M), path
 
 
 def test_function_call_message(pgtally):

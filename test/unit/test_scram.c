@@ -65,6 +65,47 @@ static void test_b64(void **state)
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_false(scram_b64_decode(bad[i], strlen(bad[i]), dec, sizeof(dec), &n));
+	/* every byte value: a digit exactly when in the alphabet, with its place as value */
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	for (int c = 0; c < 256; c++) {
+		char quad[4] = {(char)c, 'A', 'A', 'A'};
+		const char *at = c ? memchr(alphabet, c, 64) : NULL;
+		assert_int_equal(scram_b64_decode(quad, 4, dec, sizeof(dec), &n), at != NULL);
+		if (at) {
+			assert_int_equal(n, 3);
+			assert_int_equal(dec[0] >> 2, at - alphabet);
+		}
+	}
+	/* random strings of digits, '=' and a stranger: decoded exactly when canonical, that
+	 * is when encoding the result gives the string back */
+	srand(7);
+	for (int t = 0; t < 200000; t++) {
+		char in[12];
+		size_t len = 4 * (size_t)(1 + rand() % 3);
+		for (size_t i = 0; i < len; i++) {
+			int r = rand() % 80;
+			in[i] = r < 64 ? alphabet[r] : r < 78 ? '=' : '!';
+		}
+		char back[20];
+		size_t bn;
+		if (scram_b64_decode(in, len, dec, sizeof(dec), &n)) {
+			assert_true(scram_b64_encode(dec, n, back, sizeof(back), &bn));
+			assert_int_equal(bn, len);
+			assert_memory_equal(back, in, len);
+		}
+	}
+	/* and every encoding of 0..8 random bytes decodes back to them */
+	for (int t = 0; t < 20000; t++) {
+		uint8_t raw[8];
+		size_t rn = (size_t)(t % 9);
+		for (size_t i = 0; i < rn; i++)
+			raw[i] = (uint8_t)rand();
+		assert_true(scram_b64_encode(raw, rn, out, sizeof(out), &n));
+		assert_true(scram_b64_decode(out, n, dec, sizeof(dec), &n));
+		assert_int_equal(n, rn);
+		assert_memory_equal(dec, raw, rn);
+	}
 	/* output limits */
 	assert_false(scram_b64_encode((const uint8_t *)"foo", 3, out, 4, &n));
 	assert_true(scram_b64_encode((const uint8_t *)"foo", 3, out, 5, &n));

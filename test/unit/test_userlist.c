@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "scram.h"
 #include "userlist.h"
 
 static struct userlist *parse(const char *text, char *err, size_t errlen)
@@ -42,6 +43,41 @@ static void test_basic(void **state)
 	assert_null(userlist_find(ul, "Alice"));
 	assert_null(userlist_find(ul, "x"));
 	assert_null(userlist_find(ul, ""));
+	userlist_free(ul);
+}
+
+/* Each entry's kind is worked out at load, as pwd_kind_of() would at login. */
+static void test_kinds(void **state)
+{
+	const char *text = "\"m\" \"md54d45974e13472b5a0be3533de4666414\"\n"
+			   "\"s\" \"SCRAM-SHA-256$4096:c2FsdA==$"
+			   "RkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkY=:"
+			   "RkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkY=\"\n"
+			   "\"bad\" \"SCRAM-SHA-256$4096:c2FsdA==$a:b\"\n"
+			   "\"p\" \"plain text\"\n"
+			   "\"m\" \"now plain\"\n";
+	char err[256] = "";
+	struct userlist *ul = parse(text, err, sizeof(err));
+	const char *users[] = {"m", "s", "bad", "p"};
+	int want[] = {PWD_PLAIN, PWD_SCRAM, PWD_PLAIN, PWD_PLAIN};
+	int kind = -1;
+
+	(void)state;
+	assert_non_null(ul);
+	for (size_t i = 0; i < 4; i++) {
+		const char *pw = userlist_find_kind(ul, users[i], &kind);
+		assert_non_null(pw);
+		assert_ptr_equal(pw, userlist_find(ul, users[i]));
+		assert_int_equal(kind, want[i]);
+		assert_int_equal(kind, pwd_kind_of(pw));
+	}
+	kind = -1;
+	assert_null(userlist_find_kind(ul, "nobody", &kind));
+	assert_int_equal(kind, -1);
+	userlist_free(ul);
+	ul = parse("\"m\" \"md54d45974e13472b5a0be3533de4666414\"\n", err, sizeof(err));
+	assert_non_null(userlist_find_kind(ul, "m", &kind));
+	assert_int_equal(kind, PWD_MD5);
 	userlist_free(ul);
 }
 
@@ -184,9 +220,10 @@ static void test_load_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_basic),          cmocka_unit_test(test_quotes),
-		cmocka_unit_test(test_duplicates),     cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_empty_and_many), cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_basic),     cmocka_unit_test(test_kinds),
+		cmocka_unit_test(test_quotes),    cmocka_unit_test(test_duplicates),
+		cmocka_unit_test(test_errors),    cmocka_unit_test(test_empty_and_many),
+		cmocka_unit_test(test_load_file),
 	};
 
 	return cmocka_run_group_tests_name("userlist", tests, NULL, NULL);
