@@ -39,7 +39,25 @@ struct fp_shape {
 	uint64_t params; /* the literals' contents (and key): the statement's params_hash */
 	size_t first;    /* where the first literal or comment starts (len when none) */
 	size_t last;     /* where the last one ends (0 when none) */
+	bool comments;   /* the text has a comment (without one it has no sqlcommenter tags) */
 };
+
+/*
+ * Could fp_parse_tags() find sqlcommenter tags in sql[0..n), the text of shape sh? Tags sit in
+ * a comment at the start or the end, and the shape saw every comment; a text ending in the
+ * two bytes that close one (blanks and ';' aside) is left to fp_parse_tags() all the same, as
+ * it would look for the opening inside a literal.
+ */
+static inline bool fp_shape_may_have_tags(const struct fp_shape *sh, const char *sql, size_t n)
+{
+	if (sh->comments)
+		return true;
+	while (n > 0 && (sql[n - 1] == ' ' || sql[n - 1] == '\t' || sql[n - 1] == '\n' ||
+			 sql[n - 1] == '\r' || sql[n - 1] == '\f' || sql[n - 1] == '\v' ||
+			 sql[n - 1] == ';'))
+		n--;
+	return n >= 2 && sql[n - 1] == '/' && sql[n - 2] == '*';
+}
 
 /*
  * Can st, the one statement of a text of shape sh, stand for every text of that shape? Only

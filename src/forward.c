@@ -173,12 +173,17 @@ static bool fwd_warn_session_state(struct client *c, struct server *s, const cha
 }
 
 /* sqlcommenter tags of the latest statement text, kept only when there are some. */
+static void fwd_clear_tags(struct client *c)
+{
+	if (c->tags)
+		c->tags->route[0] = c->tags->controller[0] = c->tags->traceparent[0] = '\0';
+}
+
 static void fwd_note_tags(struct client *c, const char *sql, size_t len)
 {
 	struct fp_tags tags;
 	if (!fp_parse_tags(sql, len, &tags)) {
-		if (c->tags)
-			c->tags->route[0] = c->tags->controller[0] = c->tags->traceparent[0] = '\0';
+		fwd_clear_tags(c);
 		return;
 	}
 	if (!c->tags && !(c->tags = malloc(sizeof(*c->tags))))
@@ -271,7 +276,6 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 		struct fp_stmt st = {0}, next = {0};
 		/* The text is NUL-terminated inside the message; never read past it. */
 		size_t n = strnlen(sql, len);
-		fwd_note_tags(c, sql, n);
 		/*
 		 * A one-statement text whose shape (the text but its literals) was seen before
 		 * needs no normalizing: include/fpcache.h. Its parameter hash is the shape's, on
@@ -279,6 +283,11 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 		 */
 		struct fp_shape shape;
 		bool shaped = fp_shape(w->fpcache, sql, n, &shape);
+		/* sqlcommenter tags live in a comment: a text the shape saw none in has none */
+		if (shaped && !fp_shape_may_have_tags(&shape, sql, n))
+			fwd_clear_tags(c);
+		else
+			fwd_note_tags(c, sql, n);
 		bool hit = shaped && fp_cache_shape_get(w->fpcache, &shape, n, &st);
 		bool have = hit || fp_next(sql, n, &pos, NULL, 0, &st);
 		while (n_sts < QUERY_MAX_TRACKED && have) {

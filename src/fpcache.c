@@ -174,6 +174,7 @@ struct shaper {
 	uint64_t parts; /* the lengths between literals and comments, and their kinds */
 	uint64_t lits;  /* the literals' contents */
 	size_t first, last;
+	bool comments;
 };
 
 /* Hash the text before a literal or comment at i, and note what comes. */
@@ -181,6 +182,8 @@ static void sh_part(struct shaper *x, size_t i, unsigned kind)
 {
 	if (kind != PART_END && x->first > i)
 		x->first = i;
+	if (kind == PART_COMMENT)
+		x->comments = true;
 	x->data = sh_bytes(x->data, x->s, x->s + x->run, x->s + i);
 	x->parts = fp_round(x->parts, (uint64_t)(i - x->run) << 8 | kind);
 }
@@ -257,7 +260,7 @@ static inline size_t next_special(const unsigned char *s, size_t len, size_t i)
 bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_shape *sh)
 {
 	const unsigned char *s = (const unsigned char *)sql;
-	struct shaper x = {s, 0, c->seed, ~c->seed, c->seed ^ FP_P2, len, 0};
+	struct shaper x = {s, 0, c->seed, ~c->seed, c->seed ^ FP_P2, len, 0, false};
 	size_t i = 0, j;
 	size_t after = 0; /* the end of the last token read whole: a name cannot go on past it */
 
@@ -381,6 +384,7 @@ bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_s
 	sh->params = fmix64(x.lits ^ sh->key);
 	sh->first = x.first;
 	sh->last = x.last;
+	sh->comments = x.comments;
 	return true;
 }
 

@@ -62,10 +62,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static char variant[2 * BIG];
 	if (!cache)
 		cache = fp_cache_new(1);
-	if (cache && size <= BIG)
+	if (cache && size <= BIG) {
 		for (int how = 0; how < 2; how++)
 			check(fp_shape_pair(cache, sql, size, variant,
 					    fp_shape_variant(sql, size, variant, how)) != -1);
+		check(fp_shape_tags_check(cache, sql, size) == 1);
+	}
 
 	if (fp_parse_tags(sql, size, &tags)) {
 		check(strlen(tags.route) < sizeof(tags.route));

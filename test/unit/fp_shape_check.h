@@ -42,6 +42,20 @@ static int fp_shape_pair(const struct fp_cache *c, const char *a, size_t na, con
 }
 
 /*
+ * A text the shape says cannot carry sqlcommenter tags (fp_shape_may_have_tags) has none, so
+ * forwarding may skip fp_parse_tags() for it. 1 when that held, -1 when it did not.
+ */
+static int fp_shape_tags_check(const struct fp_cache *c, const char *s, size_t n)
+{
+	struct fp_shape sh;
+	struct fp_tags tags;
+
+	if (!fp_shape(c, s, n, &sh) || fp_shape_may_have_tags(&sh, s, n))
+		return 1;
+	return fp_parse_tags(s, n, &tags) ? -1 : 1;
+}
+
+/*
  * Variants of a text that keep its shape when its digits are in literals: every digit
  * moved on by one, and every digit doubled. Writes into buf (at least 2 * n bytes).
  */

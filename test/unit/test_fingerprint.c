@@ -726,6 +726,28 @@ static void test_shapes(void **state)
 	assert_true(a.key != b.key);
 	fp_cache_free(c2);
 
+	/* which texts may carry sqlcommenter tags: those with a comment, or ending like one */
+	static const struct {
+		const char *sql;
+		bool may, tags;
+	} tagged[] = {
+		{"SELECT 1", false, false},
+		{"SELECT 1 -- route='/a'", true, false},
+		{"SELECT 1 /*route='%2Fa'*/", true, true},
+		{"/*route='%2Fa'*/ SELECT 1;", true, true},
+		{"SELECT '/*route=''%2Fa''*/'", false, false},
+		{"SELECT \"/*route='x'*/\" FROM t", false, false},
+		{"SELECT '/*route=''%2Fa''' */ ;\n", true, false},
+	};
+	for (size_t r = 0; r < sizeof(tagged) / sizeof(tagged[0]); r++) {
+		const char *t = tagged[r].sql;
+		struct fp_tags tg;
+		assert_true(fp_shape(c, t, strlen(t), &a));
+		assert_int_equal(fp_shape_may_have_tags(&a, t, strlen(t)), tagged[r].may);
+		assert_int_equal(fp_parse_tags(t, strlen(t), &tg), tagged[r].tags);
+		assert_int_equal(fp_shape_tags_check(c, t, strlen(t)), 1);
+	}
+
 	/*
 	 * The whole corpus, against itself and against variants whose literal digits moved or
 	 * doubled: equal keys always mean equal results; the variants mostly keep their key.
@@ -739,6 +761,7 @@ static void test_shapes(void **state)
 			const char *y = fp_corpus[j].sql;
 			assert_int_not_equal(fp_shape_pair(c, x, nx, y, strlen(y)), -1);
 		}
+		assert_int_equal(fp_shape_tags_check(c, x, nx), 1);
 		for (int how = 0; how < 2; how++) {
 			assert_true(2 * nx < sizeof(buf));
 			size_t ny = fp_shape_variant(x, nx, buf, how);
@@ -821,6 +844,7 @@ static void test_shape_soup(void **state)
 		if (r == -1)
 			print_error("shape promise broken: [%.*s] vs [%.*s]\n", (int)o, t, (int)ov,
 				    v);
+		assert_int_equal(fp_shape_tags_check(c, t, o), 1);
 		assert_int_not_equal(r, -1);
 		equal += r == 1;
 		/* and the text against itself with its digits moved on or doubled */
