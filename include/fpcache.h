@@ -12,7 +12,9 @@
  * one execution to the next only inside their literals. fp_shape() reads a text once, cheaply,
  * and hashes everything but the contents of its plain literals (numbers, '...' strings) and
  * comments into a key; texts with the same key differ only there, which the normalizer turns
- * into placeholders or drops, so they have the same fingerprint. A second table maps keys to
+ * into placeholders or drops, so they have the same fingerprint. A list of plain literals
+ * after IN, "IN (1, 2, 3)", is one literal to the key whatever its length, as the normalizer
+ * collapses it to one element. A second table maps keys to
  * fp_stmt results. The hashes are seeded per cache: collisions cannot be prepared in advance.
  * Anything the quick reading is not sure of (dollar quotes, E'' and other prefixed strings,
  * backslashes, 1e5 or 0x1F numbers, unterminated quotes or comments) makes fp_shape() decline,

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -143,7 +144,7 @@ static uint64_t sh_bytes(uint64_t h, const unsigned char *base, const unsigned c
 }
 
 enum { SC_PLAIN, SC_IDENT, SC_DIGIT, SC_DOLLAR, SC_DQUOTE, SC_QUOTE, SC_DASH, SC_SLASH, SC_DOT };
-enum { PART_NUM = 1, PART_STR, PART_COMMENT, PART_END };
+enum { PART_NUM = 1, PART_STR, PART_COMMENT, PART_END, PART_LIST };
 
 /* Byte classes: letters, '_' and bytes >= 0x80 may be part of a name, as in PostgreSQL. */
 /* clang-format off */
@@ -257,6 +258,98 @@ static inline size_t next_special(const unsigned char *s, size_t len, size_t i)
 	return len;
 }
 
+static inline bool sc_blank(unsigned char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+}
+
+/*
+ * The end of the plain number at s[i] (digits, maybe '.' and digits) when a list element ends
+ * there (a blank, ',' or ')' follows); 0 otherwise.
+ */
+static size_t list_number_end(const unsigned char *s, size_t len, size_t i)
+{
+	size_t j = i;
+	while (j < len && sc[s[j]] == SC_DIGIT)
+		j++;
+	if (j < len && s[j] == '.')
+		for (j++; j < len && sc[s[j]] == SC_DIGIT; j++)
+			;
+	return j < len && (sc_blank(s[j]) || s[j] == ',' || s[j] == ')') ? j : 0;
+}
+
+/*
+ * The normalizer collapses lists nested at most FP_LIST_MAX (4) deep. Every list opens with a
+ * '(' (IN), a '[' (ARRAY) or the word VALUES: when s[0..end) has at most three of those,
+ * quoted or not, at most three lists can be open around a list that starts at end.
+ */
+static bool few_open_lists(const unsigned char *s, size_t end)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < end; i++) {
+		unsigned char ch = s[i];
+		if (ch == '(' || ch == '[')
+			n++;
+		else if ((ch | 0x20) == 'v' && i + 6 <= end &&
+			 strncasecmp((const char *)s + i, "values", 6) == 0)
+			n++;
+		if (n > 3)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Django's __in lookups and prefetch_related write "IN (1, 2, 3)" with as many values as the
+ * page has: one shape per length would miss the cache at every new length. The normalizer
+ * collapses a list of constants to one element (doc/fingerprint.md), so a list of plain
+ * numbers and '...' strings, separated by commas, is read as one literal. The literal at s[i]
+ * opens such a list when " IN (" stands right before it (blanks aside) and after run, the end
+ * of the last literal or comment (an "IN (" in a comment is not one). Returns the end of the
+ * last element, or 0 when this is not such a list (then the elements are read one by one).
+ */
+static size_t in_list_end(const unsigned char *s, size_t len, size_t i, size_t run)
+{
+	size_t k = i;
+	while (k > run && sc_blank(s[k - 1]))
+		k--;
+	if (k == run || s[k - 1] != '(')
+		return 0;
+	for (k--; k > run && sc_blank(s[k - 1]);)
+		k--;
+	if (k < run + 3 || (s[k - 1] | 0x20) != 'n' || (s[k - 2] | 0x20) != 'i' ||
+	    !sc_blank(s[k - 3]) || !few_open_lists(s, k - 2))
+		return 0;
+	for (size_t j = i;;) {
+		size_t e;
+		if (s[j] == '\'') {
+			if (!(e = quoted_end(s, len, j)) || memchr(s + j, '\\', e - j))
+				return 0;
+		} else if (sc[s[j]] != SC_DIGIT || !(e = list_number_end(s, len, j))) {
+			return 0;
+		}
+		for (j = e; j < len && sc_blank(s[j]); j++)
+			;
+		if (j < len && s[j] == ')')
+			return e;
+		if (j >= len || s[j] != ',')
+			return 0;
+		for (j++; j < len && sc_blank(s[j]); j++)
+			;
+		if (j >= len)
+			return 0;
+	}
+}
+
+/* s[i..j) is read as one literal of the given kind: its bytes go to lits, not to the key. */
+static size_t sh_literal(struct shaper *x, size_t i, size_t j, unsigned kind, uint64_t tag)
+{
+	sh_part(x, i, kind);
+	x->lits = fp_round(sh_bytes(x->lits, x->s, x->s + i, x->s + j), (j - i) | tag);
+	x->run = x->last = j;
+	return j;
+}
+
 bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_shape *sh)
 {
 	const unsigned char *s = (const unsigned char *)sql;
@@ -275,11 +368,13 @@ bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_s
 		case '\'':
 			if (in_name)
 				return false; /* E'', B'', X'', N'' */
+			if ((j = in_list_end(s, len, i, x.run))) {
+				after = i = sh_literal(&x, i, j, PART_LIST, 2ull << 40);
+				continue;
+			}
 			if (!(j = quoted_end(s, len, i)) || memchr(s + i, '\\', j - i))
 				return false;
-			sh_part(&x, i, PART_STR);
-			x.lits = fp_round(sh_bytes(x.lits, s, s + i, s + j), (j - i) | 1ull << 40);
-			x.run = x.last = after = i = j;
+			after = i = sh_literal(&x, i, j, PART_STR, 1ull << 40);
 			continue;
 		case '"':
 			/*
@@ -362,6 +457,10 @@ bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_s
 				i++;
 				continue;
 			}
+			if ((j = in_list_end(s, len, i, x.run))) {
+				after = i = sh_literal(&x, i, j, PART_LIST, 2ull << 40);
+				continue;
+			}
 			for (j = i + 1; j < len && sc[s[j]] == SC_DIGIT; j++)
 				;
 			if (j < len && s[j] == '.')
@@ -371,9 +470,7 @@ bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_s
 			if (j < len && sc[s[j]] != SC_PLAIN && sc[s[j]] != SC_DASH &&
 			    sc[s[j]] != SC_SLASH)
 				return false;
-			sh_part(&x, i, PART_NUM);
-			x.lits = fp_round(sh_bytes(x.lits, s, s + i, s + j), j - i);
-			x.run = x.last = after = i = j;
+			after = i = sh_literal(&x, i, j, PART_NUM, 0);
 			continue;
 		}
 	}

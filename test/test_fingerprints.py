@@ -93,7 +93,8 @@ def test_fingerprints_off(pgtally):
     assert fingerprints(p) == []
 
 
-# Statement shapes for the cache test: {n} and {s} are filled with literals of other lengths.
+# Statement shapes for the cache test: {n} and {s} are filled with literals of other lengths,
+# {list} with a list of constants whose length follows that of {n}.
 SHAPES = [
     'SELECT {n} AS sh_a',
     'SELECT 1 AS sh_b WHERE 1 IN ({n}, {n}, {n})',
@@ -107,11 +108,13 @@ SHAPES = [
     'SELECT {n} AS sh_j; SELECT {n} AS sh_k',
     "SELECT E'{s}' AS sh_l",
     'SELECT $x${s}$x$ AS sh_m',
+    "SELECT 1 AS sh_n WHERE 2 IN ({list}) AND 'a' NOT IN ('{s}', 'b')",
 ]
 
 
 def fill(template, n, s):
-    return template.replace('{n}', str(n)).replace('{s}', s)
+    values = ', '.join(str(i) for i in range(len(str(n))))
+    return template.replace('{n}', str(n)).replace('{s}', s).replace('{list}', values)
 
 
 def test_cached_shapes_fingerprint_like_fresh_text(pgtally):

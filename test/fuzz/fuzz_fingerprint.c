@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!cache)
 		cache = fp_cache_new(1);
 	if (cache && size <= BIG) {
-		for (int how = 0; how < 2; how++)
+		for (int how = 0; how < 3; how++)
 			check(fp_shape_pair(cache, sql, size, variant,
 					    fp_shape_variant(sql, size, variant, how)) != -1);
 		check(fp_shape_tags_check(cache, sql, size) == 1);

@@ -56,8 +56,10 @@ static int fp_shape_tags_check(const struct fp_cache *c, const char *s, size_t n
 }
 
 /*
- * Variants of a text that keep its shape when its digits are in literals: every digit
- * moved on by one, and every digit doubled. Writes into buf (at least 2 * n bytes).
+ * Variants of a text that keep its shape when its digits are in literals: every digit moved
+ * on by one (how 0), every digit doubled (1), or every number that follows a comma repeated
+ * (2: "IN (1, 2)" becomes "IN (1, 2, 2)", a longer list). Writes into buf (at most 2 * n
+ * bytes).
  */
 static size_t fp_shape_variant(const char *s, size_t n, char *buf, int how)
 {
@@ -65,7 +67,22 @@ static size_t fp_shape_variant(const char *s, size_t n, char *buf, int how)
 
 	for (size_t i = 0; i < n; i++) {
 		char ch = s[i];
-		if (ch >= '0' && ch <= '9') {
+		if (how == 2 && ch == ',') {
+			size_t d = i + 1, e;
+			while (d < n && s[d] == ' ')
+				d++;
+			for (e = d; e < n && s[e] >= '0' && s[e] <= '9'; e++)
+				;
+			/* ", 12" becomes ", 12, 12" when the number ends there and it fits */
+			if (e > d && (e == n || s[e] == ',' || s[e] == ')' || s[e] == ' ') &&
+			    o + 2 + (e - d) + (n - i) <= 2 * n) {
+				buf[o++] = ',';
+				buf[o++] = ' ';
+				memcpy(buf + o, s + d, e - d);
+				o += e - d;
+			}
+		}
+		if (how < 2 && ch >= '0' && ch <= '9') {
 			if (how == 0) {
 				buf[o++] = ch == '9' ? '1' : (char)(ch + 1);
 				continue;

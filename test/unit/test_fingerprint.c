@@ -646,14 +646,25 @@ static const char *const same_shape[][3] = {
 	 "/*controller='book',route='%5Ebooks%2F',traceparent='00-aaf7651916cd43dd8448eb211c80319c-"
 	 "b7ad6b7169203331-01'*/",
 	 "SELECT \"t1\".\"c\" FROM \"t1\" WHERE \"t1\".\"id\" IN (1000, 2, 3) LIMIT 5 /**/"},
+	/* IN lists of constants: any length (Django's __in and prefetch_related) */
+	{"SELECT \"b\".\"id\" FROM \"b\" WHERE \"b\".\"author_id\" IN (1, 2, 3)",
+	 "SELECT \"b\".\"id\" FROM \"b\" WHERE \"b\".\"author_id\" IN (42)",
+	 "SELECT \"b\".\"id\" FROM \"b\" WHERE \"b\".\"author_id\" IN (7,8,9,10,11,12)"},
+	{"SELECT x FROM t WHERE s IN ('a', 'b') AND n NOT IN (1) LIMIT 3",
+	 "SELECT x FROM t WHERE s IN ('c') AND n NOT IN (2, 3) LIMIT 30",
+	 "SELECT x FROM t WHERE s IN ('d','e' , 'f') AND n NOT IN (4.5) LIMIT 1"},
 };
 
-/* Pairs that must not: names with digits, $n, spacing, list lengths, comment or none. */
+/* Pairs that must not: names with digits, $n, spacing, lists of more than constants or not
+ * after IN, comment or none. */
 static const char *const other_shape[][2] = {
 	{"SELECT * FROM t1", "SELECT * FROM t2"},
 	{"SELECT $1", "SELECT $2"},
 	{"SELECT 1", "SELECT 1 "},
-	{"SELECT 1 FROM t WHERE a IN (1, 2)", "SELECT 1 FROM t WHERE a IN (1, 2, 3)"},
+	{"SELECT 1 FROM t WHERE a IN (1, 2)", "SELECT 1 FROM t WHERE a IN (1, b)"},
+	{"SELECT 1 FROM t WHERE a IN (1, 2)", "SELECT 1 FROM t WHERE a IN (1, -2)"},
+	{"SELECT 1 -- a IN (\n1, 2)", "SELECT 1 -- a IN (\n1, 2, 3)"},
+	{"SELECT 1 FROM t JOIN (1, 2)", "SELECT 1 FROM t JOIN (1, 2, 3)"},
 	{"SELECT 1 /* c */", "SELECT 1"},
 	{"SELECT 1", "SELECT '1'"},
 	{"SELECT a.b1 FROM t", "SELECT a.b2 FROM t"},
@@ -762,7 +773,7 @@ static void test_shapes(void **state)
 			assert_int_not_equal(fp_shape_pair(c, x, nx, y, strlen(y)), -1);
 		}
 		assert_int_equal(fp_shape_tags_check(c, x, nx), 1);
-		for (int how = 0; how < 2; how++) {
+		for (int how = 0; how < 3; how++) {
 			assert_true(2 * nx < sizeof(buf));
 			size_t ny = fp_shape_variant(x, nx, buf, how);
 			int r = fp_shape_pair(c, x, nx, buf, ny);
@@ -783,19 +794,26 @@ static void test_shapes(void **state)
  * often make the literals something else; equal keys must still mean equal results.
  */
 static const char *const soup_tok[] = {
-	"$",     "$a$",    "$1",  ".",     "e",         "E",       "x",      "'",
-	"\"",    "\"\"",   "\n",  " ",     "_",         "a",       "IN",     "(",
-	")",     ",",      ";",   "::",    "-",         "+",       "/",      "*",
-	"<",     "=",      "!",   "\\",    "&",         "U&",      "VALUES", "SELECT",
-	"FETCH", "ARRAY[", "]",   "\xdb",  "B",         "N",       "LIMIT",  "NULL",
-	"IS",    "date",   "SET", "BEGIN", "SAVEPOINT", "DECLARE", "AS",     "ATOMIC",
-	"END",   "?",      ":",   "#",     "--",        "/*",      "*/",
+	"$",      "$a$",     "$1",       ".",     "e",         "E",       "x",      "'",
+	"\"",     "\"\"",    "\n",       " ",     "_",         "a",       "IN",     "(",
+	")",      ",",       ";",        "::",    "-",         "+",       "/",      "*",
+	"<",      "=",       "!",        "\\",    "&",         "U&",      "VALUES", "SELECT",
+	"FETCH",  "ARRAY[",  "]",        "\xdb",  "B",         "N",       "LIMIT",  "NULL",
+	"IS",     "date",    "SET",      "BEGIN", "SAVEPOINT", "DECLARE", "AS",     "ATOMIC",
+	"END",    "?",       ":",        "#",     "--",        "/*",      "*/",     "WITH",
+	"CREATE", "PREPARE", "ROLLBACK", "TO",    "CLOSE",     "START",   "MOVE",   "ALL",
 };
 static const char *const soup_num[] = {"5", "12", "0", "1234567", "3.25", "7."};
 static const char *const soup_str[] = {"'a'",  "'bc d'", "''",   "'it''s'",
 				       "'--'", "'/*'",   "'$$'", "'\"'"};
 static const char *const soup_com[] = {"/* c */", "/* d /* e */ */", "-- f\n",
 				       "/**/",    "-- 'x\n",         "/* $$ */"};
+/* IN lists of constants, read as one literal whatever their length, and lists that are not */
+static const char *const soup_list[] = {
+	" IN (1)",    " IN (1, 2, 3)", " in ('a','b')", " IN ( 12 ,\n'it''s' , 0.5 )",
+	" IN (7, x)", " IN (5, -1)",   " IN (1, 2",     " IN ('a' 'b')",
+	" IN (1) ",   " IN(1, 2)",     " IN (\n1,\n2)", " IN (1, 'a'::text)",
+};
 #define SOUP_N(a) (sizeof(a) / sizeof((a)[0]))
 
 static uint32_t soup_rand(uint32_t *x)
@@ -816,7 +834,7 @@ static void test_shape_soup(void **state)
 		size_t o = 0, ov = 0;
 		int k = 1 + (int)(soup_rand(&seed) % 25);
 		for (int i = 0; i < k; i++) {
-			uint32_t cls = soup_rand(&seed) % 6;
+			uint32_t cls = soup_rand(&seed) % 7;
 			const char *w, *wv;
 			if (cls == 0) {
 				w = soup_num[soup_rand(&seed) % SOUP_N(soup_num)];
@@ -827,6 +845,9 @@ static void test_shape_soup(void **state)
 			} else if (cls == 2) {
 				w = soup_com[soup_rand(&seed) % SOUP_N(soup_com)];
 				wv = soup_com[soup_rand(&seed) % SOUP_N(soup_com)];
+			} else if (cls == 3) {
+				w = soup_list[soup_rand(&seed) % SOUP_N(soup_list)];
+				wv = soup_list[soup_rand(&seed) % SOUP_N(soup_list)];
 			} else {
 				w = wv = soup_tok[soup_rand(&seed) % SOUP_N(soup_tok)];
 			}
@@ -848,7 +869,7 @@ static void test_shape_soup(void **state)
 		assert_int_not_equal(r, -1);
 		equal += r == 1;
 		/* and the text against itself with its digits moved on or doubled */
-		for (int how = 0; how < 2; how++) {
+		for (int how = 0; how < 3; how++) {
 			char d[2 * sizeof(t)];
 			size_t nd = fp_shape_variant(t, o, d, how);
 			r = fp_shape_pair(c, t, o, d, nd);
