@@ -2,12 +2,11 @@
 control commands and the PgBouncer signals."""
 
 import signal
-import time
 
 import psycopg
 import pytest
 
-from harness.util import Background
+from harness.util import Background, wait_for
 
 TEXT, INT4, INT8, NUMERIC, BYTEA = 25, 23, 20, 1700, 17
 
@@ -99,15 +98,6 @@ def pool_row(p, db='app', user='app'):
         if r['database'] == db and r['user'] == user:
             return r
     return None
-
-
-def wait_for(cond, timeout=5.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 # ---------------------------------------------------------------------- SHOW

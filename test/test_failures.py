@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 import rawpg
+from harness.util import wait_for
 
 
 def app_backends(pg, state=None):
@@ -20,15 +21,6 @@ def app_backends(pg, state=None):
     if state:
         q += " AND state = '%s'" % state
     return [r[0] for r in pg.sql(q)]
-
-
-def wait_for(cond, timeout=10.0, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
 
 
 def test_message_longer_than_max_packet_size(pgtally):

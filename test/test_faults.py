@@ -19,21 +19,13 @@ import psycopg
 import pytest
 
 import rawpg
+from harness.util import wait_for
 
 TRUST = {'auth_type': 'trust'}
 IN_TXN_STATES = ('idle in transaction', 'idle in transaction (aborted)')
 
 
 # ---------------------------------------------------------------------- helpers
-
-def wait_for(cond, timeout=10.0, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
-
 
 def app_backends(pg, states=None):
     """(pid, state) of PostgreSQL's client backends for the app/app pool."""

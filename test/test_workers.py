@@ -18,7 +18,7 @@ import pytest
 
 import rawpg
 from harness import util
-from harness.util import Background, wait_no_backends
+from harness.util import Background, wait_for, wait_no_backends
 
 JOIN_TIMEOUT = 120      # liveness bound for the load threads, not a performance figure
 
@@ -123,10 +123,6 @@ def pool_row(p, db='app', user='app'):
 
 def state(p):
     return {r['key']: r['value'] for r in p.admin('SHOW STATE')}
-
-
-def wait_for(cond, timeout=5.0):
-    return util.wait_until(cond, timeout, interval=0.02)
 
 
 def unique_values_load(p, nclients, txns, sleep=None):

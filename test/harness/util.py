@@ -101,6 +101,11 @@ def wait_until(predicate, timeout, interval=0.05):
         time.sleep(interval)
 
 
+def wait_for(cond, timeout=10.0, step=0.05):
+    """wait_until with the tests' defaults: True once cond() holds, False after timeout s."""
+    return wait_until(cond, timeout, interval=step)
+
+
 def raise_nofile_limit():
     """Soft RLIMIT_NOFILE up to the hard limit: tests open many connections at once."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
