@@ -91,6 +91,9 @@ struct fp_tags {
 	char traceparent[64];
 };
 
+/* Where a trailing sqlcommenter comment would end: len without trailing blanks and ';'. */
+size_t fp_tags_end(const char *sql, size_t len);
+
 /*
  * Find a leading or trailing sqlcommenter comment (/ *key='value',...* /) in sql[0..len) and
  * fill tags (cleared first). A leading comment wins over a trailing one. Returns false, with

@@ -54,10 +54,7 @@ static inline bool fp_shape_may_have_tags(const struct fp_shape *sh, const char 
 {
 	if (sh->comments)
 		return true;
-	while (n > 0 && (sql[n - 1] == ' ' || sql[n - 1] == '\t' || sql[n - 1] == '\n' ||
-			 sql[n - 1] == '\r' || sql[n - 1] == '\f' || sql[n - 1] == '\v' ||
-			 sql[n - 1] == ';'))
-		n--;
+	n = fp_tags_end(sql, n);
 	return n >= 2 && sql[n - 1] == '/' && sql[n - 2] == '*';
 }
 

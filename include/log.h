@@ -26,6 +26,19 @@ void log_setup(const char *logfile, bool to_stderr, const char *syslog_ident, in
  * Takes effect at the next log_setup(). */
 bool log_set_syslog_facility(const char *name);
 
+/*
+ * v in decimal, written backwards so that it ends (NUL-terminated) just before end; returns
+ * where it starts. end - 21 bytes are enough. For log lines built without snprintf.
+ */
+static inline char *log_fmt_uint(char *end, unsigned long long v)
+{
+	*--end = '\0';
+	do
+		*--end = (char)('0' + v % 10);
+	while (v /= 10);
+	return end;
+}
+
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_at(lvl, ...)                                                                            \

@@ -26,8 +26,7 @@ struct client_auth {
 	int sasl_step;
 	struct scram_secret secret;
 	struct scram_server scram;
-	const char *kind_of;        /* the stored entry kind was worked out for */
-	enum pwd_kind kind;         /* pwd_kind_of(kind_of) */
+	enum pwd_kind kind;         /* pwd_kind_of(stored), set with it */
 	char *looked_up;            /* password found by auth_query */
 	struct server *lookup_server; /* running our auth_query now */
 	struct pool *lookup_pool;     /* queued for a server of this pool */
@@ -83,19 +82,6 @@ static bool auth_send(struct client *c, struct iobuf *b)
 	return ok;
 }
 
-/*
- * pwd_kind_of(a->stored) (not NULL), once per login: it parses a SCRAM secret. An auth_file
- * entry comes with its kind; a password from auth_query is worked out here.
- */
-static enum pwd_kind stored_kind(struct client_auth *a)
-{
-	if (a->kind_of != a->stored) {
-		a->kind = pwd_kind_of(a->stored);
-		a->kind_of = a->stored;
-	}
-	return a->kind;
-}
-
 /* The SCRAM secret for a stored entry: parsed, or derived once from a plaintext password. */
 static bool auth_scram_secret(struct client *c, struct scram_secret *out)
 {
@@ -103,7 +89,7 @@ static bool auth_scram_secret(struct client *c, struct scram_secret *out)
 	if (!a->stored)
 		return scram_mock_secret(c->user_name, c->w->scram_mock_key,
 					 sizeof(c->w->scram_mock_key), out);
-	switch (stored_kind(a)) {
+	switch (a->kind) {
 	case PWD_SCRAM:
 	case PWD_PLAIN: {
 		/* Parsed or derived once per user, not at every login (cleared on reload). */
@@ -112,14 +98,14 @@ static bool auth_scram_secret(struct client *c, struct scram_secret *out)
 			return false;
 		if (!u->password || strcmp(u->password, a->stored) != 0) {
 			/* Not the auth_file entry (auth_query): nothing to cache against. */
-			if (stored_kind(a) == PWD_SCRAM)
+			if (a->kind == PWD_SCRAM)
 				return scram_parse_secret(a->stored, out);
 			uint8_t salt[16];
 			RAND_bytes(salt, sizeof(salt));
 			return scram_secret_from_password(a->stored, salt, sizeof(salt),
 							  SCRAM_DEFAULT_ITERATIONS, out);
 		}
-		if (!u->scram_cache && stored_kind(a) == PWD_SCRAM) {
+		if (!u->scram_cache && a->kind == PWD_SCRAM) {
 			struct scram_secret *s = calloc(1, sizeof(*s));
 			if (!s || !scram_parse_secret(a->stored, s)) {
 				free(s);
@@ -205,6 +191,8 @@ void auth_lookup_done(struct client *c, const char *error)
 		return;
 	}
 	a->stored = a->looked_up;
+	if (a->stored)
+		a->kind = pwd_kind_of(a->stored);
 	auth_continue(c);
 }
 
@@ -220,13 +208,10 @@ void auth_begin(struct client *c, bool admin)
 	}
 	struct client_auth *a = c->auth;
 	a->admin = admin;
+	/* the userlist worked the kind out when it was loaded */
 	int kind = PWD_PLAIN;
 	a->stored = w->users_file ? userlist_find_kind(w->users_file, c->user_name, &kind) : NULL;
-	if (a->stored) {
-		/* the userlist worked the kind out when it was loaded */
-		a->kind = (enum pwd_kind)kind;
-		a->kind_of = a->stored;
-	}
+	a->kind = (enum pwd_kind)kind;
 	if (admin) {
 		bool is_admin = config_list_contains(cfg->admin_users, c->user_name);
 		bool is_stats = config_list_contains(cfg->stats_users, c->user_name);
@@ -271,7 +256,7 @@ static void auth_continue(struct client *c)
 		(void)auth_send(c, &b);
 		return;
 	case AUTH_TYPE_MD5:
-		if (a->stored && stored_kind(a) == PWD_SCRAM) {
+		if (a->stored && a->kind == PWD_SCRAM) {
 			/* An md5 exchange cannot check a SCRAM secret: use SCRAM instead. */
 			a->method = AUTH_TYPE_SCRAM;
 			break;
@@ -347,7 +332,7 @@ static void auth_sasl(struct client *c, const uint8_t *body, size_t len)
 			return;
 		}
 		if (!auth_scram_secret(c, &a->secret)) {
-			if (a->stored && stored_kind(a) == PWD_MD5)
+			if (a->stored && a->kind == PWD_MD5)
 				auth_fail(c, "auth_file holds an md5 hash, which cannot do SCRAM");
 			else
 				auth_fail(c, "cannot build a SCRAM secret");
@@ -384,7 +369,7 @@ static void auth_sasl(struct client *c, const uint8_t *body, size_t len)
 		return;
 	}
 	/* Keep the keys so pgtally can log in to the server as this user (passthrough). */
-	if (stored_kind(a) == PWD_SCRAM && a->scram.have_client_key) {
+	if (a->kind == PWD_SCRAM && a->scram.have_client_key) {
 		struct pool_user *u = pool_user_find(c->w, c->user_name, true);
 		if (u) {
 			memcpy(u->scram_client_key, a->scram.client_key, 32);

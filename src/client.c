@@ -50,15 +50,6 @@ static void describe_put(char *buf, size_t len, size_t *n, const char *s)
 	buf[*n] = '\0';
 }
 
-static char *fmt_uint(char *end, unsigned long long v)
-{
-	*--end = '\0';
-	do
-		*--end = (char)('0' + v % 10);
-	while (v /= 10);
-	return end;
-}
-
 /* Two log lines per connection name the client: formatted by hand, not by snprintf. */
 const char *client_describe(const struct client *c, char *buf, size_t len)
 {
@@ -73,7 +64,7 @@ const char *client_describe(const struct client *c, char *buf, size_t len)
 		const uint8_t *ip = (const uint8_t *)&c->addr.in.sin_addr;
 		size_t k = 0;
 		for (int i = 0; i < 4; i++) {
-			const char *d = fmt_uint(num + sizeof(num), ip[i]);
+			const char *d = log_fmt_uint(num + sizeof(num), ip[i]);
 			size_t dl = strlen(d);
 			memcpy(addr + k, d, dl);
 			k += dl;
@@ -86,7 +77,7 @@ const char *client_describe(const struct client *c, char *buf, size_t len)
 		port = ntohs(a->sin6_port);
 	}
 	describe_put(buf, len, &n, "C-");
-	describe_put(buf, len, &n, fmt_uint(num + sizeof(num), c->id));
+	describe_put(buf, len, &n, log_fmt_uint(num + sizeof(num), c->id));
 	describe_put(buf, len, &n, " ");
 	describe_put(buf, len, &n, c->db_name ? c->db_name : "(nodb)");
 	describe_put(buf, len, &n, "/");
@@ -94,7 +85,7 @@ const char *client_describe(const struct client *c, char *buf, size_t len)
 	describe_put(buf, len, &n, "@");
 	describe_put(buf, len, &n, addr);
 	describe_put(buf, len, &n, ":");
-	describe_put(buf, len, &n, fmt_uint(num + sizeof(num), (unsigned)port));
+	describe_put(buf, len, &n, log_fmt_uint(num + sizeof(num), (unsigned)port));
 	return buf;
 }
 

@@ -263,11 +263,8 @@ static inline bool sc_blank(unsigned char ch)
 	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
 }
 
-/*
- * The end of the plain number at s[i] (digits, maybe '.' and digits) when a list element ends
- * there (a blank, ',' or ')' follows); 0 otherwise.
- */
-static size_t list_number_end(const unsigned char *s, size_t len, size_t i)
+/* The end of the number at s[i]: digits, maybe '.' and digits. */
+static size_t number_end(const unsigned char *s, size_t len, size_t i)
 {
 	size_t j = i;
 	while (j < len && sc[s[j]] == SC_DIGIT)
@@ -275,7 +272,14 @@ static size_t list_number_end(const unsigned char *s, size_t len, size_t i)
 	if (j < len && s[j] == '.')
 		for (j++; j < len && sc[s[j]] == SC_DIGIT; j++)
 			;
-	return j < len && (sc_blank(s[j]) || s[j] == ',' || s[j] == ')') ? j : 0;
+	return j;
+}
+
+/* The end of the plain '...' string at s[i]; 0 when it does not end or has a backslash. */
+static size_t string_end(const unsigned char *s, size_t len, size_t i)
+{
+	size_t j = quoted_end(s, len, i);
+	return j && !memchr(s + i, '\\', j - i) ? j : 0;
 }
 
 /*
@@ -322,12 +326,15 @@ static size_t in_list_end(const unsigned char *s, size_t len, size_t i, size_t r
 		return 0;
 	for (size_t j = i;;) {
 		size_t e;
-		if (s[j] == '\'') {
-			if (!(e = quoted_end(s, len, j)) || memchr(s + j, '\\', e - j))
-				return 0;
-		} else if (sc[s[j]] != SC_DIGIT || !(e = list_number_end(s, len, j))) {
+		if (s[j] == '\'')
+			e = string_end(s, len, j);
+		else if (sc[s[j]] == SC_DIGIT)
+			e = number_end(s, len, j);
+		else
 			return 0;
-		}
+		/* an element ends at a blank, ',' or ')' */
+		if (!e || e >= len || !(sc_blank(s[e]) || s[e] == ',' || s[e] == ')'))
+			return 0;
 		for (j = e; j < len && sc_blank(s[j]); j++)
 			;
 		if (j < len && s[j] == ')')
@@ -372,7 +379,7 @@ bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_s
 				after = i = sh_literal(&x, i, j, PART_LIST, 2ull << 40);
 				continue;
 			}
-			if (!(j = quoted_end(s, len, i)) || memchr(s + i, '\\', j - i))
+			if (!(j = string_end(s, len, i)))
 				return false;
 			after = i = sh_literal(&x, i, j, PART_STR, 1ull << 40);
 			continue;
@@ -461,11 +468,7 @@ bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_s
 				after = i = sh_literal(&x, i, j, PART_LIST, 2ull << 40);
 				continue;
 			}
-			for (j = i + 1; j < len && sc[s[j]] == SC_DIGIT; j++)
-				;
-			if (j < len && s[j] == '.')
-				for (j++; j < len && sc[s[j]] == SC_DIGIT; j++)
-					;
+			j = number_end(s, len, i);
 			/* 1e5, 0x1F, 1_000, 1.2.3, 5'x': the normalizer's business */
 			if (j < len && sc[s[j]] != SC_PLAIN && sc[s[j]] != SC_DASH &&
 			    sc[s[j]] != SC_SLASH)

@@ -90,19 +90,6 @@ static size_t put_str(char *out, const char *s)
 	return n;
 }
 
-static size_t put_uint(char *out, unsigned long v)
-{
-	char tmp[24];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
-	return n;
-}
-
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
 	enum { MSG_MAX = 2048 };
@@ -140,7 +127,8 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	line[n++] = (char)('0' + ms % 10);
 	line[n++] = ' ';
 	line[n++] = '[';
-	n += put_uint(line + n, (unsigned long)pid);
+	char num[24];
+	n += put_str(line + n, log_fmt_uint(num + sizeof(num), (unsigned long long)pid));
 	line[n++] = ']';
 	line[n++] = ' ';
 	size_t level_at = n;

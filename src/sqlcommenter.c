@@ -166,10 +166,17 @@ static bool try_comment(const unsigned char *body, size_t n, struct fp_tags *tag
 	return false;
 }
 
+size_t fp_tags_end(const char *sql, size_t len)
+{
+	while (len > 0 && (is_blank((unsigned char)sql[len - 1]) || sql[len - 1] == ';'))
+		len--;
+	return len;
+}
+
 bool fp_parse_tags(const char *sql, size_t len, struct fp_tags *tags)
 {
 	const unsigned char *s = (const unsigned char *)sql;
-	size_t p = 0, q = len;
+	size_t p = 0, q;
 
 	tags_empty(tags);
 	while (p < len && is_blank(s[p]))
@@ -183,8 +190,7 @@ bool fp_parse_tags(const char *sql, size_t len, struct fp_tags *tags)
 			}
 		}
 	}
-	while (q > 0 && (is_blank(s[q - 1]) || s[q - 1] == ';'))
-		q--;
+	q = fp_tags_end(sql, len);
 	if (q >= 4 && s[q - 1] == '/' && s[q - 2] == '*') {
 		size_t stop = q > SQLCOMMENTER_SCAN_MAX ? q - SQLCOMMENTER_SCAN_MAX : 0;
 

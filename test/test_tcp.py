@@ -45,9 +45,8 @@ def _tcp_table():
 LISTEN = 0x0A
 
 
-def pooler_socket(pid, local_port=None, remote_port=None, state=None):
-    """A socket object duplicating the pooler's socket with these ports (the caller closes
-    it); None when the pooler has no such socket."""
+def _pooler_tcp_fds(pid):
+    """(descriptor number, (local port, remote port, state)) of each TCP socket pid holds."""
     table = _tcp_table()
     fd_dir = '/proc/%d/fd' % pid
     for name in os.listdir(fd_dir):
@@ -55,20 +54,23 @@ def pooler_socket(pid, local_port=None, remote_port=None, state=None):
             link = os.readlink(os.path.join(fd_dir, name))
         except OSError:
             continue
-        if not link.startswith('socket:['):
-            continue
-        entry = table.get(int(link[8:-1]))
-        if entry is None:
-            continue
+        if link.startswith('socket:[') and int(link[8:-1]) in table:
+            yield int(name), table[int(link[8:-1])]
+
+
+def pooler_socket(pid, local_port=None, remote_port=None, state=None):
+    """A socket object duplicating the pooler's socket with these ports (the caller closes
+    it); None when the pooler has no such socket."""
+    for fd, entry in _pooler_tcp_fds(pid):
         if ((local_port is None or entry[0] == local_port) and
                 (remote_port is None or entry[1] == remote_port) and
                 (state is None or entry[2] == state)):
             pidfd = _syscall(SYS_PIDFD_OPEN, pid, 0)
             try:
-                fd = _syscall(SYS_PIDFD_GETFD, pidfd, int(name), 0)
+                dup = _syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
             finally:
                 os.close(pidfd)
-            return socket.socket(fileno=fd)
+            return socket.socket(fileno=dup)
     return None
 
 
@@ -184,18 +186,7 @@ def test_reload_applies_to_listener(pgtally):
 
 def _accepted_clients(p):
     """How many TCP sockets the pooler holds from clients (not its listener)."""
-    n = 0
-    table = _tcp_table()
-    for name in os.listdir('/proc/%d/fd' % p.pid):
-        try:
-            link = os.readlink('/proc/%d/fd/%s' % (p.pid, name))
-        except OSError:
-            continue
-        if link.startswith('socket:['):
-            e = table.get(int(link[8:-1]))
-            if e and e[0] == p.port and e[2] != LISTEN:
-                n += 1
-    return n
+    return sum(1 for _, e in _pooler_tcp_fds(p.pid) if e[0] == p.port and e[2] != LISTEN)
 
 
 @pytest.mark.parametrize('defer', [1, 0])
