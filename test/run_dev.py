@@ -22,6 +22,10 @@ class Stop(Exception):
 
 
 def on_signal(signum, frame):
+    # One stop is enough: a second signal (timeout and make both pass one on) must not
+    # interrupt the shutdown with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Stop(signal.Signals(signum).name)
 
 
