@@ -71,6 +71,8 @@ static inline bool fp_shape_fits(const struct fp_shape *sh, const struct fp_stmt
 /* seed: random bits, so that the shape keys of this cache cannot be predicted. */
 struct fp_cache *fp_cache_new(uint64_t seed);
 void fp_cache_free(struct fp_cache *c);
+/* For tests: fp_shape() reads c's texts 16 bytes at a time (SSE2), as where there is no AVX2. */
+void fp_cache_portable(struct fp_cache *c);
 
 /* The first statement of sql[0..len) as fp_next() from position 0 gave it, if kept. */
 bool fp_cache_get(struct fp_cache *c, const char *sql, size_t len, struct fp_stmt *st);

@@ -8,6 +8,10 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define FPC_AVX2 1
+#endif
 
 struct fpc_slot {
 	uint64_t hash; /* fp_hash of the text; 0 with len 0 while the slot is empty */
@@ -29,14 +33,24 @@ struct fp_cache {
 	uint64_t seed;
 	size_t bytes;
 	uint64_t hits, misses;
+	bool avx2; /* the shape scan may read 32 bytes at a time */
 };
 
 struct fp_cache *fp_cache_new(uint64_t seed)
 {
 	struct fp_cache *c = calloc(1, sizeof(struct fp_cache));
-	if (c)
-		c->seed = seed;
+	if (!c)
+		return NULL;
+	c->seed = seed;
+#ifdef FPC_AVX2
+	c->avx2 = __builtin_cpu_supports("avx2");
+#endif
 	return c;
+}
+
+void fp_cache_portable(struct fp_cache *c)
+{
+	c->avx2 = false;
 }
 
 void fp_cache_free(struct fp_cache *c)
@@ -195,6 +209,14 @@ static inline bool sc_name(unsigned char ch)
 	return (unsigned)(sc[ch] - SC_IDENT) <= SC_DOLLAR - SC_IDENT;
 }
 
+/* The end of the name that goes on at s[i] (a digit or a dollar sign continues it). */
+static inline size_t name_end(const unsigned char *s, size_t len, size_t i)
+{
+	while (i < len && sc_name(s[i]))
+		i++;
+	return i;
+}
+
 /*
  * The end of the quoted text that starts at s[i] ('...' or "..."; doubled quotes stay inside),
  * or 0 when it does not end. Names and values are short: sixteen bytes at a time with SSE2.
@@ -232,30 +254,178 @@ static size_t quoted_end(const unsigned char *s, size_t len, size_t i)
 }
 
 /*
- * The first i' >= i where s[i'] may matter to the shape: a quote of either kind, '$', or one of
- * "-./0123456789" (a comment, a number, a name's digits); '#', '%' and '&' come along, as they
- * sit between '"' and '\''. Sixteen bytes at a time where SSE2 is there (every x86-64).
+ * Where the shape scan stops: the bytes outside quoted names that may matter to the shape,
+ * one of ' $ - / or a digit. Quoted names ("...") are passed over whole, whatever they hold:
+ * the scan reads 64 bytes at a time into two bit masks, '"' and stop bytes, and keeps the
+ * parity of the '"' seen so far (a prefix XOR), so an ORM's "t"."a", "t"."b" costs no stop.
+ * A stop is always outside any name; after one, the scan resumes where its token ends.
  */
-static inline size_t next_special(const unsigned char *s, size_t len, size_t i)
+struct stops {
+	const unsigned char *s;
+	size_t len;
+	size_t base;   /* the block s[base, base + 64) */
+	uint64_t mask; /* its stops not taken yet, bit k for s[base + k] */
+	uint64_t in;   /* bit k: s[base + k] is inside a quoted name (or opens one) */
+	uint64_t dq;   /* bit k: s[base + k] is a '"' */
+	bool avx2;
+};
+
+/* The '"' and the stop bytes of the 16 bytes at p, as bit masks. */
+static inline void chunk_masks(const unsigned char *p, unsigned *dq, unsigned *sp)
 {
 #ifdef __SSE2__
-	const __m128i bias = _mm_set1_epi8((char)0x80);
-	const __m128i lo1 = _mm_set1_epi8(0x22), n1 = _mm_set1_epi8((char)(6 ^ 0x80));
-	const __m128i lo2 = _mm_set1_epi8(0x2d), n2 = _mm_set1_epi8((char)(13 ^ 0x80));
-	for (; i + 16 <= len; i += 16) {
-		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-		__m128i a = _mm_xor_si128(_mm_sub_epi8(x, lo1), bias);
-		__m128i b = _mm_xor_si128(_mm_sub_epi8(x, lo2), bias);
-		unsigned m = (unsigned)_mm_movemask_epi8(
-			_mm_or_si128(_mm_cmplt_epi8(a, n1), _mm_cmplt_epi8(b, n2)));
-		if (m)
-			return i + (unsigned)__builtin_ctz(m);
+	const __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+	/* '-' (0x2d) to '9' (0x39) but '.': a signed compare of x - 0x2d, biased, with 13 */
+	const __m128i r = _mm_cmplt_epi8(
+		_mm_xor_si128(_mm_sub_epi8(x, _mm_set1_epi8(0x2d)), _mm_set1_epi8((char)0x80)),
+		_mm_set1_epi8((char)(13 ^ 0x80)));
+	const __m128i dot = _mm_cmpeq_epi8(x, _mm_set1_epi8('.'));
+	const __m128i q = _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('\'')),
+				       _mm_cmpeq_epi8(x, _mm_set1_epi8('$')));
+	*sp = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_andnot_si128(dot, r), q));
+	*dq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')));
+#else
+	unsigned a = 0, b = 0;
+	for (unsigned k = 0; k < 16; k++) {
+		unsigned char ch = p[k];
+		a |= (unsigned)(ch == '"') << k;
+		b |= (unsigned)(ch == '\'' || ch == '$' || ch == '-' || ch == '/' ||
+				(unsigned)(ch - '0') < 10u)
+		     << k;
 	}
+	*dq = a;
+	*sp = b;
 #endif
-	for (; i < len; i++)
-		if ((unsigned)(s[i] - 0x22) < 6u || (unsigned)(s[i] - 0x2d) < 13u)
-			return i;
-	return len;
+}
+
+#ifdef FPC_AVX2
+/* chunk_masks for 32 bytes, with AVX2: the '"' mask, returned, and the stop mask. */
+__attribute__((target("avx2"))) static inline uint64_t avx2_masks(const unsigned char *p,
+								  uint32_t *sp)
+{
+	const __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)p);
+	const __m256i r =
+		_mm256_cmpgt_epi8(_mm256_set1_epi8((char)(13 ^ 0x80)),
+				  _mm256_xor_si256(_mm256_sub_epi8(x, _mm256_set1_epi8(0x2d)),
+						   _mm256_set1_epi8((char)0x80)));
+	const __m256i dot = _mm256_cmpeq_epi8(x, _mm256_set1_epi8('.'));
+	const __m256i q = _mm256_or_si256(_mm256_cmpeq_epi8(x, _mm256_set1_epi8('\'')),
+					  _mm256_cmpeq_epi8(x, _mm256_set1_epi8('$')));
+	*sp = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(_mm256_andnot_si256(dot, r), q));
+	return (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, _mm256_set1_epi8('"')));
+}
+
+/* chunk_masks for the 64 bytes at p, 32 at a time, where the CPU has AVX2. */
+__attribute__((target("avx2"))) static void block_masks_avx2(const unsigned char *p, uint64_t *dq,
+							     uint64_t *sp)
+{
+	uint32_t lo, hi;
+	uint64_t a = avx2_masks(p, &lo), b = avx2_masks(p + 32, &hi);
+	*dq = a | b << 32;
+	*sp = lo | (uint64_t)hi << 32;
+}
+#endif
+
+/*
+ * The masks of s[b, b + 64), or of s[b, len) when the text ends before: bytes past the end
+ * count as neither '"' nor stop. Nothing past s[len - 1] is read. AVX2 reads texts of 64 bytes
+ * and more; shorter ones (pgbench's) are quicker in 16-byte chunks than copied out to 64.
+ */
+static inline void block_masks(const unsigned char *s, size_t len, size_t b, bool avx2,
+			       uint64_t *dq, uint64_t *sp)
+{
+#ifdef FPC_AVX2
+	if (avx2 && len >= 64) {
+		/* a block that ends past the text: the text's last 64 bytes, those before b out */
+		size_t at = b + 64 <= len ? b : len - 64;
+		block_masks_avx2(s + at, dq, sp);
+		*dq >>= b - at;
+		*sp >>= b - at;
+		return;
+	}
+#else
+	(void)avx2;
+#endif
+	uint64_t a = 0, c = 0;
+	unsigned x, y;
+	size_t n = len - b < 64 ? len - b : 64;
+	unsigned k = 0;
+	for (; 16 * k + 16 <= n; k++) {
+		chunk_masks(s + b + 16 * k, &x, &y);
+		a |= (uint64_t)x << (16 * k);
+		c |= (uint64_t)y << (16 * k);
+	}
+	size_t r = n - 16 * k; /* 0 to 15 bytes left */
+	if (r) {
+		if (len >= 16) {
+			/* the last sixteen bytes of the text, without those already read */
+			chunk_masks(s + len - 16, &x, &y);
+			x >>= 16 - r;
+			y >>= 16 - r;
+		} else {
+			unsigned char tail[16] = {0};
+			memcpy(tail, s + b + 16 * k, r);
+			chunk_masks(tail, &x, &y);
+		}
+		a |= (uint64_t)x << (16 * k);
+		c |= (uint64_t)y << (16 * k);
+	}
+	*dq = a;
+	*sp = c;
+}
+
+/* Read the block at b; carry: s[b - 1] is inside a quoted name. */
+static void stops_block(struct stops *t, size_t b, uint64_t carry)
+{
+	uint64_t dq, sp;
+	t->base = b;
+	if (b >= t->len) {
+		t->mask = t->in = t->dq = 0;
+		return;
+	}
+	block_masks(t->s, t->len, b, t->avx2, &dq, &sp);
+	/* in: the parity of the '"' up to and including each byte */
+	uint64_t in = dq;
+	in ^= in << 1;
+	in ^= in << 2;
+	in ^= in << 4;
+	in ^= in << 8;
+	in ^= in << 16;
+	in ^= in << 32;
+	in ^= 0 - carry;
+	t->in = in;
+	t->dq = dq;
+	t->mask = sp & ~in;
+}
+
+/* The next stop, or len when there is none. */
+static inline size_t stops_next(struct stops *t)
+{
+	while (!t->mask) {
+		if (t->base + 64 >= t->len)
+			return t->len;
+		stops_block(t, t->base + 64, t->in >> 63);
+	}
+	return t->base + (unsigned)__builtin_ctzll(t->mask);
+}
+
+/*
+ * The token s[p, i) at the last stop has been read: go on from i, outside any name. The masks
+ * ahead still hold unless the token had a '"' in it (a string or a comment may).
+ */
+static inline void stops_from(struct stops *t, size_t p, size_t i)
+{
+	size_t k = i - t->base;
+	if (k < 64 && !(t->dq & (~0ull << (p - t->base)) & ~(~0ull << k)))
+		t->mask &= ~0ull << k;
+	else
+		stops_block(t, i, 0);
+}
+
+/* At the end of the text: is it inside a quoted name that never ends? */
+static inline bool stops_open(const struct stops *t)
+{
+	return (t->in >> 63) != 0;
 }
 
 static inline bool sc_blank(unsigned char ch)
@@ -363,13 +533,17 @@ bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_s
 	struct shaper x = {s, 0, c->seed, ~c->seed, c->seed ^ FP_P2, len, 0, false};
 	size_t i = 0, j;
 	size_t after = 0; /* the end of the last token read whole: a name cannot go on past it */
+	struct stops t = {s, len, 0, 0, 0, 0, c->avx2};
 
 	/*
 	 * Everything that is not a plain literal or a comment stays in the text that is hashed:
-	 * the reading jumps from one byte that may matter to the next. A digit or '$' right after
-	 * a name character (and not right after a token read whole) continues that name.
+	 * the reading jumps from one stop to the next (quoted names stay in the key, whatever
+	 * they hold). A digit or '$' right after a name character (and not right after a token
+	 * read whole) continues that name.
 	 */
-	while ((i = next_special(s, len, i)) < len) {
+	stops_block(&t, 0, 0);
+	while ((i = stops_next(&t)) < len) {
+		const size_t p = i;
 		bool in_name = i > after && sc_name(s[i - 1]);
 		switch (s[i]) {
 		case '\'':
@@ -377,34 +551,16 @@ bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_s
 				return false; /* E'', B'', X'', N'' */
 			if ((j = in_list_end(s, len, i, x.run))) {
 				after = i = sh_literal(&x, i, j, PART_LIST, 2ull << 40);
-				continue;
+				break;
 			}
 			if (!(j = string_end(s, len, i)))
 				return false;
 			after = i = sh_literal(&x, i, j, PART_STR, 1ull << 40);
-			continue;
-		case '"':
-			/*
-			 * A quoted name stays in the key, whatever is inside. ORM column lists,
-			 * "t"."a", "t"."b", are read as one run.
-			 */
-			for (;;) {
-				if (!(i = quoted_end(s, len, i)))
-					return false;
-				if (i + 1 < len && s[i] == '.' && s[i + 1] == '"')
-					i++;
-				else if (i + 2 < len && s[i] == ',' && s[i + 1] == ' ' &&
-					 s[i + 2] == '"')
-					i += 2;
-				else
-					break;
-			}
-			after = i;
-			continue;
+			break;
 		case '$':
 			if (in_name) {
-				i++;
-				continue;
+				i = name_end(s, len, i + 1);
+				break;
 			}
 			/*
 			 * "$n" stays in the key. Nothing after it is taken as part of it: in
@@ -416,17 +572,17 @@ bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_s
 			for (i++; i < len && sc[s[i]] == SC_DIGIT; i++)
 				;
 			after = i;
-			continue;
+			break;
 		case '-':
 			if (i + 1 < len && s[i + 1] == '-') {
 				for (j = i + 2; j < len && s[j] != '\n' && s[j] != '\r'; j++)
 					;
 				sh_part(&x, i, PART_COMMENT);
 				x.run = x.last = after = i = j;
-				continue;
+				break;
 			}
 			i++;
-			continue;
+			break;
 		case '/':
 			if (i + 1 < len && s[i + 1] == '*') {
 				/* comments nest, as in PostgreSQL */
@@ -444,29 +600,29 @@ bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_s
 				}
 				sh_part(&x, i, PART_COMMENT);
 				x.run = x.last = after = i = j;
-				continue;
+				break;
 			}
 			i++;
-			continue;
-		case '.':
-			/* ".5" keeps its digits in the key; what follows them is read on its own */
-			for (i++; i < len && sc[s[i]] == SC_DIGIT; i++)
-				;
-			after = i;
-			continue;
-		case '#':
-		case '%':
-		case '&':
-			i++;
-			continue;
-		default: /* a digit */
-			if (in_name) {
+			break;
+		default: /* a digit (any other byte here would be a scan bug: step over it) */
+			if (sc[s[i]] != SC_DIGIT) {
 				i++;
-				continue;
+				break;
+			}
+			if (in_name) {
+				i = name_end(s, len, i + 1);
+				break;
+			}
+			if (i > 0 && s[i - 1] == '.') {
+				/* ".5": its digits stay in the key, what follows is read apart */
+				for (i++; i < len && sc[s[i]] == SC_DIGIT; i++)
+					;
+				after = i;
+				break;
 			}
 			if ((j = in_list_end(s, len, i, x.run))) {
 				after = i = sh_literal(&x, i, j, PART_LIST, 2ull << 40);
-				continue;
+				break;
 			}
 			j = number_end(s, len, i);
 			/* 1e5, 0x1F, 1_000, 1.2.3, 5'x': the normalizer's business */
@@ -474,9 +630,12 @@ bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_s
 			    sc[s[j]] != SC_SLASH)
 				return false;
 			after = i = sh_literal(&x, i, j, PART_NUM, 0);
-			continue;
+			break;
 		}
+		stops_from(&t, p, i);
 	}
+	if (stops_open(&t))
+		return false; /* a quoted name that does not end */
 	sh_part(&x, len, PART_END);
 	sh->key = fmix64(x.data ^ fmix64(x.parts));
 	if (!sh->key)

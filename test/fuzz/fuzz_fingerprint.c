@@ -58,11 +58,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	check(pos == size);
 
-	static struct fp_cache *cache;
+	static struct fp_cache *cache, *portable;
 	static char variant[2 * BIG];
-	if (!cache)
+	if (!cache) {
 		cache = fp_cache_new(1);
-	if (cache && size <= BIG) {
+		portable = fp_cache_new(1);
+		if (portable)
+			fp_cache_portable(portable);
+	}
+	if (cache && portable && size <= BIG) {
+		check(fp_shape_scans_agree(cache, portable, sql, size));
 		for (int how = 0; how < 3; how++)
 			check(fp_shape_pair(cache, sql, size, variant,
 					    fp_shape_variant(sql, size, variant, how)) != -1);

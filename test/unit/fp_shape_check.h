@@ -94,4 +94,20 @@ static size_t fp_shape_variant(const char *s, size_t n, char *buf, int how)
 	return o;
 }
 
+/*
+ * The shape scan reads 64-byte blocks with AVX2 where the CPU has it, 16 bytes at a time with
+ * SSE2 otherwise (fp_cache_portable): c and portable, two caches with the same seed, must give
+ * any text the same shape, to the bit. Returns whether they did.
+ */
+static inline bool fp_shape_scans_agree(const struct fp_cache *c, const struct fp_cache *portable,
+					const char *s, size_t n)
+{
+	struct fp_shape a, b;
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	bool ra = fp_shape(c, s, n, &a), rb = fp_shape(portable, s, n, &b);
+	return ra == rb && (!ra || (a.key == b.key && a.params == b.params && a.first == b.first &&
+				    a.last == b.last && a.comments == b.comments));
+}
+
 #endif
