@@ -658,6 +658,16 @@ static void client_process(struct client *c)
 				     type >= 32 && type < 127 ? type : '?', type);
 			return;
 		}
+		if (type == 'Q' && w->cfg->disable_pqexec) {
+			/*
+			 * As PgBouncer: with disable_pqexec only the extended protocol is served
+			 * (a simple Query may carry several statements, an SQL-injection risk);
+			 * a client that sends one is disconnected. The admin console is not.
+			 */
+			fwd_flush_run(c, &run_start);
+			client_close(c, "08P01", "PQexec disallowed (disable_pqexec is set)");
+			return;
+		}
 		size_t total = (size_t)len + 1;
 		bool whole = needs_whole(type) && total <= CLIENT_INSPECT_MAX;
 		if (whole && avail < total) {

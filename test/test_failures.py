@@ -61,6 +61,30 @@ def test_unknown_message_type(pgtally):
     assert c.closed()
 
 
+def test_disable_pqexec_refuses_simple_query(pgtally):
+    """As PgBouncer: the extended protocol works, a simple Query ends the connection with
+    FATAL 08P01 "PQexec disallowed", and the admin console (simple protocol) is not affected."""
+    p = pgtally(ini={'auth_type': 'trust', 'disable_pqexec': 1})
+    with p.connect(password='') as conn:  # psycopg 3 with parameters: Parse/Bind/Execute
+        assert conn.execute('SELECT %s::int + 1', (41,)).fetchone() == (42,)
+        with pytest.raises(psycopg.OperationalError, match='PQexec disallowed'):
+            psycopg.ClientCursor(conn).execute('SELECT 1')  # a simple Query
+    c = rawpg.Conn(p.host, p.port)
+    rawpg.login_trust(c, 'app', 'app')
+    c.send(rawpg.message('P', b'\0SELECT 7\0\0\0') + rawpg.message('B', b'\0\0\0\0\0\0\0\0') +
+           rawpg.message('E', b'\0\0\0\0\0') + rawpg.message('S'))
+    msgs = c.read_until('Z')
+    assert ('D', b'\0\x01\0\0\0\x017') in msgs and msgs[-1] == ('Z', b'I')
+    c.send(rawpg.query('SELECT 1; DROP TABLE x'))
+    t, body = c.read_message()
+    f = rawpg.error_fields(body)
+    assert t == 'E' and f['S'] == 'FATAL' and f['C'] == '08P01'
+    assert 'PQexec disallowed' in f['M']
+    assert c.closed()
+    assert p.wait_for_log(r'pooler error: PQexec disallowed')
+    assert p.admin('SHOW VERSION')
+
+
 def test_message_one_byte_at_a_time(pgtally):
     p = pgtally(ini={'auth_type': 'trust'})
     c = rawpg.Conn(p.host, p.port)
