@@ -1190,19 +1190,47 @@ static void server_write_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- cancel ---- */
 
+/*
+ * A cancel request being forwarded: connect, send the 16 bytes, wait for PostgreSQL to close
+ * the connection. cancel_wait_timeout bounds the whole of it (0: no bound); cancel requests are
+ * not queued behind the pool, so there is no wait for a server as in PgBouncer.
+ */
 struct cancel_conn {
 	struct list node; /* worker->cancel_conns */
 	struct event ev;
+	struct worker *w;
 	int fd;
 	uint8_t pkt[16];
 	size_t sent;
+	usec_t deadline; /* 0: none */
 };
+
+static void cancel_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Wait for what (EV_WRITE or EV_READ) until the deadline. */
+static void cancel_wait(struct cancel_conn *cc, short what)
+{
+	struct timeval tv = {0, 0};
+	if (cc->deadline) {
+		usec_t now = worker_now(cc->w);
+		usec_t left = cc->deadline > now ? cc->deadline - now : 0;
+		tv.tv_sec = (time_t)(left / 1000000);
+		tv.tv_usec = (suseconds_t)(left % 1000000);
+	}
+	event_assign(&cc->ev, cc->w->base, cc->fd, what | EV_PERSIST, cancel_cb, cc);
+	event_add(&cc->ev, cc->deadline ? &tv : NULL);
+}
 
 static void cancel_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cancel_conn *cc = arg;
-	(void)what;
 	if (cc->sent < sizeof(cc->pkt)) {
+		if (what & EV_TIMEOUT) {
+			log_warning("cancel request not sent within cancel_wait_timeout (%.3g s): "
+				    "dropped",
+				    (double)cc->w->cfg->cancel_wait_timeout / 1e6);
+			goto done;
+		}
 		ssize_t n = send(fd, cc->pkt + cc->sent, sizeof(cc->pkt) - cc->sent, MSG_NOSIGNAL);
 		if (n > 0)
 			cc->sent += (size_t)n;
@@ -1216,9 +1244,7 @@ static void cancel_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		/* Sent: PostgreSQL closes the connection when done; wait for that. */
 		event_del(&cc->ev);
-		event_assign(&cc->ev, event_get_base(&cc->ev), fd, EV_READ | EV_PERSIST, cancel_cb, cc);
-		struct timeval tv = {10, 0};
-		event_add(&cc->ev, &tv);
+		cancel_wait(cc, EV_READ);
 		return;
 	}
 	{
@@ -1226,6 +1252,9 @@ static void cancel_cb(evutil_socket_t fd, short what, void *arg)
 		ssize_t n = recv(fd, buf, sizeof(buf), 0);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR) && !(what & EV_TIMEOUT))
 			return;
+		if (what & EV_TIMEOUT)
+			log_info("cancel request sent, but PostgreSQL did not close the connection "
+				 "within cancel_wait_timeout: closing it");
 	}
 done:
 	list_del(&cc->node);
@@ -1271,9 +1300,10 @@ void server_send_cancel(struct server *s)
 	memcpy(cc->pkt, b.data, sizeof(cc->pkt));
 	iobuf_release(&b);
 	cc->fd = fd;
-	event_assign(&cc->ev, s->w->base, fd, EV_WRITE | EV_PERSIST, cancel_cb, cc);
-	struct timeval tv = {10, 0};
-	event_add(&cc->ev, &tv);
+	cc->w = s->w;
+	usec_t wait = s->w->cfg->cancel_wait_timeout;
+	cc->deadline = wait > 0 ? worker_now(s->w) + wait : 0;
+	cancel_wait(cc, EV_WRITE);
 	list_append(&s->w->cancel_conns, &cc->node);
 	log_debug("S-%llu: forwarding cancel request", (unsigned long long)s->id);
 }

@@ -684,6 +684,32 @@ def test_large_message_skipped_after_pgtally_error(pgtally):
     assert ('D', b'\0\1\0\0\0\0019') in c.read_until('Z')
 
 
+def test_cancel_wait_timeout_bounds_a_forwarded_cancel(pgtally):
+    """A cancel request whose PostgreSQL never closes the connection is dropped after
+    cancel_wait_timeout (it was 10 s whatever the option said); a log line says so."""
+    held = []
+
+    def on_cancel(conn, pid, key):
+        start = time.monotonic()
+        conn.settimeout(8)
+        try:
+            eof = conn.recv(1) == b''  # pgtally closes its end: EOF
+        except OSError:
+            eof = False
+        held.append((eof, time.monotonic() - start))
+
+    fake = FakePostgres(_query_never_ends, on_cancel)
+    try:
+        p = _cancel_a_query_on(pgtally, fake, dict(TRUST, cancel_wait_timeout=0.5))
+        assert wait_for(lambda: held, 10)
+        eof, seconds = held[0]
+        assert eof and seconds < 5, held
+        assert p.wait_for_log(r'did not close the connection within cancel_wait_timeout')
+        assert fake.errors == []
+    finally:
+        fake.close()
+
+
 class FakePostgres:
     """A listening socket that plays PostgreSQL with a script: script(conn) gets each accepted
     socket after its startup packet was read; on_cancel(conn, pid, key) gets a CancelRequest's
@@ -745,6 +771,28 @@ def _login_ok():
     return (rawpg.message('R', struct.pack('!I', 0)) +
             rawpg.message('S', b'client_encoding\0UTF8\0') +
             rawpg.message('K', struct.pack('!II', 1, 2)) + rawpg.message('Z', b'I'))
+
+
+def _query_never_ends(conn):
+    """A FakePostgres script: log in, read one query, never answer it."""
+    conn.sendall(_login_ok())
+    hdr = _recv_exact(conn, 5)
+    _recv_exact(conn, struct.unpack('!I', hdr[1:])[0] - 4)
+    time.sleep(8)
+
+
+def _cancel_a_query_on(pgtally, fake, ini):
+    """A pgtally in front of fake, a client whose query runs there, and a cancel request for
+    it sent to pgtally; the pgtally."""
+    p = pgtally(ini=ini, databases={'fake': {'host': '127.0.0.1', 'port': fake.port}})
+    c = rawpg.Conn(p.host, p.port)
+    msgs = rawpg.login_trust(c, 'app', 'fake')
+    pid, key = struct.unpack('!II', [b for t, b in msgs if t == 'K'][0])
+    c.send(rawpg.query('SELECT pg_sleep(100)'))
+    time.sleep(0.3)
+    cancel = rawpg.Conn(p.host, p.port)
+    cancel.send(struct.pack('!IIII', 16, 80877102, pid, key))
+    return p
 
 
 def test_row_description_split_across_reads(pgtally):
@@ -833,27 +881,14 @@ def test_exit_with_a_cancel_still_being_forwarded(pgtally):
     PostgreSQL when pgtally exited was never freed."""
     got_cancel = threading.Event()
 
-    def script(conn):
-        conn.sendall(_login_ok())
-        hdr = _recv_exact(conn, 5)
-        _recv_exact(conn, struct.unpack('!I', hdr[1:])[0] - 4)
-        time.sleep(5)  # the query never finishes
-
     def on_cancel(conn, pid, key):
         assert (pid, key) == (1, 2)  # the fake backend's key, as _login_ok() gave it
         got_cancel.set()
         time.sleep(5)  # and the cancel connection is never closed
 
-    fake = FakePostgres(script, on_cancel)
+    fake = FakePostgres(_query_never_ends, on_cancel)
     try:
-        p = pgtally(ini=TRUST, databases={'fake': {'host': '127.0.0.1', 'port': fake.port}})
-        c = rawpg.Conn(p.host, p.port)
-        msgs = rawpg.login_trust(c, 'app', 'fake')
-        pid, key = struct.unpack('!II', [b for t, b in msgs if t == 'K'][0])
-        c.send(rawpg.query('SELECT pg_sleep(100)'))
-        time.sleep(0.3)
-        cancel = rawpg.Conn(p.host, p.port)
-        cancel.send(struct.pack('!IIII', 16, 80877102, pid, key))
+        p = _cancel_a_query_on(pgtally, fake, TRUST)
         assert got_cancel.wait(5)
         p.signal(signal.SIGQUIT)  # immediate shutdown, the cancel still in flight
         assert p.wait_exit(5) == 0
