@@ -537,6 +537,48 @@ void pool_welcome_waiting(struct pool *pool)
 	}
 }
 
+/*
+ * As PgBouncer: when max_db_connections (or max_user_connections) keeps a pool with clients
+ * waiting (for a query, an auth_query, or the welcome of a first login) from opening a server,
+ * close the longest-idle server of another pool of the same database (user) on this worker, so that
+ * one pool's idle servers do not starve another's clients. Idle servers of other workers are not
+ * taken.
+ */
+static bool pool_evict_for(struct worker *w, struct pool *pool, bool use_reserve)
+{
+	bool want = !list_empty(&pool->waiting_clients) || pool->auth_head ||
+		    (!pool->have_welcome && !list_empty(&pool->login_clients));
+	if (!want || !list_empty(&pool->login_servers))
+		return false;
+	struct pool_limits l;
+	pool_limits(w, pool, use_reserve, &l);
+	if (atomic_load_explicit(&pool->shared->n, memory_order_relaxed) >= l.size)
+		return false; /* its own size: nothing to take from others */
+	bool db_full = l.max_db > 0 &&
+		       atomic_load_explicit(&pool->db->shared->n, memory_order_relaxed) >= l.max_db;
+	bool user_full = l.max_user > 0 && atomic_load_explicit(&pool->user->shared->n,
+								memory_order_relaxed) >= l.max_user;
+	if (db_full == user_full)
+		return false; /* neither, or both: one close cannot free a slot under both */
+	struct server *victim = NULL;
+	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+		struct pool *p = container_of(pos, struct pool, node);
+		if (p == pool || list_empty(&p->idle_servers) ||
+		    (db_full ? p->db != pool->db : p->user != pool->user))
+			continue;
+		/* the list has the most recently used last */
+		struct server *s = container_of(p->idle_servers.next, struct server, node);
+		if (!victim || s->last_used < victim->last_used)
+			victim = s;
+	}
+	if (!victim)
+		return false;
+	server_close(victim, "%s reached: the slot goes to %s/%s",
+		     db_full ? "max_db_connections" : "max_user_connections", pool->db->name,
+		     pool->user->name);
+	return true;
+}
+
 static void pool_launch(struct worker *w, struct pool *pool)
 {
 	/*
@@ -550,7 +592,8 @@ static void pool_launch(struct worker *w, struct pool *pool)
 		reserve = w->cfg->reserve_pool_timeout > 0 && first->wait_start &&
 			  worker_now(w) - first->wait_start >= w->cfg->reserve_pool_timeout;
 	}
-	if (!pool_may_launch(w, pool, reserve))
+	if (!pool_may_launch(w, pool, reserve) &&
+	    !(pool_evict_for(w, pool, reserve) && pool_may_launch(w, pool, reserve)))
 		return;
 	int logins = (int)list_count(&pool->login_servers);
 	int room = pool_effective_size(w, pool) + (reserve ? w->cfg->reserve_pool_size : 0) -

@@ -244,6 +244,27 @@ def test_queue_wait_timeout(pgtally):
         holder.execute('ROLLBACK')
 
 
+@pytest.mark.parametrize('limit, second', [
+    ({'max_db_connections': 1}, {'user': 'other', 'dbname': 'app'}),
+    ({'max_user_connections': 1}, {'user': 'app', 'dbname': 'app2'}),
+], ids=['max_db_connections', 'max_user_connections'])
+def test_idle_server_of_another_pool_is_evicted_at_the_limit(pgtally, limit, second):
+    """As PgBouncer: at max_db_connections (max_user_connections) an idle server of another
+    pool of the same database (user) is closed for a pool whose client waits; otherwise that
+    client would wait until query_wait_timeout."""
+    p = pgtally(ini=dict(limit, workers=1, query_wait_timeout=5))
+    with p.connect() as first:
+        first.execute('SELECT 1')  # its server stays idle in the app/app pool
+        with p.connect(**second) as conn:
+            assert conn.execute('SELECT 2').fetchone() == (2,)
+        assert first.execute('SELECT 3').fetchone() == (3,)  # and back again
+    reason = '%s reached: the slot goes to %s/%s' % (list(limit)[0], second['dbname'],
+                                                     second['user'])
+    assert p.wait_for_log(r'S-\d+ app/app: closing because: ' + reason)
+    assert p.wait_for_log(r'closing because: %s reached: the slot goes to app/app'
+                          % list(limit)[0])
+
+
 def test_waiting_clients_are_served_in_order(pgtally):
     p = pgtally(ini={'default_pool_size': 1})
     order = []
