@@ -1,0 +1,112 @@
+"""ab: two poolers (or two pgtally builds) on one bench case, in alternating rounds, CPU exact.
+
+The CPU figures of `make bench` come from /proc/<pid>/stat ticks and 3-round medians, which
+move by +-10% between runs of one binary on a shared machine. For a verdict on a change, this
+script runs the case's pgbench against A and B in turn (A B, B A, A B, ...), reads each
+pooler's CPU from /proc/<pid>/task/*/schedstat (nanoseconds on CPU, exact) around every run,
+and prints the median of the per-round ratios A/B with every round, so the spread shows.
+
+    test/bench/ab.py s20                       # pgtally against PgBouncer, 8 rounds x 5 s
+    test/bench/ab.py dj20 --rounds 12 --seconds 8
+    test/bench/ab.py e20 --b old --old-binary /tmp/old/pgtally   # this build against another
+
+A and B are pgtally, pgbouncer or old (pgtally built elsewhere: --old-binary). The case ids are
+those of run.py (--list there); the data set is pgbench scale 1. User and system time are the
+kernel's tick split, rough at a few microseconds per transaction.
+"""
+
+import argparse
+import glob
+import os
+import statistics
+import subprocess
+import sys
+import types
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import run  # noqa: E402
+
+
+def cpu(pid):
+    """(ns on CPU, user ticks, system ticks) of every thread of pid."""
+    ns = user = system = 0
+    for task in glob.glob('/proc/%d/task/*' % pid):
+        try:
+            with open(task + '/schedstat') as f:
+                ns += int(f.read().split()[0])
+            with open(task + '/stat') as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue  # a thread that ended meanwhile
+        user += int(fields[11])
+        system += int(fields[12])
+    return ns, user, system
+
+
+def start(name, opts, pg, case):
+    kind = 'pgtally' if name == 'old' else name
+    binary = opts.old_binary if name == 'old' else run.harness.pooler.PGTALLY_BIN
+    return run.start_pooler(types.SimpleNamespace(pgtally_bin=binary), pg, kind,
+                            case.userlist or 'secret')
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('case')
+    ap.add_argument('--a', default='pgtally', choices=('pgtally', 'pgbouncer', 'old'))
+    ap.add_argument('--b', default='pgbouncer', choices=('pgtally', 'pgbouncer', 'old'))
+    ap.add_argument('--old-binary')
+    ap.add_argument('--rounds', type=int, default=8)
+    ap.add_argument('--seconds', type=int, default=5)
+    opts = ap.parse_args()
+    cases = {c.cid: c for c in run.make_cases(1)}
+    if opts.case not in cases or opts.a == opts.b or \
+            ('old' in (opts.a, opts.b) and not opts.old_binary):
+        ap.error('a case of run.py --list, two different targets, --old-binary with old')
+    case = cases[opts.case]
+    names = (opts.a, opts.b)
+    pg = run.harness.PgCluster(settings=run.PG_SETTINGS).init()
+    targets = {}
+    try:
+        subprocess.run([run.PGBENCH, '-i', '-q', '-s', '1', '-h', pg.host, '-p', str(pg.port),
+                        '-U', 'app', 'app'], env=run.pgbench_env('app'), check=True,
+                       capture_output=True)
+        run.create_bench_role(pg)
+        for name in names:
+            targets[name] = start(name, opts, pg, case)
+        for name in names:  # warm the pools
+            t = targets[name]
+            run.run_pgbench(t.host, t.port, case.args, case.clients, seconds=2, user=case.user)
+        per = {name: [] for name in names}
+        for r in range(opts.rounds):
+            for name in (names if r % 2 == 0 else names[::-1]):
+                t = targets[name]
+                c0 = cpu(t.pid)
+                res = run.run_pgbench(t.host, t.port, case.args, case.clients,
+                                      seconds=opts.seconds, user=case.user)
+                c1 = cpu(t.pid)
+                if not res['ok'] or not res['processed']:
+                    raise RuntimeError('%s: %s' % (name, res.get('error')))
+                n = res['processed']
+                tick_us = 1e6 / run.CLK_TCK
+                per[name].append(((c1[0] - c0[0]) / 1e3 / n, (c1[1] - c0[1]) * tick_us / n,
+                                  (c1[2] - c0[2]) * tick_us / n, res['tps']))
+        for name in names:
+            rows = per[name]
+            print('%-10s CPU us/txn %s | median %.1f, user %.2f, system %.2f, TPS %.0f' % (
+                name, ' '.join('%.1f' % x[0] for x in rows),
+                statistics.median(x[0] for x in rows), statistics.median(x[1] for x in rows),
+                statistics.median(x[2] for x in rows), statistics.median(x[3] for x in rows)))
+        ratios = [a[0] / b[0] for a, b in zip(per[names[0]], per[names[1]])]
+        print('CPU %s / %s: median %.3f; rounds %s' % (
+            names[0], names[1], statistics.median(ratios), ' '.join('%.2f' % x for x in ratios)))
+    finally:
+        for t in targets.values():
+            run.stop_target(t)
+        pg.stop()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
