@@ -218,8 +218,8 @@ static inline size_t name_end(const unsigned char *s, size_t len, size_t i)
 }
 
 /*
- * The end of the quoted text that starts at s[i] ('...' or "..."; doubled quotes stay inside),
- * or 0 when it does not end. Names and values are short: sixteen bytes at a time with SSE2.
+ * The end of the quoted text that starts at s[i] ('...'; doubled quotes stay inside), or 0
+ * when it does not end. Values are short: sixteen bytes at a time with SSE2.
  */
 static size_t quoted_end(const unsigned char *s, size_t len, size_t i)
 {
@@ -433,16 +433,19 @@ static inline bool sc_blank(unsigned char ch)
 	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
 }
 
+/* The end of the digits (maybe none) at s[i]. */
+static inline size_t digits_end(const unsigned char *s, size_t len, size_t i)
+{
+	while (i < len && sc[s[i]] == SC_DIGIT)
+		i++;
+	return i;
+}
+
 /* The end of the number at s[i]: digits, maybe '.' and digits. */
 static size_t number_end(const unsigned char *s, size_t len, size_t i)
 {
-	size_t j = i;
-	while (j < len && sc[s[j]] == SC_DIGIT)
-		j++;
-	if (j < len && s[j] == '.')
-		for (j++; j < len && sc[s[j]] == SC_DIGIT; j++)
-			;
-	return j;
+	size_t j = digits_end(s, len, i);
+	return j < len && s[j] == '.' ? digits_end(s, len, j + 1) : j;
 }
 
 /* The end of the plain '...' string at s[i]; 0 when it does not end or has a backslash. */
@@ -569,9 +572,7 @@ bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_s
 			 */
 			if (!(i + 1 < len && sc[s[i + 1]] == SC_DIGIT))
 				return false; /* a dollar quote */
-			for (i++; i < len && sc[s[i]] == SC_DIGIT; i++)
-				;
-			after = i;
+			after = i = digits_end(s, len, i + 1);
 			break;
 		case '-':
 			if (i + 1 < len && s[i + 1] == '-') {
@@ -615,9 +616,7 @@ bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_s
 			}
 			if (i > 0 && s[i - 1] == '.') {
 				/* ".5": its digits stay in the key, what follows is read apart */
-				for (i++; i < len && sc[s[i]] == SC_DIGIT; i++)
-					;
-				after = i;
+				after = i = digits_end(s, len, i + 1);
 				break;
 			}
 			if ((j = in_list_end(s, len, i, x.run))) {

@@ -379,16 +379,35 @@ static int pool_cap(struct worker *w, const struct pool *pool)
 	return cap;
 }
 
+/* Which of a pool's limits l are reached over all workers. */
+enum { FULL_SIZE = 1, FULL_DB = 2, FULL_USER = 4 };
+static unsigned pool_full(const struct pool *pool, const struct pool_limits *l)
+{
+	unsigned full = 0;
+	if (atomic_load_explicit(&pool->shared->n, memory_order_relaxed) >= l->size)
+		full |= FULL_SIZE;
+	if (l->max_db > 0 &&
+	    atomic_load_explicit(&pool->db->shared->n, memory_order_relaxed) >= l->max_db)
+		full |= FULL_DB;
+	if (l->max_user > 0 &&
+	    atomic_load_explicit(&pool->user->shared->n, memory_order_relaxed) >= l->max_user)
+		full |= FULL_USER;
+	return full;
+}
+
 /* Has any limit over all workers been reached, so no server may be opened for pool? */
 static bool pool_limits_reached(struct worker *w, const struct pool *pool)
 {
 	struct pool_limits l;
 	pool_limits(w, pool, false, &l);
-	return atomic_load_explicit(&pool->shared->n, memory_order_relaxed) >= l.size ||
-	       (l.max_db > 0 &&
-		atomic_load_explicit(&pool->db->shared->n, memory_order_relaxed) >= l.max_db) ||
-	       (l.max_user > 0 &&
-		atomic_load_explicit(&pool->user->shared->n, memory_order_relaxed) >= l.max_user);
+	return pool_full(pool, &l) != 0;
+}
+
+/* Clients wait for a server: for a query, an auth_query, or the welcome of a first login. */
+static bool pool_has_demand(const struct pool *pool)
+{
+	return !list_empty(&pool->waiting_clients) || pool->auth_head ||
+	       (!pool->have_welcome && !list_empty(&pool->login_clients));
 }
 
 /* Workers other than pool's that have clients waiting and hit a limit. */
@@ -422,15 +441,10 @@ static bool pool_may_launch(struct worker *w, struct pool *pool, bool use_reserv
 {
 	struct pool_limits l;
 	pool_limits(w, pool, use_reserve, &l);
-	if (atomic_load_explicit(&pool->shared->n, memory_order_relaxed) >= l.size)
+	if (pool_full(pool, &l))
 		return false;
 	/* Leave the free slots to the workers that are short, once we have our share. */
 	if (others_want(pool) && pool->n_servers >= fair_share(pool_cap(w, pool)))
-		return false;
-	if (l.max_db > 0 && atomic_load_explicit(&pool->db->shared->n, memory_order_relaxed) >= l.max_db)
-		return false;
-	if (l.max_user > 0 &&
-	    atomic_load_explicit(&pool->user->shared->n, memory_order_relaxed) >= l.max_user)
 		return false;
 	if (pool->last_connect_failed &&
 	    worker_now(w) - pool->last_connect_failed < w->cfg->server_login_retry)
@@ -538,28 +552,25 @@ void pool_welcome_waiting(struct pool *pool)
 }
 
 /*
- * As PgBouncer: when max_db_connections (or max_user_connections) keeps a pool with clients
- * waiting (for a query, an auth_query, or the welcome of a first login) from opening a server,
- * close the longest-idle server of another pool of the same database (user) on this worker, so that
- * one pool's idle servers do not starve another's clients. Idle servers of other workers are not
- * taken.
+ * As PgBouncer: when max_db_connections (or max_user_connections) keeps a pool with demand
+ * from opening a server, close the longest-idle server of another pool of the same database
+ * (user) on this worker, so that one pool's idle servers do not starve another's clients.
+ * Idle servers of other workers are not taken.
  */
 static bool pool_evict_for(struct worker *w, struct pool *pool, bool use_reserve)
 {
-	bool want = !list_empty(&pool->waiting_clients) || pool->auth_head ||
-		    (!pool->have_welcome && !list_empty(&pool->login_clients));
-	if (!want || !list_empty(&pool->login_servers))
+	if (!pool_has_demand(pool) || !list_empty(&pool->login_servers))
 		return false;
 	struct pool_limits l;
 	pool_limits(w, pool, use_reserve, &l);
-	if (atomic_load_explicit(&pool->shared->n, memory_order_relaxed) >= l.size)
-		return false; /* its own size: nothing to take from others */
-	bool db_full = l.max_db > 0 &&
-		       atomic_load_explicit(&pool->db->shared->n, memory_order_relaxed) >= l.max_db;
-	bool user_full = l.max_user > 0 && atomic_load_explicit(&pool->user->shared->n,
-								memory_order_relaxed) >= l.max_user;
-	if (db_full == user_full)
-		return false; /* neither, or both: one close cannot free a slot under both */
+	unsigned full = pool_full(pool, &l);
+	/*
+	 * Only the database's or only the user's limit: at its own size there is nothing to
+	 * take from others, and with both one close cannot free a slot under both.
+	 */
+	if (full != FULL_DB && full != FULL_USER)
+		return false;
+	bool db_full = full == FULL_DB;
 	struct server *victim = NULL;
 	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
 		struct pool *p = container_of(pos, struct pool, node);
@@ -635,9 +646,7 @@ static void pool_note_demand(struct worker *w, struct pool *pool)
 {
 	uint64_t bit = (uint64_t)1 << w->id;
 	uint64_t want = atomic_load_explicit(&pool->shared->want, memory_order_relaxed);
-	bool short_of = (!list_empty(&pool->waiting_clients) || pool->auth_head ||
-			 (!pool->have_welcome && !list_empty(&pool->login_clients))) &&
-			pool_limits_reached(w, pool);
+	bool short_of = pool_has_demand(pool) && pool_limits_reached(w, pool);
 	if (short_of && !(want & bit)) {
 		atomic_fetch_or(&pool->shared->want, bit);
 		uint64_t all = app_nworkers() >= 64 ? ~(uint64_t)0
