@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "fpcache.h"
 #include "list.h"
 #include "pool.h"
 #include "prepared.h"
@@ -86,6 +87,7 @@ struct client {
 	bool skip_to_sync;        /* pgtally failed a message: drop the rest up to Sync */
 	bool warned_sql_prepare;
 	bool warned_session_state;
+	uint16_t shape_hint[FPC_HINTS]; /* the shapes of its last statements (fpcache.h) */
 
 	struct nplus1_unit *np;  /* N+1 unit of work, once the client runs statements */
 	struct fp_tags *tags;    /* sqlcommenter tags of the latest statement, when any */

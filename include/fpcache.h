@@ -18,7 +18,15 @@
  * fp_stmt results. The hashes are seeded per cache: collisions cannot be prepared in advance.
  * Anything the quick reading is not sure of (dollar quotes, E'' and other prefixed strings,
  * backslashes, 1e5 or 0x1F numbers, unterminated quotes or comments) makes fp_shape() decline,
- * and the caller normalizes as usual. Owned by one worker thread, no locking.
+ * and the caller normalizes as usual.
+ *
+ * A shape's slot also keeps the text it was first seen with, and where that text's literals
+ * and comments are: a template. A client's next statement very often has the shape of one of
+ * its last few (the N+1 loop is exactly that), so fp_shape_hinted() first compares the text
+ * with the templates of the client's last shapes: the bytes between the literals must be equal,
+ * and each literal must be read as the same kind of literal where the template has one. That
+ * costs a memcmp and the literals' own bytes instead of a scan and a hash of the whole text,
+ * and gives the very result fp_shape() would. Owned by one worker thread, no locking.
  */
 #ifndef PGTALLY_FPCACHE_H
 #define PGTALLY_FPCACHE_H
@@ -32,8 +40,17 @@
 #define FPC_SLOTS 1024
 #define FPC_MAX_TEXT 1024
 #define FPC_SHAPES 1024
+#define FPC_PARTS 8 /* literals and comments a template may have */
+#define FPC_HINTS 4 /* shapes a client's statements are compared with first */
 
 struct fp_cache;
+
+/* Where a text's literals and comments are: s[at[k], end[k]) is one of kind[k]. */
+struct fp_parts {
+	uint8_t n; /* FPC_PARTS + 1: more than FPC_PARTS, or a text longer than FPC_MAX_TEXT */
+	uint8_t kind[FPC_PARTS];
+	uint16_t at[FPC_PARTS], end[FPC_PARTS];
+};
 
 /* What fp_shape() found. */
 struct fp_shape {
@@ -42,6 +59,7 @@ struct fp_shape {
 	size_t first;    /* where the first literal or comment starts (len when none) */
 	size_t last;     /* where the last one ends (0 when none) */
 	bool comments;   /* the text has a comment (without one it has no sqlcommenter tags) */
+	struct fp_parts parts;
 };
 
 /*
@@ -87,18 +105,30 @@ void fp_cache_put(struct fp_cache *c, const char *sql, size_t len, const struct 
 bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_shape *sh);
 
 /*
+ * fp_shape(), the same result, tried first against the templates of the shapes hint[] names
+ * (a client's, zeroed at first): those are then updated, the shape found first.
+ */
+bool fp_shape_hinted(struct fp_cache *c, uint16_t hint[FPC_HINTS], const char *sql, size_t len,
+		     struct fp_shape *sh);
+
+/*
  * The statement of a one-statement text of this shape, as fp_next() from position 0 gave it,
  * with start and end moved to this text's len and params_hash = sh->params.
  */
 bool fp_cache_shape_get(struct fp_cache *c, const struct fp_shape *sh, size_t len,
 			struct fp_stmt *st);
 
-/* Keep st, fp_next()'s only statement of a len-byte text of shape sh, if it fits. */
-void fp_cache_shape_put(struct fp_cache *c, const struct fp_shape *sh, size_t len,
+/*
+ * Keep st, fp_next()'s only statement of sql[0..len) of shape sh, if it fits; and the text as
+ * the shape's template when it has at most FPC_PARTS literals and comments.
+ */
+void fp_cache_shape_put(struct fp_cache *c, const struct fp_shape *sh, const char *sql, size_t len,
 			const struct fp_stmt *st);
 
 /* Bytes held, for SHOW MEM; hits and misses since start (texts and shapes together). */
 size_t fp_cache_bytes(const struct fp_cache *c);
 void fp_cache_counts(const struct fp_cache *c, uint64_t *hits, uint64_t *misses);
+/* Texts fp_shape_hinted() matched with a template (for tests and the benchmark). */
+uint64_t fp_cache_template_hits(const struct fp_cache *c);
 
 #endif

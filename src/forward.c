@@ -279,10 +279,11 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 		/*
 		 * A one-statement text whose shape (the text but its literals) was seen before
 		 * needs no normalizing: include/fpcache.h. Its parameter hash is the shape's, on
-		 * the first execution too, so that executions compare alike.
+		 * the first execution too, so that executions compare alike. The client's last
+		 * shapes are tried first, by their templates.
 		 */
 		struct fp_shape shape;
-		bool shaped = fp_shape(w->fpcache, sql, n, &shape);
+		bool shaped = fp_shape_hinted(w->fpcache, c->shape_hint, sql, n, &shape);
 		/* sqlcommenter tags live in a comment: a text the shape saw none in has none */
 		if (shaped && !fp_shape_may_have_tags(&shape, sql, n))
 			fwd_clear_tags(c);
@@ -294,7 +295,7 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 			bool more = !hit && fp_next(sql, n, &pos, NULL, 0, &next);
 			if (shaped && !hit && n_sts == 0 && !more) {
 				st.params_hash = shape.params;
-				fp_cache_shape_put(w->fpcache, &shape, n, &st); /* if it fits */
+				fp_cache_shape_put(w->fpcache, &shape, sql, n, &st); /* if it fits */
 			}
 			if (st.kind == FP_KIND_PREPARE && !c->warned_sql_prepare &&
 			    !fwd_warn_sql_prepare(c, s, now))

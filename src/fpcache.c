@@ -25,6 +25,10 @@ struct fpc_shape {
 	uint64_t key;         /* 0 while the slot is empty */
 	uint32_t start, tail; /* st.start, and len - st.end: the same for every text of the shape */
 	struct fp_stmt st;
+	/* a text of the shape and its parts (fp_shape_hinted); none: tmpl NULL or parts.n too big */
+	char *tmpl;
+	uint32_t tlen, tcap;
+	struct fp_parts parts;
 };
 
 struct fp_cache {
@@ -32,7 +36,7 @@ struct fp_cache {
 	struct fpc_shape *shapes; /* FPC_SHAPES, allocated on the first shape put */
 	uint64_t seed;
 	size_t bytes;
-	uint64_t hits, misses;
+	uint64_t hits, misses, tmpl_hits;
 	bool avx2; /* the shape scan may read 32 bytes at a time */
 };
 
@@ -61,6 +65,9 @@ void fp_cache_free(struct fp_cache *c)
 		for (size_t i = 0; i < FPC_SLOTS; i++)
 			free(c->slots[i].text);
 	free(c->slots);
+	if (c->shapes)
+		for (size_t i = 0; i < FPC_SHAPES; i++)
+			free(c->shapes[i].tmpl);
 	free(c->shapes);
 	free(c);
 }
@@ -124,6 +131,11 @@ void fp_cache_counts(const struct fp_cache *c, uint64_t *hits, uint64_t *misses)
 {
 	*hits = c->hits;
 	*misses = c->misses;
+}
+
+uint64_t fp_cache_template_hits(const struct fp_cache *c)
+{
+	return c->tmpl_hits;
 }
 
 /* ------------------------------------------------------------------ shapes */
@@ -190,7 +202,27 @@ struct shaper {
 	uint64_t lits;  /* the literals' contents */
 	size_t first, last;
 	bool comments;
+	struct fp_parts *rec; /* where they are */
 };
+
+/* Note the part s[i, j) of the given kind, when there is room. */
+static inline void parts_add(struct fp_parts *p, size_t i, size_t j, unsigned kind)
+{
+	if (p->n >= FPC_PARTS) {
+		p->n = FPC_PARTS + 1;
+		return;
+	}
+	p->at[p->n] = (uint16_t)i;
+	p->end[p->n] = (uint16_t)j;
+	p->kind[p->n] = (uint8_t)kind;
+	p->n++;
+}
+
+/* No parts yet; none are noted for a text whose positions would not fit. */
+static inline void parts_init(struct fp_parts *p, size_t len)
+{
+	p->n = len <= FPC_MAX_TEXT ? 0 : FPC_PARTS + 1;
+}
 
 /* Hash the text before a literal or comment at i, and note what comes. */
 static void sh_part(struct shaper *x, size_t i, unsigned kind)
@@ -521,23 +553,101 @@ static size_t in_list_end(const unsigned char *s, size_t len, size_t i, size_t r
 	}
 }
 
+/* The literal s[i, j) of the given kind into h, the hash of a text's literals. */
+static inline uint64_t lit_round(uint64_t h, const unsigned char *s, size_t i, size_t j,
+				 unsigned kind)
+{
+	uint64_t tag = kind == PART_STR ? 1ull << 40 : kind == PART_LIST ? 2ull << 40 : 0;
+	return fp_round(sh_bytes(h, s, s + i, s + j), (j - i) | tag);
+}
+
 /* s[i..j) is read as one literal of the given kind: its bytes go to lits, not to the key. */
-static size_t sh_literal(struct shaper *x, size_t i, size_t j, unsigned kind, uint64_t tag)
+static size_t sh_literal(struct shaper *x, size_t i, size_t j, unsigned kind)
 {
 	sh_part(x, i, kind);
-	x->lits = fp_round(sh_bytes(x->lits, x->s, x->s + i, x->s + j), (j - i) | tag);
+	parts_add(x->rec, i, j, kind);
+	x->lits = lit_round(x->lits, x->s, i, j, kind);
 	x->run = x->last = j;
 	return j;
+}
+
+/*
+ * The literal at the stop s[i], a '\'' or a digit, outside any quoted name; in_name: s[i]
+ * would continue a name, run: the end of the last literal or comment. Returns its kind with
+ * its end in *end, 0 when the digit is no literal (it goes on a name, or ".5"), -1 when the
+ * quick reading declines the text. fp_shape() and the template match both read literals here.
+ */
+static int read_literal(const unsigned char *s, size_t len, size_t i, size_t run, bool in_name,
+			size_t *end)
+{
+	size_t j;
+	if (s[i] == '\'') {
+		if (in_name)
+			return -1; /* E'', B'', X'', N'' */
+		if ((j = in_list_end(s, len, i, run))) {
+			*end = j;
+			return PART_LIST;
+		}
+		if (!(j = string_end(s, len, i)))
+			return -1;
+		*end = j;
+		return PART_STR;
+	}
+	if (in_name || (i > 0 && s[i - 1] == '.'))
+		return 0;
+	if ((j = in_list_end(s, len, i, run))) {
+		*end = j;
+		return PART_LIST;
+	}
+	j = number_end(s, len, i);
+	/* 1e5, 0x1F, 1_000, 1.2.3, 5'x': the normalizer's business */
+	if (j < len && sc[s[j]] != SC_PLAIN && sc[s[j]] != SC_DASH && sc[s[j]] != SC_SLASH)
+		return -1;
+	*end = j;
+	return PART_NUM;
+}
+
+/*
+ * The comment at the stop s[i], a '-' or a '/': 1 with its end in *end, 0 when none starts
+ * there, -1 when it does not end. Comments nest, as in PostgreSQL.
+ */
+static int read_comment(const unsigned char *s, size_t len, size_t i, size_t *end)
+{
+	size_t j;
+	if (i + 1 >= len || s[i + 1] != (s[i] == '-' ? '-' : '*'))
+		return 0;
+	if (s[i] == '-') {
+		for (j = i + 2; j < len && s[j] != '\n' && s[j] != '\r'; j++)
+			;
+		*end = j;
+		return 1;
+	}
+	unsigned depth = 1;
+	for (j = i + 2; depth > 0; j++) {
+		if (j + 1 >= len)
+			return -1;
+		if (s[j] == '/' && s[j + 1] == '*') {
+			depth++;
+			j++;
+		} else if (s[j] == '*' && s[j + 1] == '/') {
+			depth--;
+			j++;
+		}
+	}
+	*end = j;
+	return 1;
 }
 
 bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_shape *sh)
 {
 	const unsigned char *s = (const unsigned char *)sql;
-	struct shaper x = {s, 0, c->seed, ~c->seed, c->seed ^ FP_P2, len, 0, false};
+	struct shaper x = {s, 0, c->seed, ~c->seed, c->seed ^ FP_P2, len, 0, false, &sh->parts};
 	size_t i = 0, j;
 	size_t after = 0; /* the end of the last token read whole: a name cannot go on past it */
 	struct stops t = {s, len, 0, 0, 0, 0, c->avx2};
+	int k;
 
+	parts_init(&sh->parts, len);
 	/*
 	 * Everything that is not a plain literal or a comment stays in the text that is hashed:
 	 * the reading jumps from one stop to the next (quoted names stay in the key, whatever
@@ -549,17 +659,6 @@ bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_s
 		const size_t p = i;
 		bool in_name = i > after && sc_name(s[i - 1]);
 		switch (s[i]) {
-		case '\'':
-			if (in_name)
-				return false; /* E'', B'', X'', N'' */
-			if ((j = in_list_end(s, len, i, x.run))) {
-				after = i = sh_literal(&x, i, j, PART_LIST, 2ull << 40);
-				break;
-			}
-			if (!(j = string_end(s, len, i)))
-				return false;
-			after = i = sh_literal(&x, i, j, PART_STR, 1ull << 40);
-			break;
 		case '$':
 			if (in_name) {
 				i = name_end(s, len, i + 1);
@@ -575,60 +674,30 @@ bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_s
 			after = i = digits_end(s, len, i + 1);
 			break;
 		case '-':
-			if (i + 1 < len && s[i + 1] == '-') {
-				for (j = i + 2; j < len && s[j] != '\n' && s[j] != '\r'; j++)
-					;
-				sh_part(&x, i, PART_COMMENT);
-				x.run = x.last = after = i = j;
-				break;
-			}
-			i++;
-			break;
 		case '/':
-			if (i + 1 < len && s[i + 1] == '*') {
-				/* comments nest, as in PostgreSQL */
-				unsigned depth = 1;
-				for (j = i + 2; depth > 0; j++) {
-					if (j + 1 >= len)
-						return false;
-					if (s[j] == '/' && s[j + 1] == '*') {
-						depth++;
-						j++;
-					} else if (s[j] == '*' && s[j + 1] == '/') {
-						depth--;
-						j++;
-					}
-				}
-				sh_part(&x, i, PART_COMMENT);
-				x.run = x.last = after = i = j;
-				break;
-			}
-			i++;
-			break;
-		default: /* a digit (any other byte here would be a scan bug: step over it) */
-			if (sc[s[i]] != SC_DIGIT) {
+			if ((k = read_comment(s, len, i, &j)) < 0)
+				return false;
+			if (!k) {
 				i++;
 				break;
 			}
-			if (in_name) {
-				i = name_end(s, len, i + 1);
+			sh_part(&x, i, PART_COMMENT);
+			parts_add(x.rec, i, j, PART_COMMENT);
+			x.run = x.last = after = i = j;
+			break;
+		default: /* '\'' or a digit (any other byte here would be a scan bug: step over it) */
+			if (s[i] != '\'' && sc[s[i]] != SC_DIGIT) {
+				i++;
 				break;
 			}
-			if (i > 0 && s[i - 1] == '.') {
-				/* ".5": its digits stay in the key, what follows is read apart */
-				after = i = digits_end(s, len, i + 1);
-				break;
-			}
-			if ((j = in_list_end(s, len, i, x.run))) {
-				after = i = sh_literal(&x, i, j, PART_LIST, 2ull << 40);
-				break;
-			}
-			j = number_end(s, len, i);
-			/* 1e5, 0x1F, 1_000, 1.2.3, 5'x': the normalizer's business */
-			if (j < len && sc[s[j]] != SC_PLAIN && sc[s[j]] != SC_DASH &&
-			    sc[s[j]] != SC_SLASH)
+			if ((k = read_literal(s, len, i, x.run, in_name, &j)) < 0)
 				return false;
-			after = i = sh_literal(&x, i, j, PART_NUM, 0);
+			if (k > 0)
+				after = i = sh_literal(&x, i, j, (unsigned)k);
+			else if (in_name)
+				i = name_end(s, len, i + 1);
+			else /* ".5": its digits stay in the key, what follows is read apart */
+				after = i = digits_end(s, len, i + 1);
 			break;
 		}
 		stops_from(&t, p, i);
@@ -646,9 +715,94 @@ bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_s
 	return true;
 }
 
+/*
+ * Is s[0..len) a text of e's shape, by its template? The bytes between the parts must equal
+ * the template's, and at each part's place there must be a part of the same kind, read as
+ * fp_shape() reads it. Why that is fp_shape()'s answer: after a literal or a comment the scan
+ * is outside any name, with nothing carried over, whatever the part held; so the equal bytes
+ * in between read the same, up to the next part. What they look ahead at, a part's first byte,
+ * is checked where it matters: a comment must open with the same bytes; a literal is a '\''
+ * or a digit, and read_literal() decides with in_name computed here, from the same prefix
+ * (conservatively: a "$1" or ".5" right before makes it say no, where the scan would not).
+ */
+static bool tmpl_match(const struct fp_cache *c, const struct fpc_shape *e,
+		       const unsigned char *s, size_t len, struct fp_shape *sh)
+{
+	const unsigned char *t = (const unsigned char *)e->tmpl;
+	const struct fp_parts *tp = &e->parts;
+	uint64_t lits = c->seed ^ FP_P2;
+	size_t ps = 0, pt = 0; /* where the bytes not compared yet start, in s and in t */
+	bool comments = false;
+
+	parts_init(&sh->parts, len);
+	for (unsigned k = 0; k < tp->n; k++) {
+		size_t seg = tp->at[k] - pt, i = ps + seg, j = 0;
+		unsigned kind = tp->kind[k];
+		if (i >= len || memcmp(s + ps, t + pt, seg) != 0)
+			return false;
+		if (kind == PART_COMMENT) {
+			if (s[i] != t[tp->at[k]] || read_comment(s, len, i, &j) != 1)
+				return false;
+			comments = true;
+		} else {
+			if (s[i] != '\'' && sc[s[i]] != SC_DIGIT)
+				return false;
+			bool in_name = i > ps && sc_name(s[i - 1]);
+			if (read_literal(s, len, i, ps, in_name, &j) != (int)kind)
+				return false;
+			lits = lit_round(lits, s, i, j, kind);
+		}
+		parts_add(&sh->parts, i, j, kind);
+		ps = j;
+		pt = tp->end[k];
+	}
+	if (len - ps != e->tlen - pt || memcmp(s + ps, t + pt, len - ps) != 0)
+		return false;
+	sh->key = e->key;
+	sh->params = fmix64(lits ^ e->key);
+	sh->first = tp->n ? tp->at[0] : len;
+	sh->last = tp->n ? ps : 0;
+	sh->comments = comments;
+	return true;
+}
+
+static size_t shape_index(uint64_t key)
+{
+	return (key ^ (key >> 29)) & (FPC_SHAPES - 1);
+}
+
+/* Put slot number h (1-based) first in hint[], where it was or at the end, the rest after. */
+static void hint_front(uint16_t hint[FPC_HINTS], uint16_t h)
+{
+	unsigned k = 0;
+	while (k < FPC_HINTS - 1 && hint[k] != h)
+		k++;
+	memmove(hint + 1, hint, k * sizeof(*hint));
+	hint[0] = h;
+}
+
+bool fp_shape_hinted(struct fp_cache *c, uint16_t hint[FPC_HINTS], const char *sql, size_t len,
+		     struct fp_shape *sh)
+{
+	uint16_t h;
+	for (unsigned k = 0; c->shapes && k < FPC_HINTS && (h = hint[k]) != 0; k++) {
+		const struct fpc_shape *e = &c->shapes[h - 1];
+		if (e->key && e->tmpl && e->parts.n <= FPC_PARTS &&
+		    tmpl_match(c, e, (const unsigned char *)sql, len, sh)) {
+			c->tmpl_hits++;
+			hint_front(hint, h);
+			return true;
+		}
+	}
+	if (!fp_shape(c, sql, len, sh))
+		return false;
+	hint_front(hint, (uint16_t)(shape_index(sh->key) + 1));
+	return true;
+}
+
 static struct fpc_shape *shape_slot(const struct fp_cache *c, uint64_t key)
 {
-	return &c->shapes[(key ^ (key >> 29)) & (FPC_SHAPES - 1)];
+	return &c->shapes[shape_index(key)];
 }
 
 bool fp_cache_shape_get(struct fp_cache *c, const struct fp_shape *sh, size_t len,
@@ -667,7 +821,7 @@ bool fp_cache_shape_get(struct fp_cache *c, const struct fp_shape *sh, size_t le
 	return true;
 }
 
-void fp_cache_shape_put(struct fp_cache *c, const struct fp_shape *sh, size_t len,
+void fp_cache_shape_put(struct fp_cache *c, const struct fp_shape *sh, const char *sql, size_t len,
 			const struct fp_stmt *st)
 {
 	if (!fp_shape_fits(sh, st) || st->end > len || st->start > st->end || len > UINT32_MAX)
@@ -683,4 +837,19 @@ void fp_cache_shape_put(struct fp_cache *c, const struct fp_shape *sh, size_t le
 	e->start = (uint32_t)st->start;
 	e->tail = (uint32_t)(len - st->end);
 	e->st = *st;
+	e->parts.n = FPC_PARTS + 1; /* no template, unless this text can be one */
+	if (sh->parts.n > FPC_PARTS || len > FPC_MAX_TEXT)
+		return;
+	if (e->tcap < len || !e->tmpl) {
+		uint32_t cap = (uint32_t)((len + 64) & ~(size_t)63);
+		char *t = realloc(e->tmpl, cap);
+		if (!t)
+			return;
+		c->bytes += cap - e->tcap;
+		e->tmpl = t;
+		e->tcap = cap;
+	}
+	memcpy(e->tmpl, sql, len);
+	e->tlen = (uint32_t)len;
+	e->parts = sh->parts;
 }

@@ -11,7 +11,8 @@
  * Invariants checked on every input, besides "no crash, no read outside the input" (ASan):
  * the text fits the buffer, a full-size text hashes to the id and normalizes to itself,
  * truncation and out == NULL leave the id alone, positions only move forward; a variant with
- * its digits moved on or doubled that keeps the shape key normalizes alike (fpcache.h).
+ * its digits moved on or doubled that keeps the shape key normalizes alike (fpcache.h), and
+ * gets from the shape cache by the text's template what fp_shape() gives it.
  */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -68,9 +69,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (cache && portable && size <= BIG) {
 		check(fp_shape_scans_agree(cache, portable, sql, size));
-		for (int how = 0; how < 3; how++)
-			check(fp_shape_pair(cache, sql, size, variant,
-					    fp_shape_variant(sql, size, variant, how)) != -1);
+		for (int how = 0; how < 3; how++) {
+			size_t nv = fp_shape_variant(sql, size, variant, how);
+			check(fp_shape_pair(cache, sql, size, variant, nv) != -1);
+			check(fp_shape_template_check(cache, sql, size, variant, nv) != -1);
+		}
 		check(fp_shape_tags_check(cache, sql, size) == 1);
 	}
 

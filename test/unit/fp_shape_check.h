@@ -94,6 +94,19 @@ static size_t fp_shape_variant(const char *s, size_t n, char *buf, int how)
 	return o;
 }
 
+/* Two results of fp_shape(), field by field, the parts too. */
+static inline bool fp_shapes_equal(const struct fp_shape *a, const struct fp_shape *b)
+{
+	if (a->key != b->key || a->params != b->params || a->first != b->first ||
+	    a->last != b->last || a->comments != b->comments || a->parts.n != b->parts.n)
+		return false;
+	for (unsigned k = 0; k < a->parts.n && k < FPC_PARTS; k++)
+		if (a->parts.at[k] != b->parts.at[k] || a->parts.end[k] != b->parts.end[k] ||
+		    a->parts.kind[k] != b->parts.kind[k])
+			return false;
+	return true;
+}
+
 /*
  * The shape scan reads 64-byte blocks with AVX2 where the CPU has it, 16 bytes at a time with
  * SSE2 otherwise (fp_cache_portable): c and portable, two caches with the same seed, must give
@@ -106,8 +119,35 @@ static inline bool fp_shape_scans_agree(const struct fp_cache *c, const struct f
 	memset(&a, 0, sizeof(a));
 	memset(&b, 0, sizeof(b));
 	bool ra = fp_shape(c, s, n, &a), rb = fp_shape(portable, s, n, &b);
-	return ra == rb && (!ra || (a.key == b.key && a.params == b.params && a.first == b.first &&
-				    a.last == b.last && a.comments == b.comments));
+	return ra == rb && (!ra || fp_shapes_equal(&a, &b));
+}
+
+/*
+ * fp_shape_hinted() must give b what fp_shape() gives it, when b is compared with the
+ * template of a, a text of the shape b often has (its literals drawn again). c keeps a's
+ * shape, with a's text as template, first. Returns 1 when the template matched b and the
+ * results agreed, 0 when it did not match (fp_shape() answered) or a has no shape, -1 when
+ * the two results differ.
+ */
+static inline int fp_shape_template_check(struct fp_cache *c, const char *a, size_t na,
+					  const char *b, size_t nb)
+{
+	struct fp_shape sa, sb, sh;
+	uint16_t hint[FPC_HINTS] = {0};
+
+	if (!fp_shape_hinted(c, hint, a, na, &sa))
+		return 0;
+	/* any statement that fits: only the template is under test here */
+	struct fp_stmt st = {.id = sa.key, .kind = FP_KIND_SELECT, .start = 0, .end = na};
+	fp_cache_shape_put(c, &sa, a, na, &st);
+	memset(&sb, 0, sizeof(sb));
+	memset(&sh, 0, sizeof(sh));
+	uint64_t before = fp_cache_template_hits(c);
+	bool rb = fp_shape(c, b, nb, &sb), rh = fp_shape_hinted(c, hint, b, nb, &sh);
+	bool used = fp_cache_template_hits(c) != before;
+	if (rb != rh || (rb && !fp_shapes_equal(&sb, &sh)))
+		return -1;
+	return used ? 1 : 0;
 }
 
 #endif

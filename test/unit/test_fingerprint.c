@@ -694,7 +694,7 @@ static void test_shapes(void **state)
 		assert_true(fp_shape(c, first, strlen(first), &a));
 		pos = 0;
 		assert_true(fp_next(first, strlen(first), &pos, NULL, 0, &st));
-		fp_cache_shape_put(c, &a, strlen(first), &st);
+		fp_cache_shape_put(c, &a, first, strlen(first), &st);
 		for (int i = 1; i < 3; i++) {
 			const char *t = same_shape[r][i];
 			assert_int_equal(fp_shape_pair(c, first, strlen(first), t, strlen(t)), 1);
@@ -726,7 +726,7 @@ static void test_shapes(void **state)
 	pos = 0;
 	assert_true(fp_next(late, strlen(late), &pos, NULL, 0, &st));
 	assert_false(fp_shape_fits(&a, &st));
-	fp_cache_shape_put(c, &a, strlen(late), &st);
+	fp_cache_shape_put(c, &a, late, strlen(late), &st);
 	assert_false(fp_cache_shape_get(c, &a, strlen(late), &got));
 	/* the same text, the same parameters; another seed, other keys */
 	const char *q = "SELECT x FROM t WHERE id = 42";
@@ -736,6 +736,43 @@ static void test_shapes(void **state)
 	assert_true(fp_shape(c2, q, strlen(q), &b));
 	assert_true(a.key != b.key);
 	fp_cache_free(c2);
+
+	/*
+	 * Texts against the template of another text: the result is fp_shape()'s, whether the
+	 * template matched (1) or not (0). Where a part's first byte could join the text before
+	 * it, or a literal is not of the template's kind, it must not match.
+	 */
+	static const struct {
+		const char *tmpl, *sql;
+		int match;
+	} tmpl_pairs[] = {
+		{"SELECT \"a\" FROM t WHERE id = 5 LIMIT 21",
+		 "SELECT \"a\" FROM t WHERE id = 123456 LIMIT 21", 1},
+		{"SELECT 'it''s', 7", "SELECT 'x', 8.5", 1},
+		{"SELECT x WHERE y IN ('a', 'b')", "SELECT x WHERE y IN (1, 2, 3)", 1},
+		{"/*route='a'*/ SELECT 1", "/*route='b',traceparent='00-x'*/ SELECT 2", 1},
+		{"BEGIN", "BEGIN", 1},
+		{"SELECT 1 -/* c */", "SELECT 2 --- c", 0}, /* the '-' before opens "--" */
+		{"SELECT 1 -- c", "SELECT 2 /* c */", 0},   /* same shape; the opener differs */
+		{"SELECT $1'a'", "SELECT $1'b'", 0},        /* same shape, not matched */
+		{"SELECT 5 /* c */", "SELECT 5 /* c", 0},
+		{"SELECT 1", "SELECT 1e5", 0},
+		{"SELECT 1 FROM t", "SELECT 0x1F FROM t", 0},
+		{"SELECT 'a'", "SELECT 'a\\b'", 0},
+		{"SELECT 'a'", "SELECT 'a", 0},
+		{"SELECT 'a'", "SELECT 5", 0},
+		{"WHERE x IN (1, 2)", "WHERE x IN (1, y)", 0},
+		{"SELECT 1", "SELECT 1 ", 0},
+		{"SELECT 1 FROM t", "SELECT  FROM t", 0}, /* no literal where it had one */
+		{"SELECT 1,2,3,4,5,6,7,8,9", "SELECT 2,2,3,4,5,6,7,8,9", 0}, /* too many parts */
+	};
+	for (size_t r = 0; r < sizeof(tmpl_pairs) / sizeof(tmpl_pairs[0]); r++) {
+		const char *t = tmpl_pairs[r].tmpl, *x = tmpl_pairs[r].sql;
+		int m = fp_shape_template_check(c, t, strlen(t), x, strlen(x));
+		if (m != tmpl_pairs[r].match)
+			print_error("template [%s], text [%s]: %d\n", t, x, m);
+		assert_int_equal(m, tmpl_pairs[r].match);
+	}
 
 	/* which texts may carry sqlcommenter tags: those with a comment, or ending like one */
 	static const struct {
@@ -837,7 +874,7 @@ static void test_shape_soup(void **state)
 	struct fp_cache *c = fp_cache_new(5);
 	char t[4096], v[4096];
 	uint32_t seed = 1;
-	int equal = 0;
+	int equal = 0, matched = 0;
 
 	struct fp_cache *portable = fp_cache_new(5);
 	assert_non_null(portable);
@@ -880,6 +917,13 @@ static void test_shape_soup(void **state)
 		if (r == -1)
 			print_error("shape promise broken: [%.*s] vs [%.*s]\n", (int)o, t, (int)ov,
 				    v);
+		/* the twin, by the text's template, as fp_shape() reads it */
+		int tr = fp_shape_template_check(c, t, o, v, ov);
+		if (tr == -1)
+			print_error("template match differs: [%.*s] vs [%.*s]\n", (int)o, t,
+				    (int)ov, v);
+		assert_int_not_equal(tr, -1);
+		matched += tr == 1;
 		assert_int_equal(fp_shape_tags_check(c, t, o), 1);
 		assert_int_not_equal(r, -1);
 		equal += r == 1;
@@ -895,8 +939,15 @@ static void test_shape_soup(void **state)
 				print_error("shape promise broken: [%.*s] vs [%.*s]\n", (int)o, t,
 					    (int)nd, d);
 			assert_int_not_equal(r, -1);
+			if (how == 1 && fp_shape_template_check(c, t, o, d, nd) == -1) {
+				print_error("template match differs: [%.*s] vs [%.*s]\n", (int)o,
+					    t, (int)nd, d);
+				fail();
+			}
 		}
 	}
+	printf("soup: %d of 200000 twins matched their text's template\n", matched);
+	assert_true(matched > 10000);
 	assert_true(equal > 15000); /* the soup does reach the cache's case (20,824 pairs) */
 	fp_cache_free(c);
 	fp_cache_free(portable);
