@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "list.h"
+#include "nplus1.h"
 #include "prepared.h"
 #include "stats.h"
 
@@ -29,6 +30,7 @@ struct worker {
 	int id;
 	struct event_base *base;
 	struct config *cfg;       /* current config; replaced on reload */
+	struct nplus1_settings np_settings; /* cfg's N+1 settings (fwd_np_settings) */
 	struct userlist *users_file; /* auth_file, or NULL */
 	struct tls_ctx *tls_accept;  /* for clients (client_tls_*); NULL when disabled */
 	struct tls_ctx *tls_connect; /* to PostgreSQL (server_tls_*); NULL when disabled */

@@ -206,7 +206,7 @@ static int fwd_np_before(struct client *c, struct server *s, struct fp_entry *fe
 		client_close(c, "53200", "out of memory");
 		return -1;
 	}
-	struct nplus1_settings ns = fwd_np_settings(w->cfg);
+	const struct nplus1_settings *ns = &w->np_settings;
 	struct nplus1_ctx ctx = fwd_np_ctx(c);
 	struct nplus1_stmt st = {
 		.fp = fp,
@@ -215,7 +215,7 @@ static int fwd_np_before(struct client *c, struct server *s, struct fp_entry *fe
 		.query = fe ? fe->query : NULL,
 		.tags = c->tags,
 	};
-	if (!nplus1_before(c->np, w->nplus1, &ns, &ctx, &st, c->in_txn, now))
+	if (!nplus1_before(c->np, w->nplus1, ns, &ctx, &st, c->in_txn, now))
 		return NPLUS1_ACTION_LOG;
 	if (fe)
 		fe->nplus1++;
@@ -233,7 +233,7 @@ static int fwd_np_before(struct client *c, struct server *s, struct fp_entry *fe
 		return ok ? NPLUS1_ACTION_NOTICE : -1;
 	}
 	/* Recorded now: the statement will not run. */
-	nplus1_refused(c->np, w->nplus1, &ns, &ctx, &st, now);
+	nplus1_refused(c->np, w->nplus1, ns, &ctx, &st, now);
 	return NPLUS1_ACTION_ERROR;
 }
 
@@ -895,7 +895,6 @@ void fwd_statement_done(struct client *c, const struct rq_entry *e, const char *
 			uint64_t rows, usec_t duration, bool failed, usec_t now)
 {
 	struct worker *w = c->w;
-	struct nplus1_settings ns = fwd_np_settings(w->cfg);
 	struct nplus1_ctx ctx = fwd_np_ctx(c);
 	struct nplus1_stmt st = {
 		.fp = e->fp,
@@ -904,5 +903,5 @@ void fwd_statement_done(struct client *c, const struct rq_entry *e, const char *
 		.query = query,
 		.tags = NULL,
 	};
-	nplus1_done(c->np, w->nplus1, &ns, &ctx, &st, rows, duration, failed, now);
+	nplus1_done(c->np, w->nplus1, &w->np_settings, &ctx, &st, rows, duration, failed, now);
 }

@@ -29,6 +29,7 @@ struct fpc_shape {
 	char *tmpl;
 	uint32_t tlen, tcap;
 	struct fp_parts parts;
+	uint8_t lists; /* bit k: list_opens() before literal k, so it may be a list in a text */
 };
 
 struct fp_cache {
@@ -509,6 +510,25 @@ static bool few_open_lists(const unsigned char *s, size_t end)
 }
 
 /*
+ * Does " IN (" stand right before s[i] (blanks aside), after run? Returns where the "IN"
+ * ends, or 0. Reads only s[run, i).
+ */
+static size_t list_opens(const unsigned char *s, size_t i, size_t run)
+{
+	size_t k = i;
+	while (k > run && sc_blank(s[k - 1]))
+		k--;
+	if (k == run || s[k - 1] != '(')
+		return 0;
+	for (k--; k > run && sc_blank(s[k - 1]);)
+		k--;
+	if (k < run + 3 || (s[k - 1] | 0x20) != 'n' || (s[k - 2] | 0x20) != 'i' ||
+	    !sc_blank(s[k - 3]))
+		return 0;
+	return k;
+}
+
+/*
  * Django's __in lookups and prefetch_related write "IN (1, 2, 3)" with as many values as the
  * page has: one shape per length would miss the cache at every new length. The normalizer
  * collapses a list of constants to one element (doc/fingerprint.md), so a list of plain
@@ -519,15 +539,8 @@ static bool few_open_lists(const unsigned char *s, size_t end)
  */
 static size_t in_list_end(const unsigned char *s, size_t len, size_t i, size_t run)
 {
-	size_t k = i;
-	while (k > run && sc_blank(s[k - 1]))
-		k--;
-	if (k == run || s[k - 1] != '(')
-		return 0;
-	for (k--; k > run && sc_blank(s[k - 1]);)
-		k--;
-	if (k < run + 3 || (s[k - 1] | 0x20) != 'n' || (s[k - 2] | 0x20) != 'i' ||
-	    !sc_blank(s[k - 3]) || !few_open_lists(s, k - 2))
+	size_t k = list_opens(s, i, run);
+	if (!k || !few_open_lists(s, k - 2))
 		return 0;
 	for (size_t j = i;;) {
 		size_t e;
@@ -573,18 +586,19 @@ static size_t sh_literal(struct shaper *x, size_t i, size_t j, unsigned kind)
 
 /*
  * The literal at the stop s[i], a '\'' or a digit, outside any quoted name; in_name: s[i]
- * would continue a name, run: the end of the last literal or comment. Returns its kind with
+ * would continue a name, run: the end of the last literal or comment; may_list false: no
+ * list_opens() before it, known beforehand. Returns its kind with
  * its end in *end, 0 when the digit is no literal (it goes on a name, or ".5"), -1 when the
  * quick reading declines the text. fp_shape() and the template match both read literals here.
  */
-static int read_literal(const unsigned char *s, size_t len, size_t i, size_t run, bool in_name,
-			size_t *end)
+static inline int read_literal(const unsigned char *s, size_t len, size_t i, size_t run,
+			       bool in_name, bool may_list, size_t *end)
 {
 	size_t j;
 	if (s[i] == '\'') {
 		if (in_name)
 			return -1; /* E'', B'', X'', N'' */
-		if ((j = in_list_end(s, len, i, run))) {
+		if (may_list && (j = in_list_end(s, len, i, run))) {
 			*end = j;
 			return PART_LIST;
 		}
@@ -595,7 +609,7 @@ static int read_literal(const unsigned char *s, size_t len, size_t i, size_t run
 	}
 	if (in_name || (i > 0 && s[i - 1] == '.'))
 		return 0;
-	if ((j = in_list_end(s, len, i, run))) {
+	if (may_list && (j = in_list_end(s, len, i, run))) {
 		*end = j;
 		return PART_LIST;
 	}
@@ -690,7 +704,7 @@ bool fp_shape(const struct fp_cache *c, const char *sql, size_t len, struct fp_s
 				i++;
 				break;
 			}
-			if ((k = read_literal(s, len, i, x.run, in_name, &j)) < 0)
+			if ((k = read_literal(s, len, i, x.run, in_name, true, &j)) < 0)
 				return false;
 			if (k > 0)
 				after = i = sh_literal(&x, i, j, (unsigned)k);
@@ -748,7 +762,8 @@ static bool tmpl_match(const struct fp_cache *c, const struct fpc_shape *e,
 			if (s[i] != '\'' && sc[s[i]] != SC_DIGIT)
 				return false;
 			bool in_name = i > ps && sc_name(s[i - 1]);
-			if (read_literal(s, len, i, ps, in_name, &j) != (int)kind)
+			bool may_list = (e->lists >> k) & 1;
+			if (read_literal(s, len, i, ps, in_name, may_list, &j) != (int)kind)
 				return false;
 			lits = lit_round(lits, s, i, j, kind);
 		}
@@ -777,7 +792,8 @@ static void hint_front(uint16_t hint[FPC_HINTS], uint16_t h)
 	unsigned k = 0;
 	while (k < FPC_HINTS - 1 && hint[k] != h)
 		k++;
-	memmove(hint + 1, hint, k * sizeof(*hint));
+	for (; k > 0; k--)
+		hint[k] = hint[k - 1];
 	hint[0] = h;
 }
 
@@ -852,4 +868,10 @@ void fp_cache_shape_put(struct fp_cache *c, const struct fp_shape *sh, const cha
 	memcpy(e->tmpl, sql, len);
 	e->tlen = (uint32_t)len;
 	e->parts = sh->parts;
+	/* what list_opens() reads is between two parts: the same in every text the template matches
+	 */
+	e->lists = 0;
+	for (unsigned k = 0, run = 0; k < sh->parts.n; run = sh->parts.end[k++])
+		if (list_opens((const unsigned char *)sql, sh->parts.at[k], run))
+			e->lists |= (uint8_t)(1u << k);
 }

@@ -122,3 +122,17 @@ def test_reset_nplus1(pgtally):
     assert findings(p)
     p.admin('RESET NPLUS1')
     assert findings(p) == []
+
+
+def test_admin_set_changes_the_threshold_at_once(pgtally):
+    # The workers keep their N+1 settings worked out; SET on the console must reach them.
+    p = pgtally(ini={'nplus1_threshold': 50, 'workers': 2})
+    with p.connect() as conn:
+        loop(conn, 6)
+    assert findings(p) == []
+    p.admin('SET nplus1_threshold = 4')
+    for _ in range(2):  # with two workers: each connection may land on either
+        with p.connect() as conn:
+            loop(conn, 6)
+    rows = [r for r in findings(p) if 'looked_up' in r['query']]
+    assert len(rows) == 1 and int(rows[0]['bursts']) == 2, findings(p)
