@@ -825,7 +825,7 @@ static void show_mem(struct iobuf *b)
 		{"db_cache", sizeof(struct pool_db), dbs, 0},
 		{"user_cache", sizeof(struct pool_user), users, 0},
 		{"iobuf_cache", SBUF_BUFSIZE, bufs_used, bufs_free},
-		{"fp_text_cache", 1, fpc_bytes, 0}, /* bytes of Parse texts and their fingerprints */
+		{"fp_text_cache", 1, fpc_bytes, 0}, /* texts, shapes, templates, fingerprints */
 	};
 	send_header(b, cols, NCOLS(cols));
 	for (size_t i = 0; i < NCOLS(items); i++) {
