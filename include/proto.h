@@ -73,8 +73,11 @@ struct proto_error {
 };
 bool proto_parse_error(const uint8_t *body, size_t len, struct proto_error *out);
 
-/* Rows affected/returned from a CommandComplete tag ("SELECT 5", "INSERT 0 3"); 0 if none. */
-uint64_t proto_command_rows(const char *tag);
+/*
+ * Rows affected/returned from the CommandComplete tag tag[0..len) ("SELECT 5", "INSERT 0 3");
+ * 0 if none.
+ */
+uint64_t proto_command_rows(const char *tag, size_t len);
 
 /* Building messages into an iobuf. pkt_begin returns the offset to hand to pkt_end. */
 size_t pkt_begin(struct iobuf *b, char type);

@@ -1,7 +1,6 @@
 /* proto: parsing and building PostgreSQL v3 protocol messages over byte buffers (no I/O). */
 #include "proto.h"
 
-#include <ctype.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,15 +176,15 @@ bool proto_parse_error(const uint8_t *body, size_t len, struct proto_error *out)
 	return true;
 }
 
-uint64_t proto_command_rows(const char *tag)
+uint64_t proto_command_rows(const char *tag, size_t len)
 {
-	/* The row count is the last space-separated word, when it is a number. */
-	const char *sp = strrchr(tag, ' ');
-	if (!sp || !isdigit((unsigned char)sp[1]))
-		return 0;
+	/* The row count is the last space-separated word, when it starts with a digit. */
+	size_t i = len;
+	while (i > 0 && tag[i - 1] != ' ')
+		i--;
 	uint64_t n = 0;
-	for (const char *p = sp + 1; isdigit((unsigned char)*p); p++) {
-		unsigned d = (unsigned)(*p - '0');
+	for (; i > 0 && i < len && (unsigned)(tag[i] - '0') < 10; i++) {
+		unsigned d = (unsigned)(tag[i] - '0');
 		if (n > (UINT64_MAX - d) / 10)
 			return UINT64_MAX; /* as strtoull saturates */
 		n = n * 10 + d;

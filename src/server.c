@@ -613,11 +613,11 @@ void server_link(struct server *s, struct client *c)
 		pkt_put_bytes(&b, ";", 1);
 		server_param_put(s, i, want);
 	}
-	if (any) {
-		pkt_put_u8(&b, 0);
-		pkt_end(&b, start);
-		server_send_internal(s, &b);
-	}
+	if (!any)
+		return; /* nothing was allocated */
+	pkt_put_u8(&b, 0);
+	pkt_end(&b, start);
+	server_send_internal(s, &b);
 	iobuf_release(&b);
 }
 
@@ -836,7 +836,7 @@ static void server_statement_done(struct server *s, const struct rq_entry *e, co
 {
 	uint64_t rows = 0;
 	if (tag && taglen && tag[taglen - 1] == '\0')
-		rows = proto_command_rows(tag);
+		rows = proto_command_rows(tag, taglen - 1);
 	usec_t now = worker_now(s->w);
 	usec_t start = e->sent > s->last_done ? e->sent : s->last_done;
 	s->last_done = now;
