@@ -571,6 +571,8 @@ void client_welcome(struct client *c, struct iobuf *b)
 	proto_build_backend_key(b, c->cancel_pid, c->cancel_key);
 	proto_build_ready(b, 'I');
 	client_set_state(c, CL_IDLE);
+	/* idle from here: a login that waited for the pool's first server was not idle time */
+	c->request_time = worker_now(c->w);
 	if (client_send(c, b) && iobuf_avail(&c->sb.in)) {
 		sbuf_resume_read(&c->sb);
 		sbuf_kick(&c->sb);

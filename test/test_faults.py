@@ -795,6 +795,34 @@ def _cancel_a_query_on(pgtally, fake, ini):
     return p
 
 
+def test_client_idle_timeout_counts_from_the_welcome(pgtally):
+    """Regression (seen in CI under ASan): a login that waited longer than client_idle_timeout
+    for the pool's first server counted that wait as idle time, so the client was closed
+    right after ReadyForQuery."""
+    def slow_login_then_answer(conn):
+        time.sleep(1.6)
+        conn.sendall(_login_ok())
+        hdr = _recv_exact(conn, 5)
+        _recv_exact(conn, struct.unpack('!I', hdr[1:])[0] - 4)
+        conn.sendall(rawpg.message('C', b'SELECT 0\0') + rawpg.message('Z', b'I'))
+        time.sleep(3)
+
+    fake = FakePostgres(slow_login_then_answer)
+    try:
+        p = pgtally(ini=dict(TRUST, client_idle_timeout=1),
+                    databases={'fake': {'host': '127.0.0.1', 'port': fake.port}})
+        c = rawpg.Conn(p.host, p.port)
+        started = time.time()
+        rawpg.login_trust(c, 'app', 'fake')
+        assert time.time() - started > 1.5  # the welcome waited for the slow server
+        time.sleep(0.6)  # idle, but less than client_idle_timeout since ReadyForQuery
+        c.send(rawpg.query('SELECT 0'))
+        assert [t for t, _ in c.read_until('Z')] == ['C', 'Z']
+        assert fake.errors == []
+    finally:
+        fake.close()
+
+
 def test_row_description_split_across_reads(pgtally):
     """Regression (fuzz_server_stream): a RowDescription arriving in two reads was taken as
     whole, running the read position past the data."""
