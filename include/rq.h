@@ -66,12 +66,17 @@ static inline struct rq_entry *rq_at(struct rq *q, uint32_t i)
 	return &q->e[(q->head + i) & (q->cap - 1)];
 }
 
+/*
+ * Drop the head entry. An emptied queue starts again at slot 0, so that a server's request /
+ * reply cycle keeps using the same cache line or two instead of walking the ring.
+ */
 static inline void rq_pop(struct rq *q)
 {
 	if (q->count) {
-		free(q->e[q->head].data);
-		q->head = (q->head + 1) & (q->cap - 1);
+		if (q->e[q->head].data)
+			free(q->e[q->head].data);
 		q->count--;
+		q->head = q->count ? (q->head + 1) & (q->cap - 1) : 0;
 	}
 }
 
