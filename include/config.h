@@ -62,6 +62,17 @@ struct config_user {
 	int max_user_client_connections; /* or -1 */
 };
 
+/* The N+1 detector's settings (nplus1.h), from the config (the action comes per database). */
+struct nplus1_settings {
+	int threshold;       /* nplus1_threshold, >= 2 */
+	usec_t min_time;     /* nplus1_min_time_ms, as usec */
+	usec_t idle_gap;     /* nplus1_idle_gap_ms, as usec */
+	int max_statements;  /* nplus1_max_statements */
+	usec_t log_interval; /* nplus1_log_interval */
+	int max_findings;    /* nplus1_max_findings: rows in the table */
+	int track_query_len; /* cap on stored query texts */
+};
+
 struct config {
 	char *config_file; /* absolute path of the main file, for RELOAD */
 
@@ -177,6 +188,9 @@ struct config {
 	size_t n_dbs;
 	struct config_user *users;
 	size_t n_users;
+	/* Derived by config.c from the nplus1_* options and track_query_len, after every load
+	 * and SET, so that the data path reads them without copying. */
+	struct nplus1_settings np;
 };
 
 /* One problem found while loading. */

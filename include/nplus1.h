@@ -24,16 +24,7 @@ enum nplus1_kind { NPLUS1_KIND_NPLUS1 = 0, NPLUS1_KIND_DUPLICATE, NPLUS1_KIND_WR
 /* "n+1", "duplicate", "write-loop". */
 const char *nplus1_kind_name(enum nplus1_kind kind);
 
-/* Settings, from the config (and the database line for action). */
-struct nplus1_settings {
-	int threshold;          /* nplus1_threshold, >= 2 */
-	usec_t min_time;        /* nplus1_min_time_ms, as usec */
-	usec_t idle_gap;        /* nplus1_idle_gap_ms, as usec */
-	int max_statements;     /* nplus1_max_statements */
-	usec_t log_interval;    /* nplus1_log_interval */
-	int max_findings;       /* nplus1_max_findings: rows in the table */
-	int track_query_len;    /* cap on stored query texts */
-};
+/* struct nplus1_settings, the N+1 detector's settings, is in config.h: the config keeps it. */
 
 /* What the pooler knows about one statement. Strings need only live during the call. */
 struct nplus1_stmt {

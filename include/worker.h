@@ -13,7 +13,6 @@
 
 #include "config.h"
 #include "list.h"
-#include "nplus1.h"
 #include "prepared.h"
 #include "stats.h"
 
@@ -29,8 +28,7 @@ struct userlist;
 struct worker {
 	int id;
 	struct event_base *base;
-	struct config *cfg;       /* current config; replaced on reload */
-	struct nplus1_settings np_settings; /* cfg's N+1 settings (fwd_np_settings) */
+	struct config *cfg;          /* current config; replaced on reload */
 	struct userlist *users_file; /* auth_file, or NULL */
 	struct tls_ctx *tls_accept;  /* for clients (client_tls_*); NULL when disabled */
 	struct tls_ctx *tls_connect; /* to PostgreSQL (server_tls_*); NULL when disabled */

@@ -14,7 +14,6 @@
 #include "admin_int.h"
 #include "app.h"
 #include "client.h"
-#include "forward.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
@@ -1201,10 +1200,6 @@ static enum cmd_result cmd_set(struct client *c, char *arg, struct iobuf *b)
 		return CMD_ERROR;
 	}
 	log_info("SET %s = %s", key, value);
-	/* the workers keep their N+1 settings worked out (forward.c reads them per statement) */
-	struct worker *wk;
-	for (int wi = 0; (wk = app_worker(wi)); wi++)
-		wk->np_settings = fwd_np_settings(wk->cfg);
 	if (strncasecmp(key, "tcp_", 4) == 0)
 		listener_tune_all(w->cfg);
 	/* Pool sizes and limits may have grown: waiting clients may get a server now. */

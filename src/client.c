@@ -254,7 +254,7 @@ void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
 	client_unlink_server(c);
 	if (c->np) {
 		struct nplus1_ctx ctx = fwd_np_ctx(c);
-		nplus1_unit_end(c->np, c->w->nplus1, &c->w->np_settings, &ctx, worker_now(c->w));
+		nplus1_unit_end(c->np, c->w->nplus1, &c->w->cfg->np, &ctx, worker_now(c->w));
 		nplus1_unit_free(c->np);
 		c->np = NULL;
 	}

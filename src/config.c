@@ -540,6 +540,20 @@ void config_value_text(const struct config *cfg, const struct config_option *opt
 	buf[0] = '\0';
 }
 
+/* The values other options are worked out from (struct config's derived fields). */
+static void derive(struct config *cfg)
+{
+	cfg->np = (struct nplus1_settings){
+		.threshold = cfg->nplus1_threshold,
+		.min_time = cfg->nplus1_min_time,
+		.idle_gap = cfg->nplus1_idle_gap,
+		.max_statements = cfg->nplus1_max_statements,
+		.log_interval = cfg->nplus1_log_interval,
+		.max_findings = cfg->nplus1_max_findings,
+		.track_query_len = cfg->track_query_len,
+	};
+}
+
 bool config_set(struct config *cfg, const char *key, const char *value, char *err, size_t errlen)
 {
 	const struct config_option *opt = config_find_option(key);
@@ -560,6 +574,7 @@ bool config_set(struct config *cfg, const char *key, const char *value, char *er
 		snprintf(err, errlen, "invalid value \"%s\" for %s: %s", value, opt->name, why);
 		return false;
 	}
+	derive(cfg);
 	return true;
 }
 
@@ -1318,6 +1333,7 @@ static struct config *run_parse(struct load_ctx *ctx)
 		config_free(ctx->cfg);
 		return NULL;
 	}
+	derive(ctx->cfg);
 	return ctx->cfg;
 }
 

@@ -32,20 +32,6 @@
  * pgtally keep. Drivers cache far fewer (psycopg 3: 100, JDBC: 256). */
 #define CLIENT_MAX_PREPARED 10000
 
-struct nplus1_settings fwd_np_settings(const struct config *cfg)
-{
-	struct nplus1_settings ns = {
-		.threshold = cfg->nplus1_threshold,
-		.min_time = cfg->nplus1_min_time,
-		.idle_gap = cfg->nplus1_idle_gap,
-		.max_statements = cfg->nplus1_max_statements,
-		.log_interval = cfg->nplus1_log_interval,
-		.max_findings = cfg->nplus1_max_findings,
-		.track_query_len = cfg->track_query_len,
-	};
-	return ns;
-}
-
 struct nplus1_ctx fwd_np_ctx(const struct client *c)
 {
 	struct nplus1_ctx ctx = {
@@ -206,7 +192,7 @@ static int fwd_np_before(struct client *c, struct server *s, struct fp_entry *fe
 		client_close(c, "53200", "out of memory");
 		return -1;
 	}
-	const struct nplus1_settings *ns = &w->np_settings;
+	const struct nplus1_settings *ns = &w->cfg->np;
 	struct nplus1_ctx ctx = fwd_np_ctx(c);
 	struct nplus1_stmt st = {
 		.fp = fp,
@@ -903,5 +889,5 @@ void fwd_statement_done(struct client *c, const struct rq_entry *e, const char *
 		.query = query,
 		.tags = NULL,
 	};
-	nplus1_done(c->np, w->nplus1, &w->np_settings, &ctx, &st, rows, duration, failed, now);
+	nplus1_done(c->np, w->nplus1, &w->cfg->np, &ctx, &st, rows, duration, failed, now);
 }

@@ -95,6 +95,25 @@ bool fp_cache_get(struct fp_cache *c, const char *sql, size_t len, struct fp_stm
 	return true;
 }
 
+/*
+ * Copy sql[0..len) into *text, grown in steps of 64 bytes so that texts of similar length
+ * reuse the buffer (*cap bytes, counted in c->bytes). False when memory is short.
+ */
+static bool keep_text(struct fp_cache *c, char **text, uint32_t *cap, const char *sql, size_t len)
+{
+	if (*cap < len || !*text) {
+		uint32_t want = len ? (uint32_t)((len + 63) & ~(size_t)63) : 64;
+		char *t = realloc(*text, want);
+		if (!t)
+			return false;
+		c->bytes += want - *cap;
+		*text = t;
+		*cap = want;
+	}
+	memcpy(*text, sql, len);
+	return true;
+}
+
 void fp_cache_put(struct fp_cache *c, const char *sql, size_t len, const struct fp_stmt *st)
 {
 	if (len == 0 || len > FPC_MAX_TEXT)
@@ -107,17 +126,8 @@ void fp_cache_put(struct fp_cache *c, const char *sql, size_t len, const struct 
 	}
 	uint64_t h = fp_hash(sql, len);
 	struct fpc_slot *s = slot_of(c, h);
-	if (s->cap < len) {
-		/* Room in steps of 64 bytes, so that texts of similar length reuse the slot. */
-		uint32_t cap = (uint32_t)((len + 63) & ~(size_t)63);
-		char *t = realloc(s->text, cap);
-		if (!t)
-			return;
-		c->bytes += cap - s->cap;
-		s->text = t;
-		s->cap = cap;
-	}
-	memcpy(s->text, sql, len);
+	if (!keep_text(c, &s->text, &s->cap, sql, len))
+		return;
 	s->hash = h;
 	s->len = (uint32_t)len;
 	s->st = *st;
@@ -803,7 +813,7 @@ bool fp_shape_hinted(struct fp_cache *c, uint16_t hint[FPC_HINTS], const char *s
 	uint16_t h;
 	for (unsigned k = 0; c->shapes && k < FPC_HINTS && (h = hint[k]) != 0; k++) {
 		const struct fpc_shape *e = &c->shapes[h - 1];
-		if (e->key && e->tmpl && e->parts.n <= FPC_PARTS &&
+		if (e->tmpl && e->parts.n <= FPC_PARTS &&
 		    tmpl_match(c, e, (const unsigned char *)sql, len, sh)) {
 			c->tmpl_hits++;
 			hint_front(hint, h);
@@ -854,22 +864,12 @@ void fp_cache_shape_put(struct fp_cache *c, const struct fp_shape *sh, const cha
 	e->tail = (uint32_t)(len - st->end);
 	e->st = *st;
 	e->parts.n = FPC_PARTS + 1; /* no template, unless this text can be one */
-	if (sh->parts.n > FPC_PARTS || len > FPC_MAX_TEXT)
+	if (sh->parts.n > FPC_PARTS || len > FPC_MAX_TEXT ||
+	    !keep_text(c, &e->tmpl, &e->tcap, sql, len))
 		return;
-	if (e->tcap < len || !e->tmpl) {
-		uint32_t cap = (uint32_t)((len + 64) & ~(size_t)63);
-		char *t = realloc(e->tmpl, cap);
-		if (!t)
-			return;
-		c->bytes += cap - e->tcap;
-		e->tmpl = t;
-		e->tcap = cap;
-	}
-	memcpy(e->tmpl, sql, len);
 	e->tlen = (uint32_t)len;
 	e->parts = sh->parts;
-	/* what list_opens() reads is between two parts: the same in every text the template matches
-	 */
+	/* list_opens() reads between two parts: alike in every text the template matches */
 	e->lists = 0;
 	for (unsigned k = 0, run = 0; k < sh->parts.n; run = sh->parts.end[k++])
 		if (list_opens((const unsigned char *)sql, sh->parts.at[k], run))

@@ -182,8 +182,10 @@ uint64_t proto_command_rows(const char *tag, size_t len)
 	size_t i = len;
 	while (i > 0 && tag[i - 1] != ' ')
 		i--;
+	if (i == 0)
+		return 0; /* one word: no count */
 	uint64_t n = 0;
-	for (; i > 0 && i < len && (unsigned)(tag[i] - '0') < 10; i++) {
+	for (; i < len && (unsigned)(tag[i] - '0') < 10; i++) {
 		unsigned d = (unsigned)(tag[i] - '0');
 		if (n > (UINT64_MAX - d) / 10)
 			return UINT64_MAX; /* as strtoull saturates */

@@ -8,7 +8,6 @@
 
 #include "app.h"
 #include "client.h"
-#include "forward.h"
 #include "log.h"
 #include "nplus1.h"
 #include "fpcache.h"
@@ -93,7 +92,6 @@ struct worker *worker_create(struct config *cfg)
 		return NULL;
 	}
 	w->cfg = cfg;
-	w->np_settings = fwd_np_settings(cfg);
 	RAND_bytes(w->scram_mock_key, sizeof(w->scram_mock_key));
 	list_init(&w->dbs);
 	list_init(&w->users);
@@ -356,7 +354,6 @@ void worker_apply_config(struct worker *w, struct config *cfg)
 {
 	struct list *pos;
 	w->cfg = cfg;
-	w->np_settings = fwd_np_settings(cfg);
 	for (pos = w->dbs.next; pos != &w->dbs; pos = pos->next) {
 		struct pool_db *db = container_of(pos, struct pool_db, node);
 		const struct config_db *cd = config_find_db(cfg, db->name, false);
