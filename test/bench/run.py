@@ -564,16 +564,61 @@ def callgrind_total(path):
     raise RuntimeError('no totals in %s' % path)
 
 
+CODE_LINE = 64  # bytes: x86-64's cache line
+
+
+def callgrind_hot_lines(path, times):
+    """How many cache lines of code (any object: the pooler, libc, libevent...) hold an
+    instruction that ran at least `times` times, from a callgrind file written with
+    --dump-instr=yes: a count of the code a transaction runs through, where the instruction
+    count says how much of it runs."""
+    most = {}  # (object, line) -> the highest count of an instruction in it
+    obj, names, pos, skip = None, {}, 0, False
+    with open(path) as f:
+        for line in f:
+            c = line[:1]
+            if c and (c.isdigit() or c in '+-*'):
+                parts = line.split()
+                p = parts[0]
+                if p.startswith('0x'):
+                    pos = int(p, 16)
+                elif c in '+-':
+                    pos += int(p, 0)  # '+3' and '-0x10' alike
+                elif p != '*':
+                    pos = int(p)
+                if skip:  # the cost line after calls= is the callee's, at the call
+                    skip = False
+                elif len(parts) > 2:
+                    key = (obj, pos // CODE_LINE)
+                    n = int(parts[2])
+                    if n > most.get(key, 0):
+                        most[key] = n
+            elif line.startswith('calls='):
+                skip = True
+            elif line.startswith('ob='):
+                m = re.match(r'\((\d+)\)\s*(.*)', line[3:].strip())
+                if m and m.group(2):
+                    names[m.group(1)] = m.group(2)
+                obj = names.get(m.group(1)) if m else line[3:].strip()
+            elif line.startswith('cob='):
+                m = re.match(r'\((\d+)\)\s*(.*)', line[4:].strip())
+                if m and m.group(2):
+                    names[m.group(1)] = m.group(2)
+    return sum(1 for n in most.values() if n >= times)
+
+
 def callgrind_pgbench(opts, pg, kind, case, transactions, tmpdir):
     """A fresh pooler under callgrind while pgbench runs 20 clients x transactions: (its
-    instructions from start to exit, transactions processed), or raise."""
+    instructions from start to exit, transactions processed, cache lines of code that ran
+    at least once per transaction), or raise."""
     out = os.path.join(tmpdir, 'cg-%s-%s-%d.out' % (kind, case.cid, transactions))
     pkind, extra = POOLERS[kind]
     binary = opts.pgtally_bin if pkind == 'pgtally' else harness.pooler.KINDS[pkind][0]
     userlist = {u: pg.role_secret(u) for u in PASSWORDS}
     p = harness.start_pooler(pg, kind=pkind, ini=pooler_ini(extra), userlist=userlist,
                              binary=VALGRIND,
-                             args=['--tool=callgrind', '--callgrind-out-file=' + out, binary])
+                             args=['--tool=callgrind', '--dump-instr=yes',
+                                   '--callgrind-out-file=' + out, binary])
     try:
         r = run_pgbench(p.host, p.port, case.args, 20, transactions=transactions,
                         user=case.user, timeout=900)
@@ -582,7 +627,7 @@ def callgrind_pgbench(opts, pg, kind, case, transactions, tmpdir):
         p.cleanup()
     if not r['ok']:
         raise RuntimeError(r['error'])
-    return callgrind_total(out), r['processed']
+    return callgrind_total(out), r['processed'], callgrind_hot_lines(out, r['processed'])
 
 
 def run_instructions(opts, pg, cases, log):
@@ -599,15 +644,17 @@ def run_instructions(opts, pg, cases, log):
             for kind in ('pgbouncer', 'pgtally'):
                 log('== instructions %s %s' % (cid, kind))
                 try:
-                    i1, n1 = callgrind_pgbench(opts, pg, kind, by_id[cid], short, tmpdir)
-                    i2, n2 = callgrind_pgbench(opts, pg, kind, by_id[cid], long_, tmpdir)
+                    i1, n1, _ = callgrind_pgbench(opts, pg, kind, by_id[cid], short, tmpdir)
+                    i2, n2, hot = callgrind_pgbench(opts, pg, kind, by_id[cid], long_, tmpdir)
                 except (RuntimeError, OSError, harness.pooler.PoolerError) as e:
                     log('   failed: %s' % str(e).splitlines()[0])
                     rows.append({'case': cid, 'target': kind, 'error': str(e)})
                     continue
                 per = (i2 - i1) / float(n2 - n1)
-                rows.append({'case': cid, 'target': kind, 'per_txn': per, 'txns': (n1, n2)})
-                log('   %.0f instructions/txn' % per)
+                rows.append({'case': cid, 'target': kind, 'per_txn': per, 'txns': (n1, n2),
+                             'hot_lines': hot})
+                log('   %.0f instructions/txn, %d lines of code run every transaction' % (
+                    per, hot))
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return rows
@@ -616,15 +663,19 @@ def run_instructions(opts, pg, cases, log):
 def instructions_table(rows, cases):
     titles = {c.cid: c.title for c in cases}
     by = {(r['case'], r['target']): r for r in rows}
-    lines = ['| case | pgbouncer | pgtally | pgtally ÷ PgBouncer |', '|---|---:|---:|---:|']
+    lines = ['| case | instructions: pgbouncer | pgtally | ratio | '
+             'code lines run per transaction: pgbouncer | pgtally | ratio |',
+             '|---|---:|---:|---:|---:|---:|---:|']
     for cid in INSTR_CASES:
         if cid not in titles:
             continue
         b, t = by.get((cid, 'pgbouncer'), {}), by.get((cid, 'pgtally'), {})
         vb, vt = b.get('per_txn'), t.get('per_txn')
-        lines.append('| %s `%s` | %s | %s | %s |' % (
+        hb, ht = b.get('hot_lines'), t.get('hot_lines')
+        lines.append('| %s `%s` | %s | %s | %s | %s | %s | %s |' % (
             titles[cid], cid, fmt(vb, ',.0f', 'failed'), fmt(vt, ',.0f', 'failed'),
-            ratio(vt, vb) if vb and vt else ''))
+            ratio(vt, vb) if vb and vt else '', fmt(hb, 'd', ''), fmt(ht, 'd', ''),
+            ratio(ht, hb) if hb and ht else ''))
     return '\n'.join(lines)
 
 
@@ -1009,7 +1060,7 @@ def main():
         instr_rows = []
         if opts.instructions and all(cid in chosen for cid in INSTR_CASES):
             instr_rows = run_instructions(opts, pg, cases, log)
-            tables.append(('User-space instructions per transaction (callgrind)',
+            tables.append(('User-space instructions and code lines per transaction (callgrind)',
                            instructions_table(instr_rows, cases)))
             errors += ['instructions %s %s: %s' % (r['case'], r['target'],
                                                     r['error'].splitlines()[0])
