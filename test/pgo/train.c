@@ -20,7 +20,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -30,8 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define CLIENTS 8
@@ -553,7 +552,8 @@ static bool cl_reconnect(struct client *k)
 
 /*
  * The phases every client runs in turn, with the transactions of each: the profile weighs
- * code by how often it ran, so these shares are those of the bench (test/bench/run.py).
+ * code by how often it ran, so these shares follow the bench's cases (test/bench/run.py),
+ * a Django-shaped transaction being 23 statements.
  */
 static const struct phase {
 	const char *name;
