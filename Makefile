@@ -164,9 +164,11 @@ build/pgo/gen/pgtally: $(PGO_GEN_OBJS)
 	$(msg) LINK $@
 	$(Q)$(CC) $(LDFLAGS) $(PGO_GEN_FLAGS) -o $@ $^ $(PGT_LIBS)
 
-build/pgo/train: test/pgo/train.c config.mk | build/pgo
+# The trainer builds its messages with proto.c, linked plain: instrumented objects in it would
+# add its own counts to the profile.
+build/pgo/train: test/pgo/train.c build/proto.o build/iobuf.o config.mk | build/pgo
 	$(msg) CC $<
-	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP $(LDFLAGS) -o $@ $< -lpthread
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP $(LDFLAGS) -o $@ $< build/proto.o build/iobuf.o -lpthread
 
 build/pgo/profile.stamp: build/pgo/gen/pgtally build/pgo/train
 	$(msg) TRAIN build/pgo/gen/pgtally

@@ -573,7 +573,7 @@ def callgrind_hot_lines(path, times):
     --dump-instr=yes: a count of the code a transaction runs through, where the instruction
     count says how much of it runs."""
     most = {}  # (object, line) -> the highest count of an instruction in it
-    obj, names, pos, skip = None, {}, 0, False
+    obj, pos, skip = None, 0, False
     with open(path) as f:
         for line in f:
             c = line[:1]
@@ -596,14 +596,9 @@ def callgrind_hot_lines(path, times):
             elif line.startswith('calls='):
                 skip = True
             elif line.startswith('ob='):
-                m = re.match(r'\((\d+)\)\s*(.*)', line[3:].strip())
-                if m and m.group(2):
-                    names[m.group(1)] = m.group(2)
-                obj = names.get(m.group(1)) if m else line[3:].strip()
-            elif line.startswith('cob='):
-                m = re.match(r'\((\d+)\)\s*(.*)', line[4:].strip())
-                if m and m.group(2):
-                    names[m.group(1)] = m.group(2)
+                # "ob=(3) /usr/lib/libc.so.6" first, "ob=(3)" after: the id names it
+                v = line[3:].strip()
+                obj = v.split(')')[0] if v.startswith('(') else v
     return sum(1 for n in most.values() if n >= times)
 
 

@@ -11,6 +11,8 @@
  * profile is written. Exits 0 when every query got its answer and PGTALLY exited cleanly; the
  * log of PGTALLY is DIR/pgtally.log.
  *
+ * Messages are built with pgtally's own proto.c (linked plain, without the profile's counters).
+ *
  * Only the steady-state paths are trained: errors, TLS, SCRAM and the admin console are not,
  * and are compiled as without a profile (-fprofile-partial-training). Nothing here is timed.
  */
@@ -32,6 +34,9 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "iobuf.h"
+#include "proto.h"
 
 #define CLIENTS 8
 #define POOL_SIZE 8   /* a server for every client, as in the bench's -c 20 cases */
@@ -58,8 +63,7 @@ struct conn {
 	int fd;
 	size_t pos, have;
 	char in[65536];
-	size_t outlen;
-	char out[65536];
+	struct iobuf out; /* what conn_flush() sends */
 };
 
 static void conn_init(struct conn *c, int fd)
@@ -67,7 +71,8 @@ static void conn_init(struct conn *c, int fd)
 	struct timeval tv = {.tv_sec = IO_TIMEOUT};
 	int one = 1;
 	c->fd = fd;
-	c->pos = c->have = c->outlen = 0;
+	c->pos = c->have = 0;
+	c->out = (struct iobuf){0};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -75,58 +80,31 @@ static void conn_init(struct conn *c, int fd)
 
 static bool conn_flush(struct conn *c)
 {
-	size_t off = 0;
-	while (off < c->outlen) {
-		ssize_t n = send(c->fd, c->out + off, c->outlen - off, MSG_NOSIGNAL);
+	if (!pkt_ok(&c->out))
+		die("out of memory building a message");
+	while (iobuf_avail(&c->out)) {
+		ssize_t n =
+			send(c->fd, c->out.data + c->out.rpos, iobuf_avail(&c->out), MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return false;
-		off += (size_t)n;
+		c->out.rpos += (size_t)n;
 	}
-	c->outlen = 0;
+	iobuf_reset(&c->out);
 	return true;
 }
 
-static void put(struct conn *c, const void *p, size_t n)
+static void conn_close(struct conn *c)
 {
-	if (c->outlen + n > sizeof(c->out))
-		die("an output buffer overflowed (%zu bytes)", c->outlen + n);
-	memcpy(c->out + c->outlen, p, n);
-	c->outlen += n;
+	close(c->fd);
+	iobuf_release(&c->out);
 }
 
-static void put_u32(struct conn *c, uint32_t v)
+/* A message with no body: ParseComplete, BindComplete, CloseComplete, Sync. */
+static void put_empty(struct conn *c, char type)
 {
-	v = htonl(v);
-	put(c, &v, 4);
-}
-
-static void put_u16(struct conn *c, uint16_t v)
-{
-	v = htons(v);
-	put(c, &v, 2);
-}
-
-static void put_str(struct conn *c, const char *s)
-{
-	put(c, s, strlen(s) + 1);
-}
-
-/* Open a message of type t (0: a startup packet, which has none); msg_end() sets its length. */
-static size_t msg_begin(struct conn *c, char t)
-{
-	if (t)
-		put(c, &t, 1);
-	size_t at = c->outlen;
-	put_u32(c, 0);
-	return at;
-}
-
-static void msg_end(struct conn *c, size_t at)
-{
-	uint32_t len = htonl((uint32_t)(c->outlen - at));
-	memcpy(c->out + at, &len, 4);
+	pkt_end(&c->out, pkt_begin(&c->out, type));
 }
 
 /* Read exactly n bytes into p; false at EOF, an error or the timeout. */
@@ -170,33 +148,14 @@ static bool get_msg(struct conn *c, char *type, char *body, size_t cap, size_t *
 
 static void srv_ready(struct conn *c, bool in_txn)
 {
-	size_t m = msg_begin(c, 'Z');
-	put(c, in_txn ? "T" : "I", 1);
-	msg_end(c, m);
-}
-
-static void srv_complete(struct conn *c, const char *tag)
-{
-	size_t m = msg_begin(c, 'C');
-	put_str(c, tag);
-	msg_end(c, m);
+	proto_build_ready(&c->out, in_txn ? 'T' : 'I');
 }
 
 static void srv_row_description(struct conn *c)
 {
-	size_t m = msg_begin(c, 'T');
-	put_u16(c, 2);
 	static const char *const names[] = {"id", "name"};
-	for (int i = 0; i < 2; i++) {
-		put_str(c, names[i]);
-		put_u32(c, 16384); /* table oid */
-		put_u16(c, (uint16_t)(i + 1));
-		put_u32(c, i ? 25 : 23); /* text, int4 */
-		put_u16(c, i ? 0xffff : 4);
-		put_u32(c, 0xffffffff);
-		put_u16(c, 0);
-	}
-	msg_end(c, m);
+	static const uint32_t types[] = {PG_TYPE_INT4, PG_TYPE_TEXT};
+	proto_build_row_desc(&c->out, names, types, 2);
 }
 
 /* The rows of a SELECT and its CommandComplete: LIST_ROWS for a list query, else one. */
@@ -205,19 +164,14 @@ static void srv_rows(struct conn *c, const char *sql)
 	int rows = strstr(sql, "ORDER BY") ? LIST_ROWS : 1;
 	for (int r = 0; r < rows; r++) {
 		char id[16], name[32];
-		int nid = snprintf(id, sizeof(id), "%d", r + 1);
-		int nname = snprintf(name, sizeof(name), "author number %d", r + 1);
-		size_t m = msg_begin(c, 'D');
-		put_u16(c, 2);
-		put_u32(c, (uint32_t)nid);
-		put(c, id, (size_t)nid);
-		put_u32(c, (uint32_t)nname);
-		put(c, name, (size_t)nname);
-		msg_end(c, m);
+		snprintf(id, sizeof(id), "%d", r + 1);
+		snprintf(name, sizeof(name), "author number %d", r + 1);
+		const char *const values[] = {id, name};
+		proto_build_data_row(&c->out, values, 2);
 	}
 	char tag[32];
 	snprintf(tag, sizeof(tag), "SELECT %d", rows);
-	srv_complete(c, tag);
+	proto_build_command_complete(&c->out, tag);
 }
 
 /* A simple-protocol statement: BEGIN, COMMIT, other commands, or a SELECT with rows. */
@@ -225,12 +179,12 @@ static void srv_query(struct conn *c, const char *sql, bool *in_txn)
 {
 	if (!strncmp(sql, "BEGIN", 5)) {
 		*in_txn = true;
-		srv_complete(c, "BEGIN");
+		proto_build_command_complete(&c->out, "BEGIN");
 	} else if (!strncmp(sql, "COMMIT", 6)) {
 		*in_txn = false;
-		srv_complete(c, "COMMIT");
+		proto_build_command_complete(&c->out, "COMMIT");
 	} else if (strncmp(sql, "SELECT", 6) != 0 && strncmp(sql, "select", 6) != 0) {
-		srv_complete(c, "SET"); /* pgtally's own SET/RESET/DISCARD lines */
+		proto_build_command_complete(&c->out, "SET"); /* pgtally's own SET/RESET lines */
 	} else {
 		srv_row_description(c);
 		srv_rows(c, sql);
@@ -253,19 +207,10 @@ static void srv_startup(struct conn *c)
 		{"is_superuser", "off"},
 		{"session_authorization", "train"},
 	};
-	size_t m = msg_begin(c, 'R');
-	put_u32(c, 0); /* AuthenticationOk */
-	msg_end(c, m);
-	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
-		m = msg_begin(c, 'S');
-		put_str(c, params[i][0]);
-		put_str(c, params[i][1]);
-		msg_end(c, m);
-	}
-	m = msg_begin(c, 'K');
-	put_u32(c, (uint32_t)getpid());
-	put_u32(c, (uint32_t)c->fd);
-	msg_end(c, m);
+	proto_build_auth(&c->out, 0, NULL, 0); /* AuthenticationOk */
+	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
+		proto_build_param_status(&c->out, params[i][0], params[i][1]);
+	proto_build_backend_key(&c->out, (uint32_t)getpid(), (uint32_t)c->fd);
 	srv_ready(c, false);
 }
 
@@ -279,9 +224,9 @@ static bool srv_read_startup(struct conn *c, char *buf, size_t cap)
 		len = ntohl(len);
 		if (len < 8 || len - 8 > cap || !get(c, buf, len - 8))
 			return false;
-		if (ntohl(code) != 80877103)
+		if (ntohl(code) != PROTO_SSL_REQUEST)
 			return true;
-		put(c, "N", 1);
+		pkt_put_u8(&c->out, 'N');
 		if (!conn_flush(c))
 			return false;
 	}
@@ -311,33 +256,27 @@ static void *srv_thread(void *arg)
 		case 'P': {
 			const char *text = buf + strlen(buf) + 1;
 			snprintf(sql, sizeof(sql), "%s", text < buf + n ? text : "");
-			size_t m = msg_begin(c, '1');
-			msg_end(c, m);
+			put_empty(c, '1');
 			break;
 		}
-		case 'B': {
-			size_t m = msg_begin(c, '2');
-			msg_end(c, m);
+		case 'B':
+			put_empty(c, '2');
 			break;
-		}
-		case 'D': {
-			if (buf[0] == 'S') {
-				size_t m = msg_begin(c, 't');
-				put_u16(c, 1);
-				put_u32(c, 23);
-				msg_end(c, m);
+		case 'D':
+			if (buf[0] == 'S') { /* ParameterDescription: one int4 */
+				size_t m = pkt_begin(&c->out, 't');
+				pkt_put_u16(&c->out, 1);
+				pkt_put_u32(&c->out, PG_TYPE_INT4);
+				pkt_end(&c->out, m);
 			}
 			srv_row_description(c);
 			break;
-		}
 		case 'E':
 			srv_rows(c, sql);
 			break;
-		case 'C': {
-			size_t m = msg_begin(c, '3');
-			msg_end(c, m);
+		case 'C':
+			put_empty(c, '3');
 			break;
-		}
 		case 'S':
 			srv_ready(c, in_txn);
 			ok = conn_flush(c);
@@ -353,7 +292,7 @@ static void *srv_thread(void *arg)
 			ok = false;
 		}
 	}
-	close(c->fd);
+	conn_close(c);
 	free(buf);
 	free(c);
 	return NULL;
@@ -418,25 +357,20 @@ static bool cl_connect(struct client *k)
 	}
 	conn_init(&k->c, fd);
 	k->prepared = false;
-	size_t m = msg_begin(&k->c, 0);
-	put_u32(&k->c, 196608);
-	put_str(&k->c, "user");
-	put_str(&k->c, "train");
-	put_str(&k->c, "database");
-	put_str(&k->c, "train");
-	put_str(&k->c, "application_name");
-	put_str(&k->c, "pgo_train");
-	put(&k->c, "", 1);
-	msg_end(&k->c, m);
-	return conn_flush(&k->c);
+	static const char *const startup[] = {
+		"user", "train", "database", "train", "application_name", "pgo_train", NULL};
+	proto_build_startup(&k->c.out, startup);
+	if (conn_flush(&k->c))
+		return true;
+	conn_close(&k->c);
+	return false;
 }
 
 static void cl_close(struct client *k)
 {
-	size_t m = msg_begin(&k->c, 'X');
-	msg_end(&k->c, m);
+	proto_build_terminate(&k->c.out);
 	conn_flush(&k->c);
-	close(k->c.fd);
+	conn_close(&k->c);
 }
 
 /* Flush what was queued and read up to ReadyForQuery; false on an ErrorResponse or EOF. */
@@ -458,9 +392,7 @@ static bool cl_await(struct client *k)
 
 static void cl_query(struct client *k, const char *sql)
 {
-	size_t m = msg_begin(&k->c, 'Q');
-	put_str(&k->c, sql);
-	msg_end(&k->c, m);
+	proto_build_query(&k->c.out, sql);
 }
 
 static const char PGBENCH_SQL[] = "SELECT abalance FROM pgbench_accounts WHERE aid = $1;";
@@ -475,32 +407,33 @@ static void cl_extended(struct client *k, const char *name, bool parse)
 {
 	char param[16];
 	int np = snprintf(param, sizeof(param), "%u", aid(k));
+	struct iobuf *b = &k->c.out;
 	size_t m;
 	if (parse) {
-		m = msg_begin(&k->c, 'P');
-		put_str(&k->c, name);
-		put_str(&k->c, PGBENCH_SQL);
-		put_u16(&k->c, 0);
-		msg_end(&k->c, m);
+		m = pkt_begin(b, 'P');
+		pkt_put_str(b, name);
+		pkt_put_str(b, PGBENCH_SQL);
+		pkt_put_u16(b, 0); /* no parameter types */
+		pkt_end(b, m);
 	}
-	m = msg_begin(&k->c, 'B');
-	put_str(&k->c, "");
-	put_str(&k->c, name);
-	put_u16(&k->c, 0);
-	put_u16(&k->c, 1);
-	put_u32(&k->c, (uint32_t)np);
-	put(&k->c, param, (size_t)np);
-	put_u16(&k->c, 0);
-	msg_end(&k->c, m);
-	m = msg_begin(&k->c, 'D');
-	put(&k->c, "P", 2);
-	msg_end(&k->c, m);
-	m = msg_begin(&k->c, 'E');
-	put_str(&k->c, "");
-	put_u32(&k->c, 0);
-	msg_end(&k->c, m);
-	m = msg_begin(&k->c, 'S');
-	msg_end(&k->c, m);
+	m = pkt_begin(b, 'B');
+	pkt_put_str(b, ""); /* the unnamed portal */
+	pkt_put_str(b, name);
+	pkt_put_u16(b, 0); /* text parameters */
+	pkt_put_u16(b, 1);
+	pkt_put_u32(b, (uint32_t)np);
+	pkt_put_bytes(b, param, (size_t)np);
+	pkt_put_u16(b, 0); /* text results */
+	pkt_end(b, m);
+	m = pkt_begin(b, 'D');
+	pkt_put_u8(b, 'P');
+	pkt_put_str(b, "");
+	pkt_end(b, m);
+	m = pkt_begin(b, 'E');
+	pkt_put_str(b, "");
+	pkt_put_u32(b, 0); /* all rows */
+	pkt_end(b, m);
+	put_empty(&k->c, 'S');
 }
 
 /* One list and LOOKUPS lookups by id in a transaction, as Django's ORM sends them. */
