@@ -10,6 +10,8 @@
 #include "config.h"
 #include "fpcache.h"
 #include "list.h"
+#include "nplus1.h"
+#include "objcache.h"
 #include "pool.h"
 #include "prepared.h"
 #include "sbuf.h"
@@ -39,18 +41,51 @@ enum client_state {
 	CL_CLOSED,        /* worker->closed_clients: freed at the end of the loop iteration */
 };
 
+/*
+ * The fields every transaction touches come first, packed into a few cache lines (the
+ * client is allocated on a cache-line boundary: client_accept): after each system call the
+ * kernel has pushed most of them out of the CPU's first-level cache, so every further line a
+ * transaction reads costs a miss. The rest, used at login, by SHOW or on errors, follows the
+ * socket's buffer.
+ */
 struct client {
+	/* line 0 */
 	struct list node;
-	struct sbuf sb;
 	struct worker *w;
 	struct pool *pool;
 	struct server *server;
 	enum client_state state;
-	uint64_t id;
+	/* Streaming the rest of a large message to the server, or to nowhere when dropping. */
+	uint32_t fwd_remaining;
+	struct nplus1_unit *np; /* N+1 unit of work, once the client runs statements */
+	struct fp_tags *tags;   /* sqlcommenter tags of the latest statement, when any */
+	/* line 1; request_time: last activity */
+	alignas(CACHE_LINE) usec_t request_time;
+	usec_t wait_start;              /* when it started waiting for a server */
+	usec_t xact_start;              /* first query of the current transaction */
+	usec_t query_start;             /* current request sent */
+	uint16_t shape_hint[FPC_HINTS]; /* the shapes of its last statements (fpcache.h) */
+	bool in_txn;                    /* inside an explicit transaction, as far as we know */
+	bool skip_to_sync;              /* pgtally failed a message: drop the rest up to Sync */
+	bool closing;
+	bool warned_sql_prepare;
+	bool warned_session_state;
+	struct pstmt_map *pstmts; /* NULL until the first named Parse */
+	/* line 2: what the client expects on its server; bit i of params_own: params[i] is
+	 * ours to free (else it points at the pool's default, shared by every client that
+	 * kept it). */
+	alignas(CACHE_LINE) const char *params[PARAM_COUNT];
+	uint8_t params_own;
+	/* line 3: extended protocol: what the unnamed statement/portal are. */
+	alignas(CACHE_LINE) struct stmt_info unnamed_stmt;
+	struct portal_info unnamed_portal;
+	uint64_t id; /* (cold: fills the line) */
 	uint32_t cancel_pid;
 	uint32_t cancel_key;
-	struct client *cancel_next; /* hash chain in worker->cancel_table */
 
+	alignas(CACHE_LINE) struct sbuf sb;
+
+	struct client *cancel_next; /* hash chain in worker->cancel_table */
 	union {
 		struct sockaddr sa;
 		struct sockaddr_in in;
@@ -58,41 +93,18 @@ struct client {
 	} addr; /* peer; sa_family AF_UNIX for the unix socket */
 	bool is_unix;
 	bool admin_may_control; /* admin_users (vs stats_users) */
-	bool closing;
-
 	usec_t connect_time;
-	usec_t request_time; /* last activity */
-	usec_t wait_start;   /* when it started waiting for a server */
-	usec_t xact_start;   /* first query of the current transaction */
-	usec_t query_start;  /* current request sent */
-
-	/* Streaming the rest of a large message to the server, or to nowhere when dropping. */
-	uint32_t fwd_remaining;
-
-	/* What the client expects on its server; bit i of params_own: params[i] is ours to free
-	 * (else it points at the pool's default, shared by every client that kept it). */
-	const char *params[PARAM_COUNT];
-	uint8_t params_own;
 	char *db_name;             /* as the client asked for it */
 	char *user_name;
-
 	struct client_auth *auth; /* only during authentication */
 	struct client *auth_next; /* pool->auth_head queue of auth_query waiters */
-
-	/* Extended protocol: what the unnamed statement/portal and named statements are. */
-	struct stmt_info unnamed_stmt;
-	struct portal_info unnamed_portal;
-	struct pstmt_map *pstmts; /* NULL until the first named Parse */
-	bool in_txn;              /* inside an explicit transaction, as far as we know */
-	bool skip_to_sync;        /* pgtally failed a message: drop the rest up to Sync */
-	bool warned_sql_prepare;
-	bool warned_session_state;
-	uint16_t shape_hint[FPC_HINTS]; /* the shapes of its last statements (fpcache.h) */
-
-	struct nplus1_unit *np;  /* N+1 unit of work, once the client runs statements */
-	struct fp_tags *tags;    /* sqlcommenter tags of the latest statement, when any */
-
+	/* Who runs the statements, for N+1 findings: kept current by client_sync_np_ctx() so
+	 * that the per-statement path reads none of the strings. */
+	struct nplus1_ctx np_ctx;
 };
+
+/* Refresh c->np_ctx after its pool or application_name changed. */
+void client_sync_np_ctx(struct client *c);
 
 /* Accepted connection: takes ownership of fd. */
 void client_accept(struct worker *w, int fd, const struct sockaddr *addr, socklen_t addrlen,

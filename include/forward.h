@@ -50,9 +50,6 @@ enum fwd_action fwd_execute(struct client *c, struct server *s, const uint8_t *b
 /* DEALLOCATE name|ALL or DISCARD ALL as the whole Query: answered here (true). */
 bool fwd_local_command(struct client *c, const char *sql, size_t len, usec_t now);
 
-/* N+1 settings and context for this client. */
-struct nplus1_ctx fwd_np_ctx(const struct client *c);
-
 /* A counted statement of c completed or failed: N+1 bookkeeping (query: its normalized
  * text from the statistics, or NULL). */
 void fwd_statement_done(struct client *c, const struct rq_entry *e, const char *query,

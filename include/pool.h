@@ -12,6 +12,7 @@
 #include "iobuf.h"
 #include "list.h"
 #include "metrics.h"
+#include "objcache.h"
 
 struct app_counter;
 struct client;
@@ -114,7 +115,8 @@ struct pool {
 	struct pool_stats stats;
 	struct pool_stats stats_prev; /* at the last stats_period, for averages */
 	usec_t maxwait_start;       /* oldest waiting client's wait start, from the FIFO */
-	struct metrics_pool metrics; /* latency histograms and the last stats_period */
+	alignas(CACHE_LINE) struct metrics_pool
+		metrics; /* latency histograms, the last stats_period */
 };
 
 /* Find or make the pool; NULL when out of memory. */

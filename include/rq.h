@@ -15,6 +15,8 @@
 
 #include "config.h"
 
+struct fp_entry;
+
 enum rq_type {
 	RQ_STMT,     /* one statement of a simple Query: CommandComplete/EmptyQuery/Error */
 	RQ_QEND,     /* end of a simple Query: ReadyForQuery */
@@ -47,6 +49,8 @@ struct rq_entry {
 	 * RQ_PARSE: the client's name for the statement (forgotten again if the Parse fails). */
 	char *data;
 	uint32_t data_len;
+	uint32_t fe_gen;     /* fe is valid while the table's gen is this */
+	struct fp_entry *fe; /* the statistics entry of fp, when known (stats.h) */
 };
 
 struct rq {

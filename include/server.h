@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "list.h"
+#include "objcache.h"
 #include "pool.h"
 #include "prepared.h"
 #include "rq.h"
@@ -26,26 +27,22 @@ enum server_state {
 	SV_CLOSED, /* worker->closed_servers: freed at the end of the loop iteration */
 };
 
+/* Laid out like struct client: what every transaction touches first (client.h). */
 struct server {
+	/* line 0 */
 	struct list node;
-	struct sbuf sb;
 	struct worker *w;
 	struct pool *pool;
 	struct client *client;
-	struct client *auth_client; /* running auth_query for this login */
-	enum server_state state;
-	uint64_t id;
-	uint32_t be_pid;
-	uint32_t be_key;
-
+	struct rq rq; /* requests sent and not yet answered, in order */
+	/* line 1 */
+	alignas(CACHE_LINE) enum server_state state;
+	uint32_t fwd_remaining; /* rest of a large message streamed to the client */
 	usec_t connect_time;
 	usec_t request_time; /* last request sent */
 	usec_t last_used;    /* released to the pool */
 	usec_t link_time;
 	usec_t last_done; /* last statement completion: pipelined statements start then */
-
-	struct rq rq;    /* requests sent and not yet answered, in order */
-	struct server_pstmts pstmts; /* shared prepared statements this session holds */
 	bool ext_open;   /* extended-protocol messages sent since the last Sync */
 	bool copy_in;    /* COPY FROM STDIN in progress */
 	bool copy_out;   /* COPY TO STDOUT in progress */
@@ -53,12 +50,18 @@ struct server {
 	bool ready;      /* login done */
 	bool close_needed; /* e.g. after RECONNECT: close instead of reuse */
 	bool closing;
-
-	uint32_t fwd_remaining; /* rest of a large message streamed to the client */
-
-	const char *params[PARAM_COUNT]; /* values this session has */
+	/* line 2 */
+	alignas(CACHE_LINE) const char *params[PARAM_COUNT]; /* values this session has */
 	uint8_t params_own;                /* bit i: params[i] is ours (else the pool's default) */
+	/* line 3: the shared prepared statements this session holds */
+	alignas(CACHE_LINE) struct server_pstmts pstmts;
 
+	alignas(CACHE_LINE) struct sbuf sb;
+
+	struct client *auth_client; /* running auth_query for this login */
+	uint64_t id;
+	uint32_t be_pid;
+	uint32_t be_key;
 	struct scram_client *scram; /* during login */
 	struct iobuf login_params;  /* ParameterStatus pairs seen during login */
 	char *login_error;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "objcache.h"
 
 struct client;
 struct pool;
@@ -18,22 +19,29 @@ struct server;
 struct worker;
 struct rq_entry;
 
+/*
+ * Two cache lines (allocated on a line boundary): what a completed statement updates, then
+ * what the lookup when it is sent reads. A statement's reply finds its entry through the
+ * pointer its request kept (rq.h), so a transaction touches each line once.
+ */
 struct fp_entry {
-	struct fp_entry *next; /* hash chain */
-	struct pool *pool;     /* database and user */
-	uint64_t fp;
-	uint64_t calls;
+	/* line 0: stats_fp_record() */
+	alignas(CACHE_LINE) uint64_t calls;
 	uint64_t rows;
-	uint64_t errors;
 	uint64_t calls_in_txn;
-	uint64_t nplus1; /* N+1 findings naming this fingerprint */
 	uint64_t total_time; /* usec */
 	uint64_t min_time;
 	uint64_t max_time;
-	usec_t first_seen; /* wall clock usec */
-	usec_t last_seen;
-	uint8_t kind; /* enum fp_kind */
-	char *query;  /* normalized text, capped at track_query_len */
+	usec_t last_seen; /* wall clock usec */
+	char *query;      /* normalized text, capped at track_query_len */
+	/* line 1: stats_fp_find() */
+	struct fp_entry *next; /* hash chain */
+	struct pool *pool;     /* database and user */
+	uint64_t fp;
+	uint64_t errors;
+	uint64_t nplus1;   /* N+1 findings naming this fingerprint */
+	usec_t first_seen; /* when it was first sent */
+	uint8_t kind;      /* enum fp_kind */
 };
 
 struct fp_table {
@@ -41,6 +49,7 @@ struct fp_table {
 	size_t nbuckets; /* a power of two */
 	size_t count;
 	uint64_t dropped;
+	uint32_t gen; /* moves on whenever an entry is freed: fp_entry pointers kept in rq die */
 };
 
 void stats_fp_table_free(struct fp_table *t);
@@ -57,7 +66,7 @@ struct fp_entry *stats_fp_find(struct fp_table *t, const struct pool *pool, uint
 struct fp_entry *stats_fp_note(struct worker *w, struct pool *pool, uint64_t fp, int kind,
 			       const char *sql, size_t start, size_t end);
 
-/* A statement completed (or failed: rows = 0, failed = true). */
+/* A statement completed (or failed: rows = 0, failed = true). Uses re->fe when still valid. */
 struct fp_entry *stats_fp_record(struct worker *w, struct pool *pool, const struct rq_entry *e,
 				 uint64_t rows, usec_t duration, bool failed);
 

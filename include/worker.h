@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "list.h"
+#include "objcache.h"
 #include "prepared.h"
 #include "stats.h"
 
@@ -32,6 +33,10 @@ struct worker {
 	struct userlist *users_file; /* auth_file, or NULL */
 	struct tls_ctx *tls_accept;  /* for clients (client_tls_*); NULL when disabled */
 	struct tls_ctx *tls_connect; /* to PostgreSQL (server_tls_*); NULL when disabled */
+
+	/* struct client and struct server objects, on cache lines (objcache.h) */
+	struct objcache clients;
+	struct objcache servers;
 
 	/* Free list of SBUF_BUFSIZE buffers. */
 	uint8_t **free_bufs;

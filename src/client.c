@@ -123,14 +123,30 @@ bool client_param_set(struct client *c, int id, const char *v)
 		c->params_own |= bit;
 	else
 		c->params_own &= (uint8_t)~bit;
+	if (id == PARAM_APPLICATION_NAME)
+		client_sync_np_ctx(c);
 	return true;
+}
+
+void client_sync_np_ctx(struct client *c)
+{
+	c->np_ctx = (struct nplus1_ctx){
+		.database = c->pool ? c->pool->db->name : NULL,
+		.user = c->pool ? c->pool->user->name : NULL,
+		.application_name = c->params[PARAM_APPLICATION_NAME],
+	};
 }
 
 void client_set_state(struct client *c, enum client_state st)
 {
-	list_del(&c->node);
+	/* Idle and active share a list: the move every transaction makes touches no neighbour. */
+	bool stays = (st == CL_IDLE || st == CL_ACTIVE) &&
+		     (c->state == CL_IDLE || c->state == CL_ACTIVE);
+	if (!stays) {
+		list_del(&c->node);
+		list_append(client_state_list(c, st), &c->node);
+	}
 	c->state = st;
-	list_append(client_state_list(c, st), &c->node);
 }
 
 static void cancel_table_add(struct client *c)
@@ -157,7 +173,7 @@ static void cancel_table_del(struct client *c)
 void client_accept(struct worker *w, int fd, const struct sockaddr *addr, socklen_t addrlen,
 		   bool is_unix)
 {
-	struct client *c = calloc(1, sizeof(*c));
+	struct client *c = objcache_alloc(&w->clients);
 	if (!c) {
 		log_error("out of memory accepting a client");
 		close(fd);
@@ -253,8 +269,7 @@ void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
 
 	client_unlink_server(c);
 	if (c->np) {
-		struct nplus1_ctx ctx = fwd_np_ctx(c);
-		nplus1_unit_end(c->np, c->w->nplus1, &c->w->cfg->np, &ctx, worker_now(c->w));
+		nplus1_unit_end(c->np, c->w->nplus1, &c->w->cfg->np, &c->np_ctx, worker_now(c->w));
 		nplus1_unit_free(c->np);
 		c->np = NULL;
 	}
@@ -285,7 +300,8 @@ void client_reap(struct worker *w)
 		free(c->user_name);
 		pstmt_map_free(c->pstmts, &w->pstmts);
 		free(c->tags);
-		free(c);
+		sbuf_free(&c->sb);
+		objcache_free(&w->clients, c);
 	}
 }
 
@@ -515,6 +531,7 @@ void client_auth_ok(struct client *c, bool admin, struct iobuf *b)
 		return;
 	}
 	c->pool = pool;
+	client_sync_np_ctx(c);
 	pdb->n_clients++;
 	pu->n_clients++;
 	pool->stats.client_login_count++;
@@ -543,6 +560,7 @@ void client_welcome(struct client *c, struct iobuf *b)
 	for (int i = 0; i < PARAM_COUNT; i++)
 		if (!c->params[i])
 			c->params[i] = pool->welcome_params[i]; /* shared, not copied */
+	client_sync_np_ctx(c);
 
 	struct proto_reader r;
 	proto_reader_init(&r, pool->welcome.data, iobuf_avail(&pool->welcome));

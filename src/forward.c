@@ -32,16 +32,6 @@
  * pgtally keep. Drivers cache far fewer (psycopg 3: 100, JDBC: 256). */
 #define CLIENT_MAX_PREPARED 10000
 
-struct nplus1_ctx fwd_np_ctx(const struct client *c)
-{
-	struct nplus1_ctx ctx = {
-		.database = c->pool->db->name,
-		.user = c->pool->user->name,
-		.application_name = c->params[PARAM_APPLICATION_NAME],
-	};
-	return ctx;
-}
-
 /* Send the bytes [start, rpos) of the input buffer to the server. */
 bool fwd_flush_run(struct client *c, size_t *run_start)
 {
@@ -193,15 +183,13 @@ static int fwd_np_before(struct client *c, struct server *s, struct fp_entry *fe
 		return -1;
 	}
 	const struct nplus1_settings *ns = &w->cfg->np;
-	struct nplus1_ctx ctx = fwd_np_ctx(c);
 	struct nplus1_stmt st = {
 		.fp = fp,
 		.params_hash = params,
 		.kind = kind,
-		.query = fe ? fe->query : NULL,
-		.tags = c->tags,
+		.tags = c->tags, /* .query: only nplus1_refused() reads it */
 	};
-	if (!nplus1_before(c->np, w->nplus1, ns, &ctx, &st, c->in_txn, now))
+	if (!nplus1_before(c->np, w->nplus1, ns, &c->np_ctx, &st, c->in_txn, now))
 		return NPLUS1_ACTION_LOG;
 	if (fe)
 		fe->nplus1++;
@@ -219,7 +207,8 @@ static int fwd_np_before(struct client *c, struct server *s, struct fp_entry *fe
 		return ok ? NPLUS1_ACTION_NOTICE : -1;
 	}
 	/* Recorded now: the statement will not run. */
-	nplus1_refused(c->np, w->nplus1, ns, &ctx, &st, now);
+	st.query = fe ? fe->query : NULL;
+	nplus1_refused(c->np, w->nplus1, ns, &c->np_ctx, &st, now);
 	return NPLUS1_ACTION_ERROR;
 }
 
@@ -252,6 +241,8 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 	struct worker *w = c->w;
 	struct {
 		uint64_t fp, params;
+		struct fp_entry *fe;
+		uint32_t fe_gen; /* a later statement's note may evict fe */
 		uint8_t kind, flags;
 	} sts[QUERY_MAX_TRACKED];
 	size_t n_sts = 0;
@@ -311,6 +302,8 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 				refuse = true;
 			sts[n_sts].fp = st.id;
 			sts[n_sts].params = st.params_hash;
+			sts[n_sts].fe = fe;
+			sts[n_sts].fe_gen = w->fps.gen;
 			sts[n_sts].kind = (uint8_t)st.kind;
 			sts[n_sts].flags = flags;
 			n_sts++;
@@ -334,6 +327,8 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 			return FWD_FAILED;
 		e->fp = sts[i].fp;
 		e->params = sts[i].params;
+		e->fe = sts[i].fe;
+		e->fe_gen = sts[i].fe_gen;
 		e->kind = sts[i].kind;
 		e->flags |= sts[i].flags | RQF_COUNTED;
 	}
@@ -691,8 +686,10 @@ enum fwd_action fwd_execute(struct client *c, struct server *s, const uint8_t *b
 {
 	/* Only the unnamed portal is tracked (what drivers use outside of cursors). */
 	bool tracked = len >= 1 && body[0] == '\0' && c->unnamed_portal.fp;
+	struct fp_entry *fe = NULL;
+	uint32_t fe_gen = c->w->fps.gen;
 	if (tracked) {
-		struct fp_entry *fe = stats_fp_find(&c->w->fps, c->pool, c->unnamed_portal.fp);
+		fe = stats_fp_find(&c->w->fps, c->pool, c->unnamed_portal.fp);
 		int act = fwd_np_before(c, s, fe, c->unnamed_portal.fp, c->unnamed_portal.params,
 					c->unnamed_portal.kind, now);
 		if (act < 0)
@@ -732,6 +729,8 @@ enum fwd_action fwd_execute(struct client *c, struct server *s, const uint8_t *b
 	if (tracked) {
 		e->fp = c->unnamed_portal.fp;
 		e->params = c->unnamed_portal.params;
+		e->fe = fe;
+		e->fe_gen = fe_gen;
 		e->kind = c->unnamed_portal.kind;
 		e->flags |= RQF_COUNTED;
 		if (c->in_txn)
@@ -864,6 +863,7 @@ bool fwd_local_command(struct client *c, const char *sql, size_t len, usec_t now
 				client_param_set(c, i, NULL);
 				c->params[i] = c->pool->welcome_params[i];
 			}
+			client_sync_np_ctx(c);
 		}
 	}
 	struct iobuf b = {0};
@@ -881,7 +881,6 @@ void fwd_statement_done(struct client *c, const struct rq_entry *e, const char *
 			uint64_t rows, usec_t duration, bool failed, usec_t now)
 {
 	struct worker *w = c->w;
-	struct nplus1_ctx ctx = fwd_np_ctx(c);
 	struct nplus1_stmt st = {
 		.fp = e->fp,
 		.params_hash = e->params,
@@ -889,5 +888,5 @@ void fwd_statement_done(struct client *c, const struct rq_entry *e, const char *
 		.query = query,
 		.tags = NULL,
 	};
-	nplus1_done(c->np, w->nplus1, &w->cfg->np, &ctx, &st, rows, duration, failed, now);
+	nplus1_done(c->np, w->nplus1, &w->cfg->np, &c->np_ctx, &st, rows, duration, failed, now);
 }

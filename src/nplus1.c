@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "objcache.h"
 
 /* Below this many distinct fingerprints a linear scan beats hashing (most requests). */
 #define NP_LINEAR_MAX 8
@@ -50,24 +51,32 @@ struct np_text {
 	uint32_t tick; /* for least-recently-used replacement */
 };
 
+/*
+ * What every statement reads comes first, in as few cache lines as fit it (the unit is
+ * allocated on a line boundary): after a system call most of them have left the CPU's
+ * first-level cache, and each further line costs a miss.
+ */
 struct nplus1_unit {
-	struct np_entry one;      /* storage while a single fingerprint has run */
-	struct np_entry *entries; /* &one or malloc'd */
+	/* line 0 */
+	alignas(CACHE_LINE) struct np_entry *entries; /* &one or malloc'd */
 	uint16_t *index;          /* open addressing: entry index + 1; NULL while linear */
 	uint32_t n, cap, mask;
 	uint32_t statements; /* counted statements in the unit */
-	bool idle;           /* idle outside a transaction since the last statement */
-	usec_t idle_since;
-	bool has_trace;
-	char trace[33];
-	uint64_t route_key; /* hash of (route, controller), 0 when untagged */
-	char route[sizeof(((struct fp_tags *)0)->route)];
-	bool has_last; /* the last completed counted statement */
-	uint64_t last_fp;
-	uint64_t last_rows;
 	uint32_t tick;
-	struct np_text texts[NP_TEXT_SLOTS];
+	bool idle; /* idle outside a transaction since the last statement */
+	bool has_trace;
+	bool has_last; /* the last completed counted statement */
 	bool has_signal;
+	usec_t idle_since;
+	uint64_t route_key; /* hash of (route, controller), 0 when untagged */
+	uint64_t last_fp;
+	/* lines 1 and 2 */
+	struct np_entry one; /* storage while a single fingerprint has run */
+	uint64_t last_rows;
+	struct np_text texts[NP_TEXT_SLOTS];
+	/* the rest: read when a unit starts or ends, or a finding is made */
+	char trace[33];
+	char route[sizeof(((struct fp_tags *)0)->route)];
 	struct nplus1_signal signal;
 };
 
@@ -230,6 +239,8 @@ static struct lru_node *lru_bucket(const struct lru_map *m, uint64_t hash)
 
 static void lru_touch(struct lru_map *m, struct lru_node *n)
 {
+	if (m->head.next == n)
+		return; /* newest already: a burst touches its row once per statement */
 	n->prev->next = n->next;
 	n->next->prev = n->prev;
 	n->next = m->head.next;
@@ -892,7 +903,7 @@ static bool run_ends(const struct nplus1_unit *u, const struct nplus1_settings *
 
 struct nplus1_unit *nplus1_unit_new(void)
 {
-	struct nplus1_unit *u = malloc(sizeof(*u));
+	struct nplus1_unit *u = aligned_alloc(alignof(struct nplus1_unit), sizeof(*u));
 
 	if (u) {
 		memset(u, 0, sizeof(*u));

@@ -159,9 +159,10 @@ struct pool *pool_get(struct worker *w, struct pool_db *db, struct pool_user *us
 		if (p->db == db && p->user == user)
 			return p;
 	}
-	struct pool *p = calloc(1, sizeof(*p));
+	struct pool *p = aligned_alloc(alignof(struct pool), sizeof(*p)); /* metrics: pool.h */
 	if (!p)
 		return NULL;
+	memset(p, 0, sizeof(*p));
 	p->w = w;
 	p->db = db;
 	p->user = user;
@@ -413,6 +414,8 @@ static bool pool_has_demand(const struct pool *pool)
 /* Workers other than pool's that have clients waiting and hit a limit. */
 static uint64_t others_want(const struct pool *pool)
 {
+	if (app_nworkers() == 1)
+		return 0; /* and the shared counter's line stays out of the cache */
 	return atomic_load_explicit(&pool->shared->want, memory_order_relaxed) &
 	       ~((uint64_t)1 << pool->w->id);
 }

@@ -89,21 +89,33 @@ void sbuf_setup(struct worker *w, struct sbuf *sb, int fd, event_callback_fn rea
 	sb->tls_phase = SBUF_PLAIN;
 	sb->preamble = 0;
 	event_assign(&sb->ev_read, w->base, fd, EV_READ | EV_PERSIST, read_cb, arg);
-	event_assign(&sb->ev_write, w->base, fd, EV_WRITE | EV_PERSIST, write_cb, arg);
+	sb->ev_write = NULL;
+	sb->write_cb = write_cb;
 	event_add(&sb->ev_read, NULL);
 	sb->read_on = true;
 	sb->write_on = false;
 }
 
-static void sbuf_want_write(struct sbuf *sb, bool on)
+/* false (errno ENOMEM) when the write event cannot be made: the connection must go. */
+static bool sbuf_want_write(struct sbuf *sb, bool on)
 {
 	if (on && !sb->write_on) {
-		event_add(&sb->ev_write, NULL);
+		if (!sb->ev_write) {
+			sb->ev_write = event_new(event_get_base(&sb->ev_read), sb->fd,
+						 EV_WRITE | EV_PERSIST, sb->write_cb,
+						 event_get_callback_arg(&sb->ev_read));
+			if (!sb->ev_write) {
+				errno = ENOMEM;
+				return false;
+			}
+		}
+		event_add(sb->ev_write, NULL);
 		sb->write_on = true;
 	} else if (!on && sb->write_on) {
-		event_del(&sb->ev_write);
+		event_del(sb->ev_write);
 		sb->write_on = false;
 	}
+	return true;
 }
 
 /* Does the TLS session hold something only another read call will deliver? */
@@ -121,7 +133,7 @@ static void sbuf_kick_read(struct sbuf *sb)
 }
 
 /* The write event is wanted while there is something the socket must take. */
-static void sbuf_update_write(struct sbuf *sb)
+static bool sbuf_update_write(struct sbuf *sb)
 {
 	bool on;
 	switch (sb->tls_phase) {
@@ -145,7 +157,7 @@ static void sbuf_update_write(struct sbuf *sb)
 		}
 		break;
 	}
-	sbuf_want_write(sb, on);
+	return sbuf_want_write(sb, on);
 }
 
 /* ---- buffers ---- */
@@ -199,8 +211,7 @@ static bool flush_preamble(struct sbuf *sb)
 	sb->preamble -= (uint8_t)r;
 	if (sb->preamble == 0)
 		sb->tls_phase = sb->tls_next;
-	sbuf_update_write(sb);
-	return true;
+	return sbuf_update_write(sb);
 }
 
 static bool tls_start(struct sbuf *sb, struct tls_ctx *ctx, bool as_server, const char *host,
@@ -270,10 +281,8 @@ static int tls_step_handshake(struct sbuf *sb)
 		errno = EPROTO;
 		return -1;
 	}
-	if (r == 0) {
-		sbuf_update_write(sb);
-		return 0;
-	}
+	if (r == 0)
+		return sbuf_update_write(sb) ? 0 : -1;
 	return tls_established(sb) ? 1 : -1;
 }
 
@@ -353,8 +362,10 @@ ssize_t sbuf_read(struct worker *w, struct sbuf *sb)
 		if (r != 1)
 			return r;
 	}
+	/* tls_phase first: it shares a cache line with fd and `in`, the pointer does not. */
+	bool tls = sb->tls_phase != SBUF_PLAIN && sb->tls;
 	/* A send that stopped for want of input can go on now. */
-	if (sb->tls && tls_conn_wants_read(sb->tls) && !sbuf_flush(sb))
+	if (tls && tls_conn_wants_read(sb->tls) && !sbuf_flush(sb))
 		return -1;
 	if (iobuf_free(&sb->in) < 512)
 		iobuf_compact(&sb->in);
@@ -364,8 +375,9 @@ ssize_t sbuf_read(struct worker *w, struct sbuf *sb)
 		return -2; /* full: the owner must consume first */
 	}
 	ssize_t n = io_of(sb)->recv(sb, sb->in.data + sb->in.wpos, iobuf_free(&sb->in));
-	if (sb->tls) {
-		sbuf_update_write(sb);
+	if (tls) {
+		if (!sbuf_update_write(sb))
+			return -1;
 		if (n > 0 && tls_conn_has_pending(sb->tls))
 			sbuf_kick_read(sb);
 	}
@@ -392,18 +404,14 @@ bool sbuf_send(struct sbuf *sb, const void *p, size_t n)
 		ssize_t r = io_of(sb)->send(sb, p, n);
 		if (r < 0)
 			return false;
-		if ((size_t)r == n) {
-			if (sb->tls)
-				sbuf_update_write(sb);
-			return true;
-		}
+		if ((size_t)r == n)
+			return !sb->tls || sbuf_update_write(sb);
 		p = (const char *)p + r;
 		n -= (size_t)r;
 	}
 	if (!iobuf_append(&sb->out, p, n))
 		return false;
-	sbuf_update_write(sb);
-	return true;
+	return sbuf_update_write(sb);
 }
 
 bool sbuf_flush(struct sbuf *sb)
@@ -417,18 +425,15 @@ bool sbuf_flush(struct sbuf *sb)
 		/* The client speaks first in a handshake; the server's answer comes by read. */
 		return true;
 	case SBUF_TLS_ANSWER:
-		sbuf_update_write(sb);
-		return true;
+		return sbuf_update_write(sb);
 	case SBUF_TLS_HANDSHAKE: {
 		int h = tls_conn_handshake(sb->tls);
 		if (h < 0) {
 			errno = EPROTO;
 			return false;
 		}
-		if (h == 0) {
-			sbuf_update_write(sb);
-			return true;
-		}
+		if (h == 0)
+			return sbuf_update_write(sb);
 		return tls_established(sb);
 	}
 	default:
@@ -438,16 +443,13 @@ bool sbuf_flush(struct sbuf *sb)
 	if (tls_read_due(sb) && tls_conn_wants_write(sb->tls))
 		sbuf_kick_read(sb);
 	size_t n = iobuf_avail(&sb->out);
-	if (n == 0) {
-		sbuf_update_write(sb);
-		return true;
-	}
+	if (n == 0)
+		return sbuf_update_write(sb);
 	ssize_t r = io_of(sb)->send(sb, sb->out.data + sb->out.rpos, n);
 	if (r < 0)
 		return false;
 	out_consumed(sb, (size_t)r);
-	sbuf_update_write(sb);
-	return true;
+	return sbuf_update_write(sb);
 }
 
 void sbuf_pause_read(struct sbuf *sb)
@@ -474,12 +476,21 @@ void sbuf_kick(struct sbuf *sb)
 		event_active(&sb->ev_read, EV_TIMEOUT, 0);
 }
 
+void sbuf_free(struct sbuf *sb)
+{
+	if (sb->ev_write) {
+		event_free(sb->ev_write);
+		sb->ev_write = NULL;
+	}
+}
+
 void sbuf_close(struct worker *w, struct sbuf *sb)
 {
 	if (sb->fd < 0)
 		return;
 	event_del(&sb->ev_read);
-	event_del(&sb->ev_write);
+	if (sb->ev_write)
+		event_del(sb->ev_write); /* freed by sbuf_free: this may be its callback */
 	sb->read_on = sb->write_on = false;
 	io_of(sb)->close(sb);
 	sb->io = &plain_io;

@@ -163,7 +163,7 @@ bool server_launch(struct pool *pool)
 		pool_fail_logins(pool, "08006", msg);
 		return false;
 	}
-	struct server *s = calloc(1, sizeof(*s));
+	struct server *s = objcache_alloc(&w->servers);
 	if (!s) {
 		close(fd);
 		return false;
@@ -320,7 +320,8 @@ void server_reap(struct worker *w)
 		iobuf_release(&s->login_params);
 		rq_free(&s->rq);
 		server_pstmts_free(&s->pstmts);
-		free(s);
+		sbuf_free(&s->sb);
+		objcache_free(&w->servers, s);
 	}
 }
 

@@ -39,6 +39,7 @@ static void fp_entry_unlink(struct fp_table *t, struct fp_entry *victim)
 	free(victim->query);
 	free(victim);
 	t->count--;
+	t->gen++;
 }
 
 static int cmp_calls(const void *a, const void *b)
@@ -89,9 +90,10 @@ struct fp_entry *stats_fp_note(struct worker *w, struct pool *pool, uint64_t fp,
 	}
 	while (t->count >= (size_t)max)
 		fp_evict(t);
-	e = calloc(1, sizeof(*e));
+	e = aligned_alloc(alignof(struct fp_entry), sizeof(*e));
 	if (!e)
 		return NULL;
+	memset(e, 0, sizeof(*e));
 	size_t cap = w->cfg->track_query_len > 0 ? (size_t)w->cfg->track_query_len + 1 : 1025;
 	e->query = malloc(cap);
 	if (!e->query) {
@@ -107,6 +109,7 @@ struct fp_entry *stats_fp_note(struct worker *w, struct pool *pool, uint64_t fp,
 	e->fp = fp;
 	e->kind = (uint8_t)kind;
 	e->min_time = UINT64_MAX;
+	e->first_seen = worker_now(w);
 	size_t b = fp_bucket(t, pool, fp);
 	e->next = t->buckets[b];
 	t->buckets[b] = e;
@@ -119,13 +122,12 @@ struct fp_entry *stats_fp_record(struct worker *w, struct pool *pool, const stru
 {
 	if (!re->fp)
 		return NULL;
-	struct fp_entry *e = stats_fp_find(&w->fps, pool, re->fp);
+	struct fp_entry *e =
+		re->fe && re->fe_gen == w->fps.gen ? re->fe : stats_fp_find(&w->fps, pool, re->fp);
 	if (!e)
 		return NULL;
 	usec_t now = worker_now(w);
 	uint64_t d = duration > 0 ? (uint64_t)duration : 0;
-	if (!e->first_seen)
-		e->first_seen = now;
 	e->last_seen = now;
 	if (failed) {
 		/* Like pg_stat_statements, failed executions are not calls. */
@@ -181,6 +183,7 @@ void stats_fp_table_reset(struct fp_table *t)
 	}
 	t->count = 0;
 	t->dropped = 0;
+	t->gen++;
 }
 
 void stats_fp_table_free(struct fp_table *t)

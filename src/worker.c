@@ -93,6 +93,8 @@ struct worker *worker_create(struct config *cfg)
 	}
 	w->cfg = cfg;
 	RAND_bytes(w->scram_mock_key, sizeof(w->scram_mock_key));
+	objcache_init(&w->clients, sizeof(struct client));
+	objcache_init(&w->servers, sizeof(struct server));
 	list_init(&w->dbs);
 	list_init(&w->users);
 	list_init(&w->pools);
@@ -196,6 +198,8 @@ void worker_free(struct worker *w)
 	for (size_t i = 0; i < w->n_free_bufs; i++)
 		free(w->free_bufs[i]);
 	free(w->free_bufs);
+	objcache_destroy(&w->clients);
+	objcache_destroy(&w->servers);
 	if (w->janitor)
 		event_free(w->janitor);
 	event_free(w->reaper);

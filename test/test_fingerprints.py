@@ -78,6 +78,21 @@ def test_bounded_table_evicts_least_called(pgtally):
     assert any('keeper' in r['query'] for r in rows)
 
 
+def test_entries_evicted_while_their_statements_run(pgtally):
+    # One Query of 60 statements on a table of 20 entries: the later statements' entries
+    # evict the earlier ones' before any reply arrives. Each reply must count on its own
+    # entry when that survived, never on the memory of an evicted one (which a newer entry
+    # may have taken: it would show 2 calls).
+    p = pgtally(ini={'stats_max_fingerprints': 20})
+    with p.connect() as conn:
+        cur = psycopg.ClientCursor(conn)
+        cur.execute('; '.join('SELECT %d AS inflight_%d' % (i, i) for i in range(60)))
+    rows = [r for r in fingerprints(p) if 'inflight_' in (r['query'] or '')]
+    assert 0 < len(rows) <= 20
+    for r in rows:
+        assert int(r['calls']) == 1 and int(r['rows']) == 1, r
+
+
 def test_query_text_capped_at_track_query_len(pgtally):
     p = pgtally(ini={'track_query_len': 40})
     with p.connect() as conn:
