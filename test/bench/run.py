@@ -571,17 +571,27 @@ INSTR_CASES = {'s20': (100, 600), 'e20': (100, 600), 'dj20': (10, 60)}
 VALGRIND = shutil.which('valgrind') or '/usr/bin/valgrind'
 
 
-def callgrind_total(path):
-    """The Ir total a callgrind output file ends with."""
+def callgrind_totals(path):
+    """{event: total} from the events: and totals: (or summary:) lines of a callgrind file."""
+    events = None
     with open(path) as f:
         for line in f:
-            m = re.match(r'^(?:summary|totals):\s+(\d+)', line)
-            if m:
-                return int(m.group(1))
+            if line.startswith('events:'):
+                events = line.split()[1:]
+            m = re.match(r'^(?:summary|totals):\s+([\d ]+)$', line)
+            if m and events:
+                return dict(zip(events, (int(x) for x in m.group(1).split())))
     raise RuntimeError('no totals in %s' % path)
 
 
 CODE_LINE = 64  # bytes: x86-64's cache line
+
+# callgrind's cache model, shrunk to 64 lines of 64 bytes (fully associative, LRU): between two
+# uses of a line in one transaction, the transaction touches more than 64 others, so each
+# distinct line a transaction touches counts about one miss. A count of the data a
+# transaction reads and writes, like the code lines for code; in the pooler, after every
+# system call, much of it has to come back from the next cache level.
+CACHE_MODEL = ['--cache-sim=yes', '--D1=4096,64,64', '--I1=4096,64,64', '--LL=8388608,16,64']
 
 
 def callgrind_hot_lines(path, times):
@@ -621,16 +631,16 @@ def callgrind_hot_lines(path, times):
 
 def callgrind_pgbench(opts, pg, kind, case, transactions, tmpdir):
     """A fresh pooler under callgrind while pgbench runs 20 clients x transactions: (its
-    instructions from start to exit, transactions processed, cache lines of code that ran
-    at least once per transaction), or raise."""
+    instructions and data-line misses (CACHE_MODEL) from start to exit, transactions
+    processed, cache lines of code that ran at least once per transaction), or raise."""
     out = os.path.join(tmpdir, 'cg-%s-%s-%d.out' % (kind, case.cid, transactions))
     pkind, extra = POOLERS[kind]
     binary = opts.pgtally_bin if pkind == 'pgtally' else harness.pooler.KINDS[pkind][0]
     userlist = {u: pg.role_secret(u) for u in PASSWORDS}
     p = harness.start_pooler(pg, kind=pkind, ini=pooler_ini(extra), userlist=userlist,
                              binary=VALGRIND,
-                             args=['--tool=callgrind', '--dump-instr=yes',
-                                   '--callgrind-out-file=' + out, binary])
+                             args=['--tool=callgrind', '--dump-instr=yes'] + CACHE_MODEL +
+                             ['--callgrind-out-file=' + out, binary])
     try:
         r = run_pgbench(p.host, p.port, case.args, 20, transactions=transactions,
                         user=case.user, timeout=900)
@@ -639,7 +649,9 @@ def callgrind_pgbench(opts, pg, kind, case, transactions, tmpdir):
         p.cleanup()
     if not r['ok']:
         raise RuntimeError(r['error'])
-    return callgrind_total(out), r['processed'], callgrind_hot_lines(out, r['processed'])
+    t = callgrind_totals(out)
+    return ((t['Ir'], t['D1mr'] + t['D1mw']), r['processed'],
+            callgrind_hot_lines(out, r['processed']))
 
 
 def run_instructions(opts, pg, cases, log):
@@ -662,11 +674,12 @@ def run_instructions(opts, pg, cases, log):
                     log('   failed: %s' % str(e).splitlines()[0])
                     rows.append({'case': cid, 'target': kind, 'error': str(e)})
                     continue
-                per = (i2 - i1) / float(n2 - n1)
+                per = (i2[0] - i1[0]) / float(n2 - n1)
+                data = (i2[1] - i1[1]) / float(n2 - n1)
                 rows.append({'case': cid, 'target': kind, 'per_txn': per, 'txns': (n1, n2),
-                             'hot_lines': hot})
-                log('   %.0f instructions/txn, %d lines of code run every transaction' % (
-                    per, hot))
+                             'hot_lines': hot, 'data_lines': data})
+                log('   %.0f instructions/txn, %d lines of code run every transaction, %.0f '
+                    'data lines touched' % (per, hot, data))
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return rows
@@ -676,18 +689,21 @@ def instructions_table(rows, cases):
     titles = {c.cid: c.title for c in cases}
     by = {(r['case'], r['target']): r for r in rows}
     lines = ['| case | instructions: pgbouncer | pgtally | ratio | '
-             'code lines run per transaction: pgbouncer | pgtally | ratio |',
-             '|---|---:|---:|---:|---:|---:|---:|']
+             'code lines run per transaction: pgbouncer | pgtally | ratio | '
+             'data lines touched per transaction: pgbouncer | pgtally | ratio |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
     for cid in INSTR_CASES:
         if cid not in titles:
             continue
         b, t = by.get((cid, 'pgbouncer'), {}), by.get((cid, 'pgtally'), {})
         vb, vt = b.get('per_txn'), t.get('per_txn')
         hb, ht = b.get('hot_lines'), t.get('hot_lines')
-        lines.append('| %s `%s` | %s | %s | %s | %s | %s | %s |' % (
+        db, dt = b.get('data_lines'), t.get('data_lines')
+        lines.append('| %s `%s` | %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
             titles[cid], cid, fmt(vb, ',.0f', 'failed'), fmt(vt, ',.0f', 'failed'),
             ratio(vt, vb) if vb and vt else '', fmt(hb, 'd', ''), fmt(ht, 'd', ''),
-            ratio(ht, hb) if hb and ht else ''))
+            ratio(ht, hb) if hb and ht else '', fmt(db, ',.0f', ''), fmt(dt, ',.0f', ''),
+            ratio(dt, db) if db and dt else ''))
     return '\n'.join(lines)
 
 
