@@ -32,7 +32,8 @@ struct nplus1_stmt {
 	uint64_t params_hash; /* equal for equal parameter values */
 	enum fp_kind kind;    /* statements of kinds other than SELECT/INSERT/UPDATE/DELETE/MERGE/
 				 OTHER are not counted (TXN, SESSION, LISTEN, CURSOR, COPY, PREPARE) */
-	const char *query;    /* normalized text, may be NULL (then "" is stored) */
+	/* normalized text, may be NULL (then "" is stored); nplus1_before() does not read it */
+	const char *query;
 	const struct fp_tags *tags; /* sqlcommenter tags of the statement, or NULL */
 };
 
