@@ -287,6 +287,7 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 				c->in_txn = false;
 			struct fp_entry *fe =
 				stats_fp_note(w, c->pool, st.id, st.kind, sql, st.start, st.end);
+			uint32_t fe_gen = w->fps.gen; /* fe is valid while this holds */
 			char what[96];
 			if ((st.kind == FP_KIND_SESSION || st.kind == FP_KIND_LISTEN) && fe &&
 			    !c->in_txn && !c->warned_session_state &&
@@ -303,7 +304,7 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 			sts[n_sts].fp = st.id;
 			sts[n_sts].params = st.params_hash;
 			sts[n_sts].fe = fe;
-			sts[n_sts].fe_gen = w->fps.gen;
+			sts[n_sts].fe_gen = fe_gen;
 			sts[n_sts].kind = (uint8_t)st.kind;
 			sts[n_sts].flags = flags;
 			n_sts++;
