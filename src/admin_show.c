@@ -792,13 +792,17 @@ static void show_mem(struct iobuf *b)
 {
 	static const struct col cols[] = {
 		{"name", TXT}, {"size", I4}, {"used", I4}, {"free", I4}, {"memtotal", I4}};
-	size_t clients = 0, servers = 0, pools = 0, dbs = 0, users = 0;
+	size_t clients = 0, clients_free = 0, servers = 0, servers_free = 0;
+	size_t pools = 0, dbs = 0, users = 0;
 	size_t bufs_used = 0, bufs_free = 0, fpc_bytes = 0;
 	struct worker *w;
 	for (int wi = 0; (w = app_worker(wi)); wi++) {
 		fpc_bytes += fp_cache_bytes(w->fpcache);
-		clients += (size_t)w->n_clients;
-		servers += (size_t)w->n_servers;
+		/* The object caches: in use (closed ones not yet freed included), and kept free. */
+		clients += w->clients.n_total - w->clients.n_free;
+		clients_free += w->clients.n_free;
+		servers += w->servers.n_total - w->servers.n_free;
+		servers_free += w->servers.n_free;
 		pools += list_count(&w->pools);
 		dbs += list_count(&w->dbs);
 		users += list_count(&w->users);
@@ -819,8 +823,8 @@ static void show_mem(struct iobuf *b)
 		const char *name;
 		size_t size, used, free;
 	} items[] = {
-		{"client_cache", sizeof(struct client), clients, 0},
-		{"server_cache", sizeof(struct server), servers, 0},
+		{"client_cache", sizeof(struct client), clients, clients_free},
+		{"server_cache", sizeof(struct server), servers, servers_free},
 		{"pool_cache", sizeof(struct pool), pools, 0},
 		{"db_cache", sizeof(struct pool_db), dbs, 0},
 		{"user_cache", sizeof(struct pool_user), users, 0},

@@ -186,6 +186,34 @@ def test_show_workers_one_worker(pgtally):
     assert sum(r['sv_idle'] for r in p.admin('SHOW POOLS')) == 2
 
 
+def test_show_mem_counts_the_connection_caches(pgtally):
+    p = pgtally(ini={'workers': 1})
+
+    def mem():
+        return {r['name']: r for r in p.admin('SHOW MEM')}
+
+    conns = [p.connect() for _ in range(3)]
+    for conn in conns:
+        conn.execute('BEGIN')
+        conn.execute('SELECT 1')  # each holds a server
+    busy = mem()
+    cl, sv = busy['client_cache'], busy['server_cache']
+    assert cl['size'] % 64 == 0 and sv['size'] % 64 == 0  # objects on cache lines
+    assert cl['used'] == 4  # the three and the console asking
+    assert sv['used'] == 3
+    for r in (cl, sv):
+        assert r['memtotal'] == r['size'] * (r['used'] + r['free'])
+    for conn in conns:
+        conn.execute('COMMIT')
+        conn.close()
+    # The clients' objects go back to the cache (or to malloc on the sanitizer build); the
+    # servers stay pooled.
+    assert wait_for(lambda: mem()['client_cache']['used'] == 1)
+    after = mem()
+    assert after['server_cache']['used'] == 3
+    assert after['client_cache']['free'] in (0, cl['free'] + 3)
+
+
 def test_stats_move_after_traffic(pgtally):
     p = pgtally()
     before = {r['database']: r for r in p.admin('SHOW STATS')}
