@@ -19,10 +19,10 @@ struct worker;
 #define METRICS_NBUCKETS 16
 extern const usec_t metrics_bucket_bounds[METRICS_NBUCKETS];
 
-/* One latency histogram; bucket[i] counts observations in (bound[i-1], bound[i]]. */
 /*
- * Three cache lines; in a pool they start on one (pool.h). The count and sum share the first
- * with the buckets up to 2.5 ms, where most statements fall: an observation touches one line.
+ * One latency histogram; bucket[i] counts observations in (bound[i-1], bound[i]]. Three cache
+ * lines; in a pool they start on one (pool.h). The count and sum share the first with the
+ * buckets up to 2.5 ms, where most statements fall: an observation touches one line.
  */
 struct metrics_hist {
 	uint64_t count; /* all observations, the +Inf bucket included */

@@ -18,6 +18,10 @@
 #define CACHE_LINE 64
 #define OBJCACHE_ALIGN CACHE_LINE
 
+/* One zeroed object of size bytes on a cache line, or NULL; free() it. For the types laid out
+ * with alignas(CACHE_LINE) that do not come from an objcache. */
+void *cache_line_zalloc(size_t size);
+
 struct objcache_block;
 
 struct objcache {

@@ -115,8 +115,8 @@ struct pool {
 	struct pool_stats stats;
 	struct pool_stats stats_prev; /* at the last stats_period, for averages */
 	usec_t maxwait_start;       /* oldest waiting client's wait start, from the FIFO */
-	alignas(CACHE_LINE) struct metrics_pool
-		metrics; /* latency histograms, the last stats_period */
+	/* latency histograms and the last stats_period, from a line of their own */
+	alignas(CACHE_LINE) struct metrics_pool metrics;
 };
 
 /* Find or make the pool; NULL when out of memory. */

@@ -139,12 +139,12 @@ void client_sync_np_ctx(struct client *c)
 
 void client_set_state(struct client *c, enum client_state st)
 {
-	/* Idle and active share a list: the move every transaction makes touches no neighbour. */
-	bool stays = (st == CL_IDLE || st == CL_ACTIVE) &&
-		     (c->state == CL_IDLE || c->state == CL_ACTIVE);
-	if (!stays) {
+	/* Only when the list changes: idle and active share one, so the change every transaction
+	 * makes touches no neighbour. */
+	struct list *to = client_state_list(c, st);
+	if (to != client_state_list(c, c->state)) {
 		list_del(&c->node);
-		list_append(client_state_list(c, st), &c->node);
+		list_append(to, &c->node);
 	}
 	c->state = st;
 }

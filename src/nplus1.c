@@ -903,10 +903,9 @@ static bool run_ends(const struct nplus1_unit *u, const struct nplus1_settings *
 
 struct nplus1_unit *nplus1_unit_new(void)
 {
-	struct nplus1_unit *u = aligned_alloc(alignof(struct nplus1_unit), sizeof(*u));
+	struct nplus1_unit *u = cache_line_zalloc(sizeof(*u));
 
 	if (u) {
-		memset(u, 0, sizeof(*u));
 		u->entries = &u->one;
 		u->cap = 1;
 	}

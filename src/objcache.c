@@ -21,6 +21,15 @@ struct objcache_block {
 	/* the objects follow, from OBJCACHE_ALIGN bytes into the block */
 };
 
+void *cache_line_zalloc(size_t size)
+{
+	size = (size + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE; /* as aligned_alloc asks */
+	void *p = aligned_alloc(CACHE_LINE, size);
+	if (p)
+		memset(p, 0, size);
+	return p;
+}
+
 void objcache_init(struct objcache *oc, size_t size)
 {
 	memset(oc, 0, sizeof(*oc));
@@ -34,11 +43,9 @@ void objcache_init(struct objcache *oc, size_t size)
 
 void *objcache_alloc(struct objcache *oc)
 {
-	void *p = aligned_alloc(OBJCACHE_ALIGN, oc->size);
-	if (p) {
-		memset(p, 0, oc->size);
+	void *p = cache_line_zalloc(oc->size);
+	if (p)
 		oc->n_total++;
-	}
 	return p;
 }
 

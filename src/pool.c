@@ -159,10 +159,9 @@ struct pool *pool_get(struct worker *w, struct pool_db *db, struct pool_user *us
 		if (p->db == db && p->user == user)
 			return p;
 	}
-	struct pool *p = aligned_alloc(alignof(struct pool), sizeof(*p)); /* metrics: pool.h */
+	struct pool *p = cache_line_zalloc(sizeof(*p)); /* its metrics start a line: pool.h */
 	if (!p)
 		return NULL;
-	memset(p, 0, sizeof(*p));
 	p->w = w;
 	p->db = db;
 	p->user = user;

@@ -90,10 +90,9 @@ struct fp_entry *stats_fp_note(struct worker *w, struct pool *pool, uint64_t fp,
 	}
 	while (t->count >= (size_t)max)
 		fp_evict(t);
-	e = aligned_alloc(alignof(struct fp_entry), sizeof(*e));
+	e = cache_line_zalloc(sizeof(*e));
 	if (!e)
 		return NULL;
-	memset(e, 0, sizeof(*e));
 	size_t cap = w->cfg->track_query_len > 0 ? (size_t)w->cfg->track_query_len + 1 : 1025;
 	e->query = malloc(cap);
 	if (!e->query) {

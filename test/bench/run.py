@@ -408,14 +408,12 @@ def summarize(runs):
     ok = [r for r in runs if r['ok']]
     if not ok:
         return None
-    p99s = [r['lat_p99_ms'] for r in ok if r.get('lat_p99_ms') is not None]
     s = {
         'rounds': len(ok),
         'failed_rounds': len(runs) - len(ok),
         'tps': statistics.median(r['tps'] for r in ok),
         'lat_avg_ms': statistics.median(r['lat_avg_ms'] for r in ok),
         'lat_p99_ms': ok[0].get('case_p99_ms'),
-        'lat_p99_round_ms': statistics.median(p99s) if p99s else None,
         'txns': sum(r['processed'] for r in ok),
     }
     if 'utime_s' in ok[0]:

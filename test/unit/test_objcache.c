@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -70,12 +71,24 @@ static void test_freed_object_comes_back_zeroed(void **state)
 	objcache_destroy(&oc);
 }
 
+static void test_cache_line_zalloc(void **state)
+{
+	(void)state;
+	unsigned char *p = cache_line_zalloc(100); /* not a multiple of the line */
+	assert_non_null(p);
+	assert_int_equal((uintptr_t)p % CACHE_LINE, 0);
+	for (size_t i = 0; i < 128; i++) /* rounded up to whole lines, all zeroed */
+		assert_int_equal(p[i], 0);
+	free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_size_rounded_to_lines),
 		cmocka_unit_test(test_aligned_zeroed_distinct),
 		cmocka_unit_test(test_freed_object_comes_back_zeroed),
+		cmocka_unit_test(test_cache_line_zalloc),
 	};
 
 	return cmocka_run_group_tests_name("objcache", tests, NULL, NULL);
