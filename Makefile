@@ -125,6 +125,13 @@ $(LIB): $(LIB_OBJS)
 
 # ./pgtally is built from a profile (PGO=yes, what configure chooses when GCC can) or not. The
 # unit tests, the fuzzers and the sanitizer build always use the plain objects.
+# configure enabled PGO for its own compiler (PGO_CC); another one named on the command line
+# (make CC=clang) may not take GCC's profile flags, so it builds without, unless PGO= is given too.
+ifneq ($(CC),$(PGO_CC))
+ifneq ($(origin PGO),command line)
+PGO := no
+endif
+endif
 ifeq ($(PGO),yes)
 PGTALLY_OBJS := $(patsubst src/%.c,build/pgo/use/%.o,$(SRCS))
 else
