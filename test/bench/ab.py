@@ -16,6 +16,7 @@ to that of B: the host's drift cancels out of it, and rounds agree to a few perc
     test/bench/ab.py dj20 --rounds 12 --seconds 8
     test/bench/ab.py e20 --b old --old-binary /tmp/old/pgtally   # this build against another
     test/bench/ab.py e20 --rounds 20 --latency  # also p50/p99 over all rounds' transactions
+    test/bench/ab.py conn20 --user bench --rounds 20   # -C without pgbench's 4096 PBKDF2 rounds
 
 Each median ratio comes with a 95% confidence interval that assumes nothing about the
 distribution of the rounds (order statistics of the per-round ratios; binomial). When the
@@ -136,12 +137,18 @@ def main():
                     help='user/kernel split from perf samples instead of clock ticks')
     ap.add_argument('--latency', action='store_true',
                     help='log every transaction; p50 and p99 over all rounds of each target')
+    ap.add_argument('--user', choices=sorted(run.PASSWORDS),
+                    help="the role pgbench logs in as instead of the case's: bench's SCRAM "
+                    'secret has %d iterations, so -C rounds run about 20x the logins of '
+                    "app's 4096 (pgbench's own PBKDF2 no longer sets the pace) and the pooler "
+                    'does the same work per login' % run.BENCH_ITERATIONS)
     opts = ap.parse_args()
     cases = {c.cid: c for c in run.make_cases(1)}
     if opts.case not in cases or opts.a == opts.b or \
             ('old' in (opts.a, opts.b) and not opts.old_binary):
         ap.error('a case of run.py --list, two different targets, --old-binary with old')
     case = cases[opts.case]
+    case.user = opts.user or case.user
     names = (opts.a, opts.b)
     pg = run.harness.PgCluster(settings=run.PG_SETTINGS).init()
     targets = {}
