@@ -20,7 +20,8 @@
 struct client_auth {
 	int method; /* enum auth_type actually used */
 	bool admin;
-	const char *stored; /* the auth_file entry, or NULL for an unknown user */
+	const char *stored; /* entry or looked_up, or NULL for an unknown user */
+	char *entry;        /* a copy of the auth_file entry: a reload frees the file's */
 	uint8_t md5_salt[4];
 	char nonce[32]; /* the server's part of the SCRAM nonce: base64 of SCRAM_NONCE_RAW_LEN bytes */
 	int sasl_step;
@@ -45,9 +46,12 @@ void auth_free(struct client *c)
 		pool_auth_dequeue(c->auth->lookup_pool, c);
 	if (c->auth->lookup_server)
 		c->auth->lookup_server->auth_client = NULL;
-	if (c->auth->looked_up) {
-		OPENSSL_cleanse(c->auth->looked_up, strlen(c->auth->looked_up));
-		free(c->auth->looked_up);
+	char *owned[] = {c->auth->looked_up, c->auth->entry};
+	for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {
+		if (owned[i]) {
+			OPENSSL_cleanse(owned[i], strlen(owned[i]));
+			free(owned[i]);
+		}
 	}
 	/* the whole struct, SCRAM state included: explicit_bzero is memset's speed (kilobytes) */
 	explicit_bzero(c->auth, sizeof(*c->auth));
@@ -210,7 +214,13 @@ void auth_begin(struct client *c, bool admin)
 	a->admin = admin;
 	/* the userlist worked the kind out when it was loaded */
 	int kind = PWD_PLAIN;
-	a->stored = w->users_file ? userlist_find_kind(w->users_file, c->user_name, &kind) : NULL;
+	const char *found =
+		w->users_file ? userlist_find_kind(w->users_file, c->user_name, &kind) : NULL;
+	if (found && !(a->entry = strdup(found))) {
+		client_close(c, "53200", "out of memory");
+		return;
+	}
+	a->stored = a->entry;
 	a->kind = (enum pwd_kind)kind;
 	if (admin) {
 		bool is_admin = config_list_contains(cfg->admin_users, c->user_name);

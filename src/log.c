@@ -15,7 +15,14 @@
 
 int log_level_cur = LOG_LVL_INFO;
 
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+/*
+ * Lines are written under the read side, so workers never wait for each other's write():
+ * each line is one write() of at most 2,176 bytes, which the kernel keeps whole (a file opened
+ * O_APPEND, or any regular file, serializes writes; a pipe takes up to PIPE_BUF at once). The
+ * write side is log_setup's, so no line goes to a file descriptor it is closing; it is
+ * preferred, so lines from busy workers cannot hold a reopen off.
+ */
+static pthread_rwlock_t log_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 static int log_fd = -1;
 static bool log_to_stderr = true;
 static bool log_to_syslog;
@@ -48,7 +55,7 @@ static const int level_syslog[] = {LOG_CRIT, LOG_ERR, LOG_WARNING, LOG_INFO, LOG
 
 void log_setup(const char *logfile, bool to_stderr, const char *syslog_ident, int level)
 {
-	pthread_mutex_lock(&log_lock);
+	pthread_rwlock_wrlock(&log_lock);
 	if (log_fd >= 0) {
 		close(log_fd);
 		log_fd = -1;
@@ -65,8 +72,8 @@ void log_setup(const char *logfile, bool to_stderr, const char *syslog_ident, in
 	if (log_to_syslog)
 		openlog(syslog_ident, LOG_PID, log_facility);
 	log_level_cur = level;
-	log_pid_stale = true;
-	pthread_mutex_unlock(&log_lock);
+	__atomic_store_n(&log_pid_stale, true, __ATOMIC_RELAXED);
+	pthread_rwlock_unlock(&log_lock);
 }
 
 /* One line, whole: a short write to a file or pipe is continued, an error gives up. */
@@ -111,10 +118,10 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	/* getpid() is a system call; the pid only changes when -d forks before logging again. */
 	static pid_t pid_cache;
 	pid_t pid = __atomic_load_n(&pid_cache, __ATOMIC_RELAXED);
-	if (!pid || log_pid_stale) {
+	if (!pid || __atomic_load_n(&log_pid_stale, __ATOMIC_RELAXED)) {
 		pid = getpid();
 		__atomic_store_n(&pid_cache, pid, __ATOMIC_RELAXED);
-		log_pid_stale = false;
+		__atomic_store_n(&log_pid_stale, false, __ATOMIC_RELAXED);
 	}
 
 	/* "2024-05-01 12:00:00.000 [pid] LEVEL message\n", built once for every output */
@@ -141,7 +148,7 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 		n += (size_t)len < MSG_MAX ? (size_t)len : MSG_MAX - 1;
 	line[n] = '\n';
 
-	pthread_mutex_lock(&log_lock);
+	pthread_rwlock_rdlock(&log_lock);
 	if (log_to_stderr)
 		write_line(STDERR_FILENO, line, n + 1);
 	if (log_fd >= 0)
@@ -150,5 +157,5 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 		line[n] = '\0';
 		syslog(level_syslog[lvl], "%s", line + level_at);
 	}
-	pthread_mutex_unlock(&log_lock);
+	pthread_rwlock_unlock(&log_lock);
 }

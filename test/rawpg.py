@@ -1,6 +1,10 @@
 """rawpg: a tiny PostgreSQL v3 protocol client over a raw socket, for tests that need to send
 what no driver sends (bad lengths, odd startup packets, pipelines without Sync)."""
 
+import base64
+import hashlib
+import hmac
+import os
 import socket
 import struct
 
@@ -90,3 +94,38 @@ def login_trust(conn, user, dbname):
     """Startup with no password exchange (auth_type=trust); returns messages to ReadyForQuery."""
     conn.send(startup_packet({'user': user, 'database': dbname}))
     return conn.read_until('Z')
+
+
+def _scram_hmac(key, msg):
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+class ScramClient:
+    """The client's side of SCRAM-SHA-256 (RFC 5802/7677, no channel binding), one step at a
+    time, for tests that act between the steps. first() is the SASLInitialResponse body,
+    final(server_first) the SASLResponse body, and check(server_final) verifies the server."""
+
+    def __init__(self, password):
+        self.password = password.encode()
+        self.nonce = base64.b64encode(os.urandom(18)).decode()
+        self.first_bare = 'n=,r=' + self.nonce
+
+    def first(self):
+        data = ('n,,' + self.first_bare).encode()
+        return b'SCRAM-SHA-256\0' + struct.pack('!I', len(data)) + data
+
+    def final(self, server_first):
+        attrs = dict(part.split('=', 1) for part in server_first.decode().split(','))
+        assert attrs['r'].startswith(self.nonce), attrs
+        salted = hashlib.pbkdf2_hmac('sha256', self.password, base64.b64decode(attrs['s']),
+                                     int(attrs['i']))
+        client_key = _scram_hmac(salted, b'Client Key')
+        without_proof = 'c=biws,r=' + attrs['r']
+        auth_msg = ','.join((self.first_bare, server_first.decode(), without_proof)).encode()
+        signature = _scram_hmac(hashlib.sha256(client_key).digest(), auth_msg)
+        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        self.server_signature = _scram_hmac(_scram_hmac(salted, b'Server Key'), auth_msg)
+        return (without_proof + ',p=' + base64.b64encode(proof).decode()).encode()
+
+    def check(self, server_final):
+        return server_final.decode() == 'v=' + base64.b64encode(self.server_signature).decode()

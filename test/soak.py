@@ -11,8 +11,10 @@ pgbench in rounds of --round seconds. Meanwhile a killer terminates a random poo
 Terminate, at random points of their transactions (mid-transaction, mid-COPY, mid-pipeline).
 pgbench clients whose backend dies abort and are counted; the next round starts them again.
 pgtally's RSS is sampled every few seconds. At the end it prints a summary (pasted into
-doc/reliability.md) and exits 1 when pgtally crashed, an invariant failed, or RSS grew by 5%
-or more after the warm-up.
+doc/reliability.md) and exits 1 when pgtally crashed, an invariant failed, RSS grew by 5%
+or more after the warm-up, or pgtally did not exit cleanly on SIGINT at the end. With the
+sanitizer build (--binary build-asan/pgtally) any report in its log fails the run too: leaks
+are reported only then, at exit.
 """
 
 import argparse
@@ -196,18 +198,28 @@ class Soak:
                 growth = (max(warm) - base) * 100.0 / base
                 if growth >= 5.0:
                     failures.append('RSS grew %.1f%% after warm-up' % growth)
-            self.report(growth, failures, p)
+            # How it ends: SIGINT must stop it cleanly, and a sanitizer build reports leaks
+            # only now, at exit, into the log that cleanup() removes.
+            alive = p.is_running()
+            status = p.stop()
+            if alive and status != 0:
+                failures.append('exit status %s after SIGINT' % status)
+            reports = [line for line in p.log().splitlines()
+                       if 'Sanitizer' in line or 'runtime error:' in line]
+            if reports:
+                failures.append('sanitizer: %s' % reports[0])
+            self.report(growth, failures, alive)
         finally:
             if p is not None:
                 p.cleanup()
             pg.destroy()
         return 1 if failures else 0
 
-    def report(self, growth, failures, p):
+    def report(self, growth, failures, alive):
         args = self.args
         warm = [kb for t, kb in self.rss if t >= args.warmup]
         lines = [
-            'soak: %d min, pgbench -c %d -R %d in %d s rounds, binary %s' % (
+            'soak: %g min, pgbench -c %d -R %d in %d s rounds, binary %s' % (
                 args.minutes, args.clients, args.rate, args.round, args.binary),
             '  rounds %(rounds)d, pgbench transactions %(pgbench_tx)d, pgbench clients '
             'aborted by kills %(pgbench_aborted_clients)d' % self.stats,
@@ -218,7 +230,9 @@ class Soak:
                 max(warm) if warm else '-', self.rss[-1][1] if self.rss else '-'),
             '  RSS growth after %d s warm-up: %s' % (
                 args.warmup, '%.2f%%' % growth if growth is not None else '-'),
-            '  pgtally alive at the end: %s' % ('yes' if p.is_running() else 'NO'),
+            '  pgtally alive at the end: %s, exit on SIGINT clean: %s' % (
+                'yes' if alive else 'NO', 'no' if any(
+                    f.startswith(('exit status', 'sanitizer')) for f in failures) else 'yes'),
             '  result: %s' % ('PASS' if not failures else 'FAIL: ' + '; '.join(failures)),
         ]
         print('\n'.join(lines), flush=True)

@@ -1,5 +1,8 @@
 """Authentication towards clients and towards PostgreSQL."""
 
+import hashlib
+import struct
+
 import psycopg
 import pytest
 
@@ -22,6 +25,53 @@ def test_client_auth_methods(pgtally, auth_type):
     log = p.log()
     assert 'wrong password' in log
     assert 'app_pw' not in log and 'wrong' not in log.replace('wrong password', '')
+
+
+def _auth_request(conn):
+    """The next message, which must be an Authentication request: (code, data)."""
+    t, body = conn.read_message()
+    assert t == 'R', (t, rawpg.error_fields(body) if t == 'E' else body)
+    return struct.unpack('!I', body[:4])[0], body[4:]
+
+
+@pytest.mark.parametrize('auth_type', ['scram-sha-256', 'md5', 'plain'])
+def test_reload_between_the_steps_of_a_login(pgtally, auth_type):
+    """A RELOAD replaces the auth_file's entries while a client is between two messages of its
+    password exchange: the login goes on against the entry it began with (it once read the
+    freed entry and failed as a wrong password, or worse)."""
+    p = pgtally(ini={'auth_type': auth_type})
+    conn = rawpg.Conn(p.host, p.port)
+    try:
+        conn.send(rawpg.startup_packet({'user': 'app', 'database': 'app'}))
+        code, data = _auth_request(conn)
+        p.admin('RELOAD')
+        if auth_type == 'plain':
+            assert code == 3
+            conn.send(rawpg.message('p', b'app_pw\0'))
+        elif auth_type == 'md5':
+            assert code == 5
+            inner = hashlib.md5(b'app_pw' + b'app').hexdigest().encode()
+            conn.send(rawpg.message('p', b'md5' + hashlib.md5(inner + data).hexdigest().encode()
+                                    + b'\0'))
+        else:
+            assert code == 10 and b'SCRAM-SHA-256' in data
+            scram = rawpg.ScramClient('app_pw')
+            conn.send(rawpg.message('p', scram.first()))
+            code, server_first = _auth_request(conn)
+            assert code == 11
+            p.admin('RELOAD')  # and again between the two SCRAM messages
+            conn.send(rawpg.message('p', scram.final(server_first)))
+            code, server_final = _auth_request(conn)
+            assert code == 12 and scram.check(server_final)
+        code, _ = _auth_request(conn)
+        assert code == 0
+        conn.read_until('Z')
+        conn.send(rawpg.query('SELECT current_user'))
+        rows = [body for t, body in conn.read_until('Z') if t == 'D']
+        assert len(rows) == 1 and rows[0].endswith(b'app'), rows
+    finally:
+        conn.close()
+    assert 'authentication failed' not in p.log()
 
 
 def test_unknown_user_looks_like_a_wrong_password(pgtally):

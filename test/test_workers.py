@@ -501,6 +501,49 @@ def test_reload_reaches_every_worker(pgtally, how):
         close_all([a, b])
 
 
+LOG_LINE = re.compile(r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \[\d+\] '
+                      r'(FATAL|ERROR|WARNING|LOG|DEBUG|NOISE) \S')
+
+
+def test_log_lines_whole_while_workers_log_at_once(pgtally):
+    """Workers write their log lines without waiting for each other (src/log.c): every line of
+    the logfile and of stderr is still whole, and none is lost, with reloads (which reopen
+    the logfile) in between."""
+    p = pgtally(ini={'workers': 2, 'max_client_conn': 100})
+    per_thread, nthreads = 40, 6
+    n = per_thread * nthreads
+    sources = {'logfile': p.logfile, 'stderr': p.stderr_path}
+
+    def counts():
+        out = {}
+        for name, path in sources.items():
+            lines = util.read_text(path).splitlines()
+            out[name] = (sum(' login: db=app user=app' in line for line in lines),
+                         sum('closing because: client sent Terminate' in line for line in lines))
+        return out
+
+    before = counts()
+
+    def churn():
+        for _ in range(per_thread):
+            with p.connect() as conn:
+                conn.execute('SELECT 1')
+
+    def reloads():
+        for _ in range(5):
+            p.admin('RELOAD')
+            time.sleep(0.05)
+
+    errors, hung = run_threads([churn] * nthreads + [reloads])
+    assert errors == [] and hung == 0, (errors[:5], hung)
+    want = {k: (v[0] + n, v[1] + n) for k, v in before.items()}
+    wait_for(lambda: counts() == want)  # the last Terminates may still be on their way
+    assert counts() == want, (counts(), want)
+    for name, path in sources.items():
+        torn = [line for line in util.read_text(path).splitlines() if not LOG_LINE.match(line)]
+        assert torn == [], (name, torn[:5])
+
+
 def test_sigint_idle_clients_on_both_workers_exits_clean(pgtally):
     p = pgtally(ini={'workers': 2})
     conns = connect_spread(p, 10, 2)

@@ -23,7 +23,8 @@ distribution of the rounds (order statistics of the per-round ratios; binomial).
 interval holds 1.0, the rounds cannot tell A from B; with 8 rounds it spans the 1st to 8th
 ratio, so use 16 or more rounds for a verdict.
 
-A and B are pgtally, pgbouncer or old (pgtally built elsewhere: --old-binary). The case ids are
+A and B are pgtally, pgbouncer, old (pgtally built elsewhere: --old-binary) or w2 (this
+pgtally with workers = 2). The case ids are
 those of run.py (--list there); the data set is pgbench scale 1. User and system time are the
 kernel's tick split, rough at a few microseconds per transaction. With --perf, perf samples
 each pooler at 10 kHz during its runs (cpu-clock) and the user/kernel split comes from where
@@ -118,8 +119,12 @@ def perf_user_share(proc, out):
     return sum(1 for ip in ips if int(ip, 16) < KERNEL_IP) / n if n else float('nan')
 
 
+# old: pgtally built elsewhere (--old-binary); w2: this pgtally with workers = 2.
+TARGETS = ('pgtally', 'pgbouncer', 'old', 'w2')
+
+
 def start(name, opts, pg, case):
-    kind = 'pgtally' if name == 'old' else name
+    kind = {'old': 'pgtally', 'w2': run.W2}.get(name, name)
     binary = opts.old_binary if name == 'old' else run.harness.pooler.PGTALLY_BIN
     return run.start_pooler(types.SimpleNamespace(pgtally_bin=binary), pg, kind,
                             case.userlist or 'secret')
@@ -128,8 +133,8 @@ def start(name, opts, pg, case):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('case')
-    ap.add_argument('--a', default='pgtally', choices=('pgtally', 'pgbouncer', 'old'))
-    ap.add_argument('--b', default='pgbouncer', choices=('pgtally', 'pgbouncer', 'old'))
+    ap.add_argument('--a', default='pgtally', choices=TARGETS)
+    ap.add_argument('--b', default='pgbouncer', choices=TARGETS)
     ap.add_argument('--old-binary')
     ap.add_argument('--rounds', type=int, default=8)
     ap.add_argument('--seconds', type=int, default=5)
