@@ -700,12 +700,14 @@ def test_cancel_wait_timeout_bounds_a_forwarded_cancel(pgtally):
 
     fake = FakePostgres(_query_never_ends, on_cancel)
     try:
-        p = _cancel_a_query_on(pgtally, fake, dict(TRUST, cancel_wait_timeout=0.5))
+        p, client, cancel = _cancel_a_query_on(pgtally, fake, dict(TRUST, cancel_wait_timeout=0.5))
         assert wait_for(lambda: held, 10)
         eof, seconds = held[0]
         assert eof and seconds < 5, held
         assert p.wait_for_log(r'did not close the connection within cancel_wait_timeout')
         assert fake.errors == []
+        client.close()
+        cancel.close()
     finally:
         fake.close()
 
@@ -783,7 +785,9 @@ def _query_never_ends(conn):
 
 def _cancel_a_query_on(pgtally, fake, ini):
     """A pgtally in front of fake, a client whose query runs there, and a cancel request for
-    it sent to pgtally; the pgtally."""
+    it sent to pgtally: (the pgtally, the client, the cancel connection). The caller keeps the
+    two connections open: had they closed on return, the client would be gone before a cancel
+    that landed on another worker (PGTALLY_WORKERS=2) reached it, and the cancel dropped."""
     p = pgtally(ini=ini, databases={'fake': {'host': '127.0.0.1', 'port': fake.port}})
     c = rawpg.Conn(p.host, p.port)
     msgs = rawpg.login_trust(c, 'app', 'fake')
@@ -792,7 +796,7 @@ def _cancel_a_query_on(pgtally, fake, ini):
     time.sleep(0.3)
     cancel = rawpg.Conn(p.host, p.port)
     cancel.send(struct.pack('!IIII', 16, 80877102, pid, key))
-    return p
+    return p, c, cancel
 
 
 def test_client_idle_timeout_counts_from_the_welcome(pgtally):
@@ -916,10 +920,12 @@ def test_exit_with_a_cancel_still_being_forwarded(pgtally):
 
     fake = FakePostgres(_query_never_ends, on_cancel)
     try:
-        p = _cancel_a_query_on(pgtally, fake, TRUST)
+        p, client, cancel = _cancel_a_query_on(pgtally, fake, TRUST)
         assert got_cancel.wait(5)
         p.signal(signal.SIGQUIT)  # immediate shutdown, the cancel still in flight
         assert p.wait_exit(5) == 0
         assert fake.errors == []
+        client.close()
+        cancel.close()
     finally:
         fake.close()
