@@ -22,6 +22,18 @@ extern int log_level_cur;
  */
 void log_setup(const char *logfile, bool to_stderr, const char *syslog_ident, int level);
 
+/*
+ * Batching (log.c): while a thread's event loop runs, its LOG, DEBUG and NOISE lines wait in a
+ * buffer, written out within LOG_BATCH_USEC of the first of them; WARNING and worse, and lines
+ * from threads without a loop, are written at once, after what waits. arm(arg) is called, in the
+ * thread, when one of its lines finds the buffer empty: it must get log_flush() called from the
+ * thread's loop within LOG_BATCH_USEC. log_batch_stop() ends it for the thread and flushes.
+ */
+enum { LOG_BATCH_USEC = 10000 };
+void log_batch_start(void (*arm)(void *), void *arg);
+void log_batch_stop(void);
+void log_flush(void);
+
 /* syslog facility by name (auth, authpriv, daemon, user, local0..local7); false if unknown.
  * Takes effect at the next log_setup(). */
 bool log_set_syslog_facility(const char *name);

@@ -70,6 +70,7 @@ struct worker {
 
 	struct event *janitor;
 	struct event *reaper; /* frees closed connections after the callbacks that closed them */
+	struct event *log_flusher; /* writes out the log lines waiting in a batch (log.h) */
 	uint64_t next_id;
 
 	bool paused;        /* PAUSE: no new transactions */
@@ -85,6 +86,9 @@ struct worker {
  */
 struct worker *worker_create(struct config *cfg);
 void worker_free(struct worker *w);
+
+/* Run w's loop until it ends, with log lines batched (log.h) meanwhile. In w's thread. */
+void worker_run(struct worker *w);
 
 uint8_t *worker_buf_get(struct worker *w);
 void worker_buf_put(struct worker *w, uint8_t *buf);

@@ -580,7 +580,7 @@ bool app_others_ended(void)
 static void *thread_main(void *arg)
 {
 	struct worker *w = arg;
-	event_base_dispatch(w->base);
+	worker_run(w);
 	loop_ended(w);
 	return NULL;
 }
@@ -617,7 +617,7 @@ bool app_run(void)
 		}
 	}
 	if (ok)
-		event_base_dispatch(workers[0]->base);
+		worker_run(workers[0]);
 	if (threads_running) {
 		loop_ended(workers[0]);
 		for (int i = 1; i < started; i++)

@@ -78,6 +78,28 @@ void worker_schedule_reap(struct worker *w)
 	event_active(w->reaper, EV_TIMEOUT, 0);
 }
 
+static void log_flusher_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	log_flush();
+}
+
+static void log_flusher_arm(void *arg)
+{
+	struct worker *w = arg;
+	struct timeval tv = {0, LOG_BATCH_USEC};
+	event_add(w->log_flusher, &tv);
+}
+
+void worker_run(struct worker *w)
+{
+	log_batch_start(log_flusher_arm, w);
+	event_base_dispatch(w->base);
+	log_batch_stop();
+}
+
 struct worker *worker_create(struct config *cfg)
 {
 	struct worker *w = calloc(1, sizeof(*w));
@@ -104,21 +126,19 @@ struct worker *worker_create(struct config *cfg)
 	list_init(&w->closed_servers);
 	list_init(&w->cancel_conns);
 	w->reaper = event_new(w->base, -1, 0, reaper_cb, w);
+	w->log_flusher = evtimer_new(w->base, log_flusher_cb, w);
 	w->nplus1 = nplus1_table_new();
 	uint64_t seed = 0;
 	(void)RAND_bytes((unsigned char *)&seed, sizeof(seed)); /* 0 on failure: still works */
 	w->fpcache = fp_cache_new(seed);
-	if (!w->nplus1 || !w->fpcache) {
+	if (!w->reaper || !w->log_flusher || !w->nplus1 || !w->fpcache ||
+	    !app_worker_register(w)) {
 		nplus1_table_free(w->nplus1);
 		fp_cache_free(w->fpcache);
-		event_base_free(w->base);
-		free(w);
-		return NULL;
-	}
-	if (!app_worker_register(w)) {
-		nplus1_table_free(w->nplus1);
-		fp_cache_free(w->fpcache);
-		event_free(w->reaper);
+		if (w->reaper)
+			event_free(w->reaper);
+		if (w->log_flusher)
+			event_free(w->log_flusher);
 		event_base_free(w->base);
 		free(w);
 		return NULL;
@@ -203,6 +223,7 @@ void worker_free(struct worker *w)
 	if (w->janitor)
 		event_free(w->janitor);
 	event_free(w->reaper);
+	event_free(w->log_flusher);
 	event_base_free(w->base);
 	app_worker_unregister(w);
 	free(w);

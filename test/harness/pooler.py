@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 
 import psycopg
 from psycopg.conninfo import make_conninfo
@@ -27,6 +28,8 @@ DEFAULT_USERLIST = {user: PASSWORDS[user] for user in ('app', 'md5user', 'other'
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
+# pgtally writes LOG lines at most this long after it made them (LOG_BATCH_USEC in log.h).
+LOG_BATCH_SECONDS = 0.01
 
 
 class PoolerError(RuntimeError):
@@ -349,7 +352,13 @@ class Pooler:
 
     def log(self):
         """Everything it logged: the logfile, then the stderr lines that are not in it too
-        (errors from before the logfile was opened, sanitizer reports, ...)."""
+        (errors from before the logfile was opened, sanitizer reports, ...).
+
+        A running pgtally writes its LOG lines in batches, at most LOG_BATCH_SECONDS after
+        they were made (src/log.c): wait that out first, so that a line about something
+        that has happened is in the text, and its absence means something."""
+        if self.kind == 'pgtally' and self.is_running():
+            time.sleep(LOG_BATCH_SECONDS * 5)
         text = util.read_text(self.logfile) if self.logfile else ''
         err = util.read_text(self.stderr_path)
         if err:

@@ -1,4 +1,5 @@
-/* test_log: unit tests of src/log.c (levels, the logfile, reopening, long and concurrent lines). */
+/* test_log: unit tests of src/log.c (levels, the logfile, reopening, long and concurrent lines,
+ * batches). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -256,6 +257,177 @@ static void test_concurrent_lines_whole(void **state)
 	free(text);
 }
 
+/* ---- batches (log_batch_start) ---- */
+
+static int arms; /* calls of count_arm, the stand-in for a worker's flush timer */
+
+static void count_arm(void *arg)
+{
+	assert_ptr_equal(arg, &arms);
+	arms++;
+}
+
+/* The file's text now, "" when it is empty (caller frees). */
+static char *now_text(const struct logdir *d)
+{
+	char *text = slurp(d->path);
+
+	assert_non_null(text);
+	return text;
+}
+
+/* Both texts are in the file, first before second. */
+static void assert_in_order(const struct logdir *d, const char *first, const char *second)
+{
+	char *text = now_text(d);
+	const char *a = strstr(text, first), *b = strstr(text, second);
+
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_true(a < b);
+	free(text);
+}
+
+/* The logfile at d, and this thread logging as a running loop's would. */
+static void batch_begin(const struct logdir *d, int level)
+{
+	log_setup(d->path, false, NULL, level);
+	arms = 0;
+	log_batch_start(count_arm, &arms);
+}
+
+/* LOG lines wait until a flush; the first one into the empty buffer arms the flush, once. */
+static void test_batch_waits_for_flush(void **state)
+{
+	struct logdir *d = *state;
+	char *text;
+
+	batch_begin(d, LOG_LVL_DEBUG);
+	log_info("first");
+	log_debug("second");
+	text = now_text(d);
+	assert_string_equal(text, "");
+	free(text);
+	assert_int_equal(arms, 1);
+
+	log_flush();
+	assert_in_order(d, " LOG first\n", " DEBUG second\n");
+
+	log_info("third"); /* the buffer was empty again: a new flush is due */
+	assert_int_equal(arms, 2);
+	log_batch_stop(); /* flushes */
+	text = now_text(d);
+	assert_int_equal(count_lines(text), 3);
+	assert_non_null(strstr(text, " LOG third\n"));
+	free(text);
+
+	log_info("unbatched"); /* no loop in this thread any more: written at once */
+	assert_int_equal(arms, 2);
+	text = now_text(d);
+	assert_non_null(strstr(text, " LOG unbatched\n"));
+	free(text);
+}
+
+/* A WARNING (or worse) is written at once, after the lines that waited: the order stays. */
+static void test_batch_warning_writes_at_once(void **state)
+{
+	struct logdir *d = *state;
+	char *text;
+
+	batch_begin(d, LOG_LVL_INFO);
+	log_info("before");
+	log_warning("trouble");
+	assert_in_order(d, " LOG before\n", " WARNING trouble\n");
+	log_info("after");
+	log_error("worse");
+	assert_in_order(d, " LOG after\n", " ERROR worse\n");
+	text = now_text(d);
+	assert_int_equal(count_lines(text), 4);
+	free(text);
+	assert_int_equal(arms, 2);
+	log_batch_stop();
+}
+
+/* A full buffer goes out by itself, whole lines only; nothing is lost or reordered. */
+static void test_batch_full_buffer(void **state)
+{
+	struct logdir *d = *state;
+	char *text, *line, *save = NULL;
+	int want = 0;
+
+	batch_begin(d, LOG_LVL_INFO);
+	for (int i = 0; i < 200; i++) /* ~60 bytes each: about three buffers' worth */
+		log_info("line %03d of the batch", i);
+	text = now_text(d);
+	size_t written = count_lines(text);
+	assert_true(written > 0 && written < 200);
+	free(text);
+	assert_true(arms >= 2); /* each flush emptied the buffer: the next line armed again */
+	log_batch_stop();
+
+	text = now_text(d);
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		int i;
+		const char *msg = strstr(line, " LOG line ");
+
+		assert_non_null(msg);
+		assert_int_equal(sscanf(msg, " LOG line %d of the batch", &i), 1);
+		assert_int_equal(i, want);
+		want++;
+	}
+	assert_int_equal(want, 200);
+	free(text);
+}
+
+/* A reopen (reload) writes what waited to the file it was logged for, not the next one. */
+static void test_batch_reopen_flushes_to_old_file(void **state)
+{
+	struct logdir *d = *state;
+	char other[192];
+	char *text;
+
+	snprintf(other, sizeof(other), "%s/other.log", d->dir);
+	batch_begin(d, LOG_LVL_INFO);
+	log_info("for the first file");
+	log_setup(other, false, NULL, LOG_LVL_INFO);
+	log_info("for the second file");
+	log_batch_stop();
+	log_setup(NULL, false, NULL, LOG_LVL_INFO);
+
+	text = now_text(d);
+	assert_non_null(strstr(text, "for the first file"));
+	assert_null(strstr(text, "for the second file"));
+	free(text);
+	text = slurp(other);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "for the second file"));
+	assert_null(strstr(text, "for the first file"));
+	free(text);
+	unlink(other);
+}
+
+static void *unbatched_writer(void *arg)
+{
+	(void)arg;
+	log_info("from a thread without a loop");
+	return NULL;
+}
+
+/* A thread without a loop writes at once, and what the others left waiting goes first. */
+static void test_batch_other_thread_writes_through(void **state)
+{
+	struct logdir *d = *state;
+	pthread_t th;
+
+	batch_begin(d, LOG_LVL_INFO);
+	log_info("waiting in the batch");
+	assert_int_equal(pthread_create(&th, NULL, unbatched_writer, NULL), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_in_order(d, "waiting in the batch", "from a thread without a loop");
+	assert_int_equal(arms, 1);
+	log_batch_stop();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -266,6 +438,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_long_message, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_unopenable_logfile, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_concurrent_lines_whole, setup_dir,
+						teardown_dir),
+		cmocka_unit_test_setup_teardown(test_batch_waits_for_flush, setup_dir,
+						teardown_dir),
+		cmocka_unit_test_setup_teardown(test_batch_warning_writes_at_once, setup_dir,
+						teardown_dir),
+		cmocka_unit_test_setup_teardown(test_batch_full_buffer, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_batch_reopen_flushes_to_old_file, setup_dir,
+						teardown_dir),
+		cmocka_unit_test_setup_teardown(test_batch_other_thread_writes_through, setup_dir,
 						teardown_dir),
 	};
 
