@@ -153,36 +153,37 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
 	struct listener *l = arg;
 	(void)what;
 	worker_tick(l->w);
-	/* Take what is queued, but not forever: other connections need the loop too. */
-	for (int i = 0; i < 64; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof(ss);
-		int cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (cfd < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
-			    errno == ECONNABORTED)
-				return;
-			if (errno == EMFILE || errno == ENFILE)
-				log_warning("accept failed: %s (raise ulimit -n or lower "
-					    "max_client_conn)",
-					    strerror(errno));
-			else
-				log_warning("accept failed: %s", strerror(errno));
+	/*
+	 * One connection per call. The listener is level-triggered: while more are queued, the
+	 * next epoll_wait, which the loop makes anyway, reports it again. Taking all that are
+	 * queued would end every call with an accept4 that fails with EAGAIN, and with clients
+	 * that connect one at a time (CONN_MAX_AGE = 0) that was one system call per connection.
+	 */
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+		    errno == ECONNABORTED)
 			return;
-		}
-		if (l->w->shutting_down) {
-			close(cfd);
-			continue;
-		}
-		/* Only worker 0 has the unix socket: it deals the connections out in turn. */
-		int nw = app_nworkers();
-		int target =
-			l->is_unix && nw > 1 ? (int)(l->next_worker++ % (unsigned)nw) : l->w->id;
-		if (target != l->w->id)
-			app_post_adopt(target, cfd, (struct sockaddr *)&ss, len, true);
+		if (errno == EMFILE || errno == ENFILE)
+			log_warning("accept failed: %s (raise ulimit -n or lower max_client_conn)",
+				    strerror(errno));
 		else
-			client_accept(l->w, cfd, (struct sockaddr *)&ss, len, l->is_unix);
+			log_warning("accept failed: %s", strerror(errno));
+		return;
 	}
+	if (l->w->shutting_down) {
+		close(cfd);
+		return;
+	}
+	/* Only worker 0 has the unix socket: it deals the connections out in turn. */
+	int nw = app_nworkers();
+	int target = l->is_unix && nw > 1 ? (int)(l->next_worker++ % (unsigned)nw) : l->w->id;
+	if (target != l->w->id)
+		app_post_adopt(target, cfd, (struct sockaddr *)&ss, len, true);
+	else
+		client_accept(l->w, cfd, (struct sockaddr *)&ss, len, l->is_unix);
 }
 
 static bool add_listener(struct worker *w, int fd, bool is_unix, const char *path)
