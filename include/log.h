@@ -24,15 +24,28 @@ void log_setup(const char *logfile, bool to_stderr, const char *syslog_ident, in
 
 /*
  * Batching (log.c): while a thread's event loop runs, its LOG, DEBUG and NOISE lines wait in a
- * buffer, written out within LOG_BATCH_USEC of the first of them; WARNING and worse, and lines
- * from threads without a loop, are written at once, after what waits. arm(arg) is called, in the
- * thread, when one of its lines finds the buffer empty: it must get log_flush() called from the
- * thread's loop within LOG_BATCH_USEC. log_batch_stop() ends it for the thread and flushes.
+ * buffer; WARNING and worse, and lines from threads without a loop, are written at once, after
+ * what waits. A loop calls log_flush_if_due() as its callbacks start (worker_tick), which writes
+ * the buffer out once its first line is LOG_BATCH_USEC old. For a loop that has nothing more to
+ * do, arm(arg) is called, in the thread, whenever one of its lines finds the buffer empty: it
+ * must get log_flush() called from the thread's loop within LOG_IDLE_USEC, and calling it again
+ * may push that time back (a timer added again), so that a busy loop never wakes for it.
+ * log_batch_stop() ends batching for the thread and flushes.
  */
-enum { LOG_BATCH_USEC = 10000 };
+enum { LOG_BATCH_USEC = 10000, LOG_IDLE_USEC = 100000 };
 void log_batch_start(void (*arm)(void *), void *arg);
 void log_batch_stop(void);
 void log_flush(void);
+
+/* When the waiting lines are due (gettimeofday microseconds), 0 when none wait. */
+extern unsigned long long log_due_usec;
+
+static inline void log_flush_if_due(unsigned long long now_usec)
+{
+	unsigned long long due = __atomic_load_n(&log_due_usec, __ATOMIC_RELAXED);
+	if (due && now_usec >= due)
+		log_flush();
+}
 
 /* syslog facility by name (auth, authpriv, daemon, user, local0..local7); false if unknown.
  * Takes effect at the next log_setup(). */

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "list.h"
+#include "log.h"
 #include "objcache.h"
 #include "prepared.h"
 #include "stats.h"
@@ -95,13 +96,15 @@ void worker_buf_put(struct worker *w, uint8_t *buf);
 
 /*
  * The time, read once per callback (worker_tick) so statement timing is precise without a
- * clock read per message. clock_gettime is a vDSO call: no system call.
+ * clock read per message. clock_gettime is a vDSO call: no system call. It is also where
+ * batched log lines are written out once they are due (log.h).
  */
 static inline usec_t worker_tick(struct worker *w)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	w->now = (usec_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	log_flush_if_due((unsigned long long)w->now); /* batched log lines (log.h) */
 	return w->now;
 }
 

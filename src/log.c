@@ -32,13 +32,18 @@ static bool log_to_syslog;
  * each written to stderr and the logfile, were four of a connection's 27 system calls. The
  * buffer goes out in one write() per output when a line would not fit, when a WARNING, ERROR or
  * FATAL line comes (before it: the order stays), when a thread without a loop logs, at
- * log_setup and log_flush, and at the latest LOG_BATCH_USEC after its first line: the thread
- * whose line found the buffer empty asks its loop for that (the arm callback). It is PIPE_BUF
- * long, so a pipe takes each batch whole. Lock order: log_lock, then buf_lock.
+ * log_setup and log_flush, and when a loop's callback starts once the first line is
+ * LOG_BATCH_USEC old (log_flush_if_due). A loop that has nothing to do would not get there, so
+ * the thread whose line found the buffer empty also asks its loop for a flush within
+ * LOG_IDLE_USEC (the arm callback: a timer, pushed back at every arming, so that it only fires
+ * when the loop has gone quiet; a timer that fired every 10 ms cost a busy pooler's CPU more
+ * than the writes it saved, each being a wake-up from idle). It is PIPE_BUF long, so a pipe
+ * takes each batch whole. Lock order: log_lock, then buf_lock.
  */
 static pthread_mutex_t buf_lock = PTHREAD_MUTEX_INITIALIZER;
 static char log_buf[4096];
 static size_t log_buf_len;
+unsigned long long log_due_usec;
 static _Thread_local void (*batch_arm)(void *);
 static _Thread_local void *batch_arm_arg;
 
@@ -93,6 +98,7 @@ static void flush_locked(void)
 	if (log_buf_len > 0) {
 		write_out(log_buf, log_buf_len);
 		log_buf_len = 0;
+		__atomic_store_n(&log_due_usec, 0, __ATOMIC_RELAXED);
 	}
 }
 
@@ -214,6 +220,12 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 			flush_locked();
 		if (batched && n <= sizeof(log_buf)) {
 			arm = log_buf_len == 0;
+			if (arm)
+				__atomic_store_n(&log_due_usec,
+						 (unsigned long long)tv.tv_sec * 1000000 +
+							 (unsigned long long)tv.tv_usec +
+							 LOG_BATCH_USEC,
+						 __ATOMIC_RELAXED);
 			memcpy(log_buf + log_buf_len, line, n);
 			log_buf_len += n;
 		} else {
@@ -226,7 +238,7 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 		syslog(level_syslog[lvl], "%s", line + level_at);
 	}
 	pthread_rwlock_unlock(&log_lock);
-	/* Whoever empties the buffer later, this loop must flush it soon (early does no harm). */
+	/* Whoever empties the buffer later, this loop flushes it if idle (early does no harm). */
 	if (arm)
 		batch_arm(batch_arm_arg);
 }

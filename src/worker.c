@@ -89,8 +89,8 @@ static void log_flusher_cb(evutil_socket_t fd, short what, void *arg)
 static void log_flusher_arm(void *arg)
 {
 	struct worker *w = arg;
-	struct timeval tv = {0, LOG_BATCH_USEC};
-	event_add(w->log_flusher, &tv);
+	struct timeval tv = {0, LOG_IDLE_USEC};
+	event_add(w->log_flusher, &tv); /* again if pending: pushed back, not woken for */
 }
 
 void worker_run(struct worker *w)
@@ -131,8 +131,7 @@ struct worker *worker_create(struct config *cfg)
 	uint64_t seed = 0;
 	(void)RAND_bytes((unsigned char *)&seed, sizeof(seed)); /* 0 on failure: still works */
 	w->fpcache = fp_cache_new(seed);
-	if (!w->reaper || !w->log_flusher || !w->nplus1 || !w->fpcache ||
-	    !app_worker_register(w)) {
+	if (!w->reaper || !w->log_flusher || !w->nplus1 || !w->fpcache || !app_worker_register(w)) {
 		nplus1_table_free(w->nplus1);
 		fp_cache_free(w->fpcache);
 		if (w->reaper)

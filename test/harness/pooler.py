@@ -28,8 +28,8 @@ DEFAULT_USERLIST = {user: PASSWORDS[user] for user in ('app', 'md5user', 'other'
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
-# pgtally writes LOG lines at most this long after it made them (LOG_BATCH_USEC in log.h).
-LOG_BATCH_SECONDS = 0.01
+# pgtally writes LOG lines at most this long after it made them (LOG_IDLE_USEC in log.h).
+LOG_BATCH_SECONDS = 0.1
 
 
 class PoolerError(RuntimeError):
@@ -358,7 +358,11 @@ class Pooler:
         they were made (src/log.c): wait that out first, so that a line about something
         that has happened is in the text, and its absence means something."""
         if self.kind == 'pgtally' and self.is_running():
-            time.sleep(LOG_BATCH_SECONDS * 5)
+            time.sleep(LOG_BATCH_SECONDS * 3)
+        return self._log_now()
+
+    def _log_now(self):
+        """log() as the files are this moment."""
         text = util.read_text(self.logfile) if self.logfile else ''
         err = util.read_text(self.stderr_path)
         if err:
@@ -372,8 +376,8 @@ class Pooler:
         """Wait until the log matches the regular expression; the match, or None."""
         found = []
 
-        def check():
-            m = re.search(pattern, self.log())
+        def check():  # polls, so it need not wait for a batch as log() does
+            m = re.search(pattern, self._log_now())
             if m:
                 found.append(m)
             return bool(m)

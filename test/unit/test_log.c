@@ -406,6 +406,34 @@ static void test_batch_reopen_flushes_to_old_file(void **state)
 	unlink(other);
 }
 
+/* A loop's callback writes the batch out once its first line is LOG_BATCH_USEC old, not before. */
+static void test_batch_due_at_callback(void **state)
+{
+	struct logdir *d = *state;
+	char *text;
+
+	batch_begin(d, LOG_LVL_INFO);
+	assert_int_equal(log_due_usec, 0);
+	log_info("due soon");
+	unsigned long long due = log_due_usec;
+	assert_true(due != 0);
+	log_info("no new due time");
+	assert_true(log_due_usec == due); /* the first line's age counts */
+	log_flush_if_due(due - 1);
+	text = now_text(d);
+	assert_string_equal(text, "");
+	free(text);
+	log_flush_if_due(due);
+	assert_in_order(d, " LOG due soon\n", " LOG no new due time\n");
+	assert_int_equal(log_due_usec, 0);
+	log_flush_if_due(due + LOG_BATCH_USEC); /* nothing waits: nothing written twice */
+	text = now_text(d);
+	assert_int_equal(count_lines(text), 2);
+	free(text);
+	assert_int_equal(arms, 1);
+	log_batch_stop();
+}
+
 static void *unbatched_writer(void *arg)
 {
 	(void)arg;
@@ -444,6 +472,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_batch_warning_writes_at_once, setup_dir,
 						teardown_dir),
 		cmocka_unit_test_setup_teardown(test_batch_full_buffer, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_batch_due_at_callback, setup_dir,
+						teardown_dir),
 		cmocka_unit_test_setup_teardown(test_batch_reopen_flushes_to_old_file, setup_dir,
 						teardown_dir),
 		cmocka_unit_test_setup_teardown(test_batch_other_thread_writes_through, setup_dir,
