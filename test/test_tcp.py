@@ -7,6 +7,7 @@ duplicate reads the options of the very socket the pooler uses."""
 
 import ctypes
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -218,3 +219,40 @@ def test_listen_backlog(pgtally):
     # for a listening socket ss shows the backlog as Send-Q
     backlogs = [line.split()[2] for line in out.splitlines()]
     assert backlogs and all(b == '77' for b in backlogs)  # one listener per worker
+
+
+def test_queued_connections_all_accepted(pgtally):
+    """pgtally takes one connection each time its listener is readable (src/listener.c): a
+    backlog that piled up while it could not run is still drained, every connection logged
+    in and answered, because the level-triggered listener is reported again while more wait."""
+    n = 60
+    p = pgtally(ini={'auth_type': 'trust', 'max_client_conn': 200})
+    conns = []
+    os.kill(p.pid, signal.SIGSTOP)
+    try:
+        for _ in range(n):
+            c = rawpg.Conn(p.host, p.port)
+            conns.append(c)
+            c.send(rawpg.startup_packet({'user': 'app', 'database': 'app'}))
+        time.sleep(0.2)  # every handshake done and every startup packet queued at the listener
+        assert _accepted_clients(p) == 0
+    finally:
+        os.kill(p.pid, signal.SIGCONT)
+    try:
+        for c in conns:
+            kinds = []
+            while not kinds or kinds[-1] != 'Z':
+                kinds.append(c.read_message()[0])
+            assert kinds[0] == 'R' and 'K' in kinds, kinds
+        assert _accepted_clients(p) == n
+        for c in conns:
+            c.send(rawpg.query('SELECT 42'))
+        for c in conns:
+            rows = []
+            while not rows or rows[-1][0] != 'Z':
+                rows.append(c.read_message())
+            assert [t for t, _ in rows] == ['T', 'D', 'C', 'Z']
+            assert rows[1][1].endswith(b'42')
+    finally:
+        for c in conns:
+            c.close()
