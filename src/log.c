@@ -38,10 +38,17 @@ static bool log_to_syslog;
  * LOG_IDLE_USEC (the arm callback: a timer, pushed back at every arming, so that it only fires
  * when the loop has gone quiet; a timer that fired every 10 ms cost a busy pooler's CPU more
  * than the writes it saved, each being a wake-up from idle). It is PIPE_BUF long, so a pipe
- * takes each batch whole. Lock order: log_lock, then buf_lock.
+ * takes each batch whole.
+ *
+ * Adding a line takes buf_lock for a copy only. A flush takes write_lock, swaps the two
+ * buffers under buf_lock and writes the full one with buf_lock released: a worker never waits
+ * for another's write(), only a second flush does, and batches go out in the order they were
+ * taken. Lock order: log_lock, write_lock, buf_lock.
  */
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t buf_lock = PTHREAD_MUTEX_INITIALIZER;
-static char log_buf[4096];
+static char log_bufs[2][4096];
+static char *log_buf = log_bufs[0]; /* the one lines are added to */
 static size_t log_buf_len;
 unsigned long long log_due_usec;
 static _Thread_local void (*batch_arm)(void *);
@@ -84,7 +91,7 @@ static void write_line(int fd, const char *p, size_t n)
 	}
 }
 
-/* To stderr and the logfile; under log_lock (read side) and buf_lock. */
+/* To stderr and the logfile; under log_lock (read side) and write_lock. */
 static void write_out(const char *p, size_t n)
 {
 	if (log_to_stderr)
@@ -93,13 +100,28 @@ static void write_out(const char *p, size_t n)
 		write_line(log_fd, p, n);
 }
 
-static void flush_locked(void)
+/*
+ * Under log_lock (either side) and write_lock: write out what waits, while new lines go to the
+ * other buffer. That one is free: whoever swapped it out wrote it before releasing write_lock.
+ */
+static void flush_writing(void)
 {
-	if (log_buf_len > 0) {
-		write_out(log_buf, log_buf_len);
-		log_buf_len = 0;
-		__atomic_store_n(&log_due_usec, 0, __ATOMIC_RELAXED);
-	}
+	pthread_mutex_lock(&buf_lock);
+	char *full = log_buf;
+	size_t n = log_buf_len;
+	log_buf = full == log_bufs[0] ? log_bufs[1] : log_bufs[0];
+	log_buf_len = 0;
+	__atomic_store_n(&log_due_usec, 0, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&buf_lock);
+	if (n > 0)
+		write_out(full, n);
+}
+
+static void flush_now(void)
+{
+	pthread_mutex_lock(&write_lock);
+	flush_writing();
+	pthread_mutex_unlock(&write_lock);
 }
 
 static const char *const level_names[] = {"FATAL", "ERROR", "WARNING", "LOG", "DEBUG", "NOISE"};
@@ -108,9 +130,7 @@ static const int level_syslog[] = {LOG_CRIT, LOG_ERR, LOG_WARNING, LOG_INFO, LOG
 void log_setup(const char *logfile, bool to_stderr, const char *syslog_ident, int level)
 {
 	pthread_rwlock_wrlock(&log_lock);
-	pthread_mutex_lock(&buf_lock);
-	flush_locked(); /* what was logged before goes where it was meant to */
-	pthread_mutex_unlock(&buf_lock);
+	flush_now(); /* what was logged before goes where it was meant to */
 	if (log_fd >= 0) {
 		close(log_fd);
 		log_fd = -1;
@@ -134,9 +154,7 @@ void log_setup(const char *logfile, bool to_stderr, const char *syslog_ident, in
 void log_flush(void)
 {
 	pthread_rwlock_rdlock(&log_lock);
-	pthread_mutex_lock(&buf_lock);
-	flush_locked();
-	pthread_mutex_unlock(&buf_lock);
+	flush_now();
 	pthread_rwlock_unlock(&log_lock);
 }
 
@@ -214,24 +232,31 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	bool batched = lvl >= LOG_LVL_INFO && batch_arm;
 	bool arm = false;
 	pthread_rwlock_rdlock(&log_lock);
-	if (log_to_stderr || log_fd >= 0) {
-		pthread_mutex_lock(&buf_lock);
-		if (!batched || log_buf_len + n > sizeof(log_buf))
-			flush_locked();
-		if (batched && n <= sizeof(log_buf)) {
-			arm = log_buf_len == 0;
-			if (arm)
-				__atomic_store_n(&log_due_usec,
-						 (unsigned long long)tv.tv_sec * 1000000 +
-							 (unsigned long long)tv.tv_usec +
-							 LOG_BATCH_USEC,
-						 __ATOMIC_RELAXED);
-			memcpy(log_buf + log_buf_len, line, n);
-			log_buf_len += n;
-		} else {
-			write_out(line, n);
+	if ((log_to_stderr || log_fd >= 0) && batched) {
+		for (;;) { /* a line is at most 2,177 bytes: after a flush it fits, or soon will */
+			pthread_mutex_lock(&buf_lock);
+			bool fits = log_buf_len + n <= sizeof(log_bufs[0]);
+			if (fits) {
+				arm = log_buf_len == 0;
+				if (arm)
+					__atomic_store_n(&log_due_usec,
+							 (unsigned long long)tv.tv_sec * 1000000 +
+								 (unsigned long long)tv.tv_usec +
+								 LOG_BATCH_USEC,
+							 __ATOMIC_RELAXED);
+				memcpy(log_buf + log_buf_len, line, n);
+				log_buf_len += n;
+			}
+			pthread_mutex_unlock(&buf_lock);
+			if (fits)
+				break;
+			flush_now();
 		}
-		pthread_mutex_unlock(&buf_lock);
+	} else if (log_to_stderr || log_fd >= 0) {
+		pthread_mutex_lock(&write_lock);
+		flush_writing(); /* what waits was made before this line */
+		write_out(line, n);
+		pthread_mutex_unlock(&write_lock);
 	}
 	if (log_to_syslog) {
 		line[n - 1] = '\0';

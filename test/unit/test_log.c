@@ -456,6 +456,67 @@ static void test_batch_other_thread_writes_through(void **state)
 	log_batch_stop();
 }
 
+static void no_arm(void *arg)
+{
+	(void)arg; /* the flushes below stand in for the loops' timers */
+}
+
+static void *batched_writer(void *arg)
+{
+	int id = (int)(intptr_t)arg;
+
+	log_batch_start(no_arm, NULL);
+	for (int i = 0; i < LINES_PER_THREAD; i++) {
+		log_info("thread %d line %d end", id, i);
+		if (i % 7 == 0)
+			log_flush_if_due(~0ULL); /* due or not: as a callback that comes late */
+		if (i % 50 == 0)
+			log_warning("thread %d warning %d end", id, i);
+	}
+	log_batch_stop();
+	return NULL;
+}
+
+/* Threads batching, flushing and writing warnings at once: every line whole, none lost, and
+ * each thread's lines in the order it made them. */
+static void test_batch_concurrent(void **state)
+{
+	struct logdir *d = *state;
+	pthread_t th[N_THREADS];
+	int next[N_THREADS] = {0}, warnings = 0;
+	char *text, *line, *save = NULL;
+
+	log_setup(d->path, false, NULL, LOG_LVL_INFO);
+	for (int i = 0; i < N_THREADS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, batched_writer, (void *)(intptr_t)i),
+				 0);
+	for (int i = 0; i < N_THREADS; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	log_setup(NULL, false, NULL, LOG_LVL_INFO);
+
+	text = slurp(d->path);
+	assert_non_null(text);
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		int id, i;
+		const char *msg = strstr(line, " LOG thread ");
+
+		assert_string_equal(line + strlen(line) - 4, " end");
+		if (!msg) {
+			assert_non_null(strstr(line, " WARNING thread "));
+			warnings++;
+			continue;
+		}
+		assert_int_equal(sscanf(msg, " LOG thread %d line %d end", &id, &i), 2);
+		assert_in_range(id, 0, N_THREADS - 1);
+		assert_int_equal(i, next[id]);
+		next[id]++;
+	}
+	for (int i = 0; i < N_THREADS; i++)
+		assert_int_equal(next[i], LINES_PER_THREAD);
+	assert_int_equal(warnings, N_THREADS * (LINES_PER_THREAD / 50));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -474,6 +535,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_batch_full_buffer, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_batch_due_at_callback, setup_dir,
 						teardown_dir),
+		cmocka_unit_test_setup_teardown(test_batch_concurrent, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_batch_reopen_flushes_to_old_file, setup_dir,
 						teardown_dir),
 		cmocka_unit_test_setup_teardown(test_batch_other_thread_writes_through, setup_dir,
