@@ -225,23 +225,30 @@ static void *writer(void *arg)
 	return NULL;
 }
 
+/* N_THREADS threads running fn(thread number) logging to d's file; the file's text after. */
+static char *run_writers(const struct logdir *d, void *(*fn)(void *))
+{
+	pthread_t th[N_THREADS];
+	char *text;
+
+	log_setup(d->path, false, NULL, LOG_LVL_INFO);
+	for (int i = 0; i < N_THREADS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, fn, (void *)(intptr_t)i), 0);
+	for (int i = 0; i < N_THREADS; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	log_setup(NULL, false, NULL, LOG_LVL_INFO);
+	text = slurp(d->path);
+	assert_non_null(text);
+	return text;
+}
+
 /* Worker threads log at once: every line must arrive whole, none interleaved. */
 static void test_concurrent_lines_whole(void **state)
 {
 	struct logdir *d = *state;
-	pthread_t th[N_THREADS];
-	char *text, *line, *save = NULL;
+	char *text = run_writers(d, writer), *line, *save = NULL;
 	size_t n = 0;
 
-	log_setup(d->path, false, NULL, LOG_LVL_INFO);
-	for (int i = 0; i < N_THREADS; i++)
-		assert_int_equal(pthread_create(&th[i], NULL, writer, (void *)(intptr_t)i), 0);
-	for (int i = 0; i < N_THREADS; i++)
-		assert_int_equal(pthread_join(th[i], NULL), 0);
-	log_setup(NULL, false, NULL, LOG_LVL_INFO);
-
-	text = slurp(d->path);
-	assert_non_null(text);
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		int id, i;
 		const char *msg = strstr(line, " LOG thread ");
@@ -482,20 +489,9 @@ static void *batched_writer(void *arg)
 static void test_batch_concurrent(void **state)
 {
 	struct logdir *d = *state;
-	pthread_t th[N_THREADS];
 	int next[N_THREADS] = {0}, warnings = 0;
-	char *text, *line, *save = NULL;
+	char *text = run_writers(d, batched_writer), *line, *save = NULL;
 
-	log_setup(d->path, false, NULL, LOG_LVL_INFO);
-	for (int i = 0; i < N_THREADS; i++)
-		assert_int_equal(pthread_create(&th[i], NULL, batched_writer, (void *)(intptr_t)i),
-				 0);
-	for (int i = 0; i < N_THREADS; i++)
-		assert_int_equal(pthread_join(th[i], NULL), 0);
-	log_setup(NULL, false, NULL, LOG_LVL_INFO);
-
-	text = slurp(d->path);
-	assert_non_null(text);
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		int id, i;
 		const char *msg = strstr(line, " LOG thread ");
