@@ -59,6 +59,7 @@ static int keep_value(const struct config *cfg, const struct keep_field *k)
 struct listener {
 	struct listener *next;
 	struct event *ev;
+	struct event *retry; /* after an accept error: the listener back on (accept_resume_cb) */
 	struct worker *w;
 	int fd;
 	bool is_unix;
@@ -148,6 +149,21 @@ void tcp_tune_socket(int fd, const struct config *cfg, bool connected)
 	}
 }
 
+/*
+ * After accept4 failed for want of something (descriptors, memory), the connection is still
+ * queued and the listener readable: trying again at every loop turn would spin and log each
+ * time. The listener rests this long instead; the kernel keeps the connections queued.
+ */
+#define ACCEPT_RETRY_USEC 500000
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+	(void)fd;
+	(void)what;
+	event_add(l->ev, NULL);
+}
+
 static void accept_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener *l = arg;
@@ -171,6 +187,9 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
 				    strerror(errno));
 		else
 			log_warning("accept failed: %s", strerror(errno));
+		struct timeval tv = {0, ACCEPT_RETRY_USEC};
+		event_del(l->ev);
+		event_add(l->retry, &tv);
 		return;
 	}
 	if (l->w->shutting_down) {
@@ -189,13 +208,26 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
 static bool add_listener(struct worker *w, int fd, bool is_unix, const char *path)
 {
 	struct listener *l = calloc(1, sizeof(*l));
-	if (!l)
+	if (!l) {
+		close(fd);
 		return false;
+	}
 	l->fd = fd;
 	l->w = w;
 	l->is_unix = is_unix;
 	l->path = path ? strdup(path) : NULL;
 	l->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, accept_cb, l);
+	l->retry = evtimer_new(w->base, accept_resume_cb, l);
+	if (!l->ev || !l->retry) {
+		if (l->ev)
+			event_free(l->ev);
+		if (l->retry)
+			event_free(l->retry);
+		close(fd);
+		free(l->path);
+		free(l);
+		return false;
+	}
 	event_add(l->ev, NULL);
 	l->next = w->listeners;
 	w->listeners = l;
@@ -302,6 +334,7 @@ void listener_stop(struct worker *w)
 		struct listener *l = w->listeners;
 		w->listeners = l->next;
 		event_free(l->ev);
+		event_free(l->retry);
 		close(l->fd);
 		if (l->path)
 			unlink(l->path);

@@ -256,3 +256,39 @@ def test_queued_connections_all_accepted(pgtally):
     finally:
         for c in conns:
             c.close()
+
+
+def test_accept_out_of_descriptors_backs_off(pgtally):
+    """When accept4 fails for want of descriptors (EMFILE) the connection stays queued and the
+    listener readable: pgtally rests the listener (ACCEPT_RETRY_USEC, 0.5 s) instead of trying
+    again, and logging, at every loop turn, and serves what waited once descriptors are back."""
+    import resource
+    p = pgtally(ini={'auth_type': 'trust'})
+    with p.connect() as conn:  # a server in the pool, so that later logins need no new socket
+        conn.execute('SELECT 1')
+    soft, hard = resource.prlimit(p.pid, resource.RLIMIT_NOFILE)
+    in_use = len(os.listdir('/proc/%d/fd' % p.pid))
+    conns = []
+    resource.prlimit(p.pid, resource.RLIMIT_NOFILE, (in_use, hard))
+    try:
+        for _ in range(5):
+            c = rawpg.Conn(p.host, p.port)
+            conns.append(c)
+            c.send(rawpg.startup_packet({'user': 'app', 'database': 'app'}))
+        assert p.wait_for_log(r'WARNING accept failed: Too many open files'), p.log()[-2000:]
+        time.sleep(1.2)
+        failures = p.log().count('accept failed')
+        assert 1 <= failures <= 5, '%d accept failures logged in about 1.2 s' % failures
+    finally:
+        resource.prlimit(p.pid, resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        for c in conns:
+            c.send(rawpg.query('SELECT 42'))
+            kinds = []
+            while not kinds or kinds[-1] != 'Z' or 'D' not in kinds:
+                kinds.append(c.read_message()[0])
+            assert kinds[0] == 'R' and kinds[-4:] == ['T', 'D', 'C', 'Z'], kinds
+    finally:
+        for c in conns:
+            c.close()
+    assert p.is_running()
