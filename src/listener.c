@@ -164,6 +164,34 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 	event_add(l->ev, NULL);
 }
 
+/*
+ * Errors of one connection rather than of the listener: accept(2) on Linux passes a pending
+ * network error of the new connection as its own, to be treated like EAGAIN.
+ */
+static bool accept_error_transient(int e)
+{
+	switch (e) {
+	case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+	case EWOULDBLOCK:
+#endif
+	case EINTR:
+	case ECONNABORTED:
+	case EPROTO:
+	case ENOPROTOOPT:
+	case EHOSTDOWN:
+	case ENONET:
+	case EHOSTUNREACH:
+	case EOPNOTSUPP:
+	case ENETDOWN:
+	case ENETUNREACH:
+	case EPERM: /* a firewall rule refused it */
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void accept_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener *l = arg;
@@ -179,8 +207,7 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
 	socklen_t len = sizeof(ss);
 	int cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (cfd < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
-		    errno == ECONNABORTED)
+		if (accept_error_transient(errno))
 			return;
 		if (errno == EMFILE || errno == ENFILE)
 			log_warning("accept failed: %s (raise ulimit -n or lower max_client_conn)",
