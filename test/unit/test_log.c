@@ -283,6 +283,15 @@ static char *now_text(const struct logdir *d)
 	return text;
 }
 
+/* Nothing in the file yet: the lines still wait in the batch. */
+static void assert_nothing_written(const struct logdir *d)
+{
+	char *text = now_text(d);
+
+	assert_string_equal(text, "");
+	free(text);
+}
+
 /* Both texts are in the file, first before second. */
 static void assert_in_order(const struct logdir *d, const char *first, const char *second)
 {
@@ -312,9 +321,7 @@ static void test_batch_waits_for_flush(void **state)
 	batch_begin(d, LOG_LVL_DEBUG);
 	log_info("first");
 	log_debug("second");
-	text = now_text(d);
-	assert_string_equal(text, "");
-	free(text);
+	assert_nothing_written(d);
 	assert_int_equal(arms, 1);
 
 	log_flush();
@@ -427,9 +434,7 @@ static void test_batch_due_at_callback(void **state)
 	log_info("no new due time");
 	assert_true(log_due_usec == due); /* the first line's age counts */
 	log_flush_if_due(due - 1);
-	text = now_text(d);
-	assert_string_equal(text, "");
-	free(text);
+	assert_nothing_written(d);
 	log_flush_if_due(due);
 	assert_in_order(d, " LOG due soon\n", " LOG no new due time\n");
 	assert_int_equal(log_due_usec, 0);
