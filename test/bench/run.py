@@ -145,6 +145,21 @@ def cpu_ticks(pid):
     return int(fields[11]), int(fields[12])
 
 
+def voluntary_switches(pid):
+    """Voluntary context switches of a process, summed over its threads: each one a sleep,
+    in epoll_wait for an event loop, and so one wake-up."""
+    total = 0
+    for tid in os.listdir('/proc/%d/task' % pid):
+        try:
+            with open('/proc/%d/task/%s/status' % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith('voluntary_ctxt_switches:'):
+                        total += int(line.split()[1])
+        except OSError:
+            continue  # a thread that ended meanwhile
+    return total
+
+
 def rss_kib(pid):
     with open('/proc/%d/statm' % pid) as f:
         return int(f.read().split()[1]) * PAGE_KIB
@@ -225,6 +240,7 @@ def run_pgbench(host, port, args, clients, seconds=None, transactions=None, pid=
         timeout = (seconds or 60) + 120 + clients * 0.05
     res = {'argv': argv}
     t_before = cpu_ticks(pid) if pid else None
+    sw_before = voluntary_switches(pid) if pid else None
     rss_max = rss_kib(pid) if pid else None
     start = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -254,6 +270,7 @@ def run_pgbench(host, port, args, clients, seconds=None, transactions=None, pid=
         t_after = cpu_ticks(pid)
         res['utime_s'] = (t_after[0] - t_before[0]) / CLK_TCK
         res['stime_s'] = (t_after[1] - t_before[1]) / CLK_TCK
+        res['wakeups'] = voluntary_switches(pid) - sw_before
         res['rss_kib'] = max(rss_max, rss_kib(pid))
     if logdir:
         lat = read_latencies(os.path.join(logdir, 'tx'))
@@ -420,6 +437,8 @@ def summarize(runs):
         s['cpu_us'] = statistics.median((r['utime_s'] + r['stime_s']) * 1e6 / r['processed']
                                         for r in ok)
         s['user_us'] = statistics.median(r['utime_s'] * 1e6 / r['processed'] for r in ok)
+        if all('wakeups' in r for r in ok):
+            s['wakeups'] = statistics.median(r['wakeups'] / r['processed'] for r in ok)
         s['rss_mib'] = max(r['rss_kib'] for r in ok) / 1024.0
     return s
 
@@ -437,8 +456,9 @@ def ratio(a, b):
 def main_table(cases, results):
     lines = [
         '| case | target | TPS | lat avg ms | lat p99 ms | CPU µs/txn | user µs/txn | '
-        'RSS MiB | TPS ÷ PgBouncer | TPS ÷ direct | CPU ÷ PgBouncer | TPS ÷ pgtally |',
-        '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+        'wake-ups/txn | RSS MiB | TPS ÷ PgBouncer | TPS ÷ direct | CPU ÷ PgBouncer | '
+        'TPS ÷ pgtally |',
+        '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ]
     summaries = {cid: {k: summarize(v) for k, v in runs.items()}
                  for cid, runs in results.items()}
@@ -457,25 +477,27 @@ def main_table(cases, results):
             label = '%s `%s`' % (case.title, case.cid) if first else ''
             first = False
             if kind in case.na:
-                lines.append('| %s | %s | n/a: %s | | | | | | | | | |' % (label, kind,
+                lines.append('| %s | %s | n/a: %s | | | | | | | | | | |' % (label, kind,
                                                                        case.na[kind]))
                 continue
             if kind not in s:
                 continue
             r = s[kind]
             if r is None:
-                lines.append('| %s | %s | failed (see the log) | | | | | | | | | |' % (
+                lines.append('| %s | %s | failed (see the log) | | | | | | | | | | |' % (
                     label, kind))
                 continue
             ours = kind in ('pgtally', W2)
-            lines.append('| %s | %s | %.0f | %.3f | %s | %s | %s | %s | %s | %s | %s | %s |' % (
-                label, kind, r['tps'], r['lat_avg_ms'], fmt(r['lat_p99_ms'], '.3f'),
+            cells = [
+                label, kind, '%.0f' % r['tps'], '%.3f' % r['lat_avg_ms'],
+                fmt(r['lat_p99_ms'], '.3f'),
                 fmt(r.get('cpu_us'), '.1f'), fmt(r.get('user_us'), '.1f'),
-                fmt(r.get('rss_mib'), '.1f'),
+                fmt(r.get('wakeups'), '.2f'), fmt(r.get('rss_mib'), '.1f'),
                 ratio(r['tps'], bouncer['tps']) if ours and bouncer else '',
                 ratio(r['tps'], direct['tps']) if kind != 'direct' and direct else '',
                 ratio(r.get('cpu_us'), bouncer.get('cpu_us')) if ours and bouncer else '',
-                ratio(r['tps'], single['tps']) if kind == W2 and single else ''))
+                ratio(r['tps'], single['tps']) if kind == W2 and single else '']
+            lines.append('| %s |' % ' | '.join(cells))
     return '\n'.join(lines), summaries
 
 
