@@ -4,7 +4,8 @@ The CPU figures of `make bench` come from /proc/<pid>/stat ticks and 3-round med
 move by +-10% between runs of one binary on a shared machine. For a verdict on a change, this
 script runs the case's pgbench against A and B in turn (A B, B A, A B, ...), reads each
 pooler's CPU from /proc/<pid>/task/*/schedstat (nanoseconds on CPU, exact) around every run,
-and prints the median of the per-round ratios A/B with every round, so the spread shows.
+and prints the median of the per-round ratios A/B with every round, so the spread shows, and
+each pooler's wake-ups per transaction (voluntary context switches of all its threads).
 
 This machine's speed moves from minute to minute (other guests on the host: steal time, shared
 caches), and one round's pooler CPU moves with it by 10-30%. PostgreSQL's backends do the same
@@ -174,12 +175,12 @@ def main():
                 t = targets[name]
                 pp = perf_start(t.pid, '/tmp/pgtally-ab-%d.perf' % os.getpid()) \
                     if opts.perf else None
-                c0, g0 = cpu(t.pid), postgres_ns()
+                c0, g0, w0 = cpu(t.pid), postgres_ns(), run.voluntary_switches(t.pid)
                 res = run.run_pgbench(t.host, t.port, case.args, case.clients,
                                       seconds=opts.seconds, user=case.user,
                                       log_latency=opts.latency)
                 lat[name] += res.get('lat_us', ())
-                c1, g1 = cpu(t.pid), postgres_ns()
+                c1, g1, w1 = cpu(t.pid), postgres_ns(), run.voluntary_switches(t.pid)
                 share = perf_user_share(pp, '/tmp/pgtally-ab-%d.perf' % os.getpid()) \
                     if pp else None
                 if not res['ok'] or not res['processed']:
@@ -194,15 +195,15 @@ def main():
                     sys_us = (c1[2] - c0[2]) * tick_us / n
                 pg_us = (g1 - g0) / 1e3 / n
                 per[name].append((cpu_us, user_us, sys_us, res['tps'], cpu_us / pg_us,
-                                  res.get('lat_p99_ms')))
+                                  res.get('lat_p99_ms'), (w1 - w0) / n))
         for name in names:
             rows = per[name]
             print('%-10s CPU us/txn %s | median %.1f, user %.2f, system %.2f, TPS %.0f, '
-                  'per PostgreSQL CPU %.3f' % (
+                  'per PostgreSQL CPU %.3f, wake-ups/txn %.3f' % (
                       name, ' '.join('%.1f' % x[0] for x in rows),
                       statistics.median(x[0] for x in rows), statistics.median(x[1] for x in rows),
                       statistics.median(x[2] for x in rows), statistics.median(x[3] for x in rows),
-                      statistics.median(x[4] for x in rows)))
+                      statistics.median(x[4] for x in rows), statistics.median(x[6] for x in rows)))
         labels = [('CPU', 0), ('CPU per PostgreSQL CPU', 4), ('TPS', 3)]
         if opts.perf:
             labels.append(('user CPU', 1))
