@@ -24,6 +24,8 @@ bool iobuf_reserve(struct iobuf *b, size_t n)
 
 bool iobuf_append(struct iobuf *b, const void *p, size_t n)
 {
+	if (n == 0) /* b->data may be NULL: no pointer arithmetic on it, no memcpy from NULL */
+		return true;
 	if (!iobuf_reserve(b, n))
 		return false;
 	memcpy(b->data + b->wpos, p, n);

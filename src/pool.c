@@ -504,7 +504,8 @@ void pool_welcome_publish(struct pool *pool)
 	if (!sw)
 		return; /* the others log in for it themselves */
 	sw->len = len;
-	memcpy(sw->data, pool->welcome.data + pool->welcome.rpos, len);
+	if (len > 0) /* a server may report no ParameterStatus: then welcome.data is NULL */
+		memcpy(sw->data, pool->welcome.data + pool->welcome.rpos, len);
 	char *p = (char *)sw->data + len;
 	for (int i = 0; i < PARAM_COUNT; i++) {
 		if (!pool->welcome_params[i])

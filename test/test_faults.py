@@ -886,9 +886,12 @@ def test_server_announcing_4gb_message_at_login(pgtally):
         fake.close()
 
 
-def test_server_login_without_parameter_status(pgtally):
+@pytest.mark.parametrize('workers', [1, 2])
+def test_server_login_without_parameter_status(pgtally, workers):
     """Regression (fuzz_server_stream, UBSan): a login that reported no ParameterStatus left
-    the pool's welcome empty, and reading it did arithmetic on a NULL pointer."""
+    the pool's welcome empty, and reading it did arithmetic on a NULL pointer. With two
+    workers (check-asan, UBSan) the welcome shared with the other worker was copied from that
+    NULL pointer too."""
     def script(conn):
         conn.sendall(rawpg.message('R', struct.pack('!I', 0)) +
                      rawpg.message('K', struct.pack('!II', 1, 2)) + rawpg.message('Z', b'I'))
@@ -899,7 +902,8 @@ def test_server_login_without_parameter_status(pgtally):
 
     fake = FakePostgres(script)
     try:
-        p = pgtally(ini=TRUST, databases={'fake': {'host': '127.0.0.1', 'port': fake.port}})
+        p = pgtally(ini=dict(TRUST, workers=workers),
+                    databases={'fake': {'host': '127.0.0.1', 'port': fake.port}})
         c = raw_login(p, db='fake')
         c.send(rawpg.query(''))
         assert [t for t, _ in c.read_until('Z')] == ['I', 'Z']
