@@ -34,7 +34,6 @@ costs both poolers alike, a few percent).
 """
 
 import argparse
-import glob
 import math
 import os
 import shutil
@@ -51,13 +50,7 @@ import run  # noqa: E402
 
 def cpu(pid):
     """(ns on CPU of every thread of pid, user ticks, system ticks)."""
-    ns = 0
-    for task in glob.glob('/proc/%d/task/*' % pid):
-        try:
-            with open(task + '/schedstat') as f:
-                ns += int(f.read().split()[0])
-        except OSError:
-            continue  # a thread that ended meanwhile
+    ns = sum(int(text.split()[0]) for text in run.task_files(pid, 'schedstat'))
     return (ns,) + run.cpu_ticks(pid)
 
 

@@ -145,19 +145,21 @@ def cpu_ticks(pid):
     return int(fields[11]), int(fields[12])
 
 
+def task_files(pid, name):
+    """The text of /proc/<pid>/task/<tid>/<name> for each thread of pid."""
+    for tid in os.listdir('/proc/%d/task' % pid):
+        try:
+            with open('/proc/%d/task/%s/%s' % (pid, tid, name)) as f:
+                yield f.read()
+        except OSError:
+            continue  # a thread that ended meanwhile
+
+
 def voluntary_switches(pid):
     """Voluntary context switches of a process, summed over its threads: each one a sleep,
     in epoll_wait for an event loop, and so one wake-up."""
-    total = 0
-    for tid in os.listdir('/proc/%d/task' % pid):
-        try:
-            with open('/proc/%d/task/%s/status' % (pid, tid)) as f:
-                for line in f:
-                    if line.startswith('voluntary_ctxt_switches:'):
-                        total += int(line.split()[1])
-        except OSError:
-            continue  # a thread that ended meanwhile
-    return total
+    return sum(int(line.split()[1]) for text in task_files(pid, 'status')
+               for line in text.splitlines() if line.startswith('voluntary_ctxt_switches:'))
 
 
 def rss_kib(pid):
