@@ -14,7 +14,8 @@ pgtally's RSS is sampled every few seconds. At the end it prints a summary (past
 doc/reliability.md) and exits 1 when pgtally crashed, an invariant failed, RSS grew by 5%
 or more after the warm-up, or pgtally did not exit cleanly on SIGINT at the end. With the
 sanitizer build (--binary build-asan/pgtally) any report in its log fails the run too: leaks
-are reported only then, at exit.
+are reported only then, at exit. PGTALLY_WORKERS=2 in the environment runs pgtally with two
+event loops, as it does for make check.
 """
 
 import argparse
@@ -219,8 +220,9 @@ class Soak:
         args = self.args
         warm = [kb for t, kb in self.rss if t >= args.warmup]
         lines = [
-            'soak: %g min, pgbench -c %d -R %d in %d s rounds, binary %s' % (
-                args.minutes, args.clients, args.rate, args.round, args.binary),
+            'soak: %g min, pgbench -c %d -R %d in %d s rounds, binary %s, workers %s' % (
+                args.minutes, args.clients, args.rate, args.round, args.binary,
+                os.environ.get('PGTALLY_WORKERS') or 1),
             '  rounds %(rounds)d, pgbench transactions %(pgbench_tx)d, pgbench clients '
             'aborted by kills %(pgbench_aborted_clients)d' % self.stats,
             '  backends killed %(backends_killed)d, clients vanished %(clients_vanished)d, '
