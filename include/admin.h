@@ -20,6 +20,9 @@ void admin_welcome(struct client *c, struct iobuf *b);
 /* Process buffered console input (simple Query messages); stops the world meanwhile. */
 void admin_process(struct client *c);
 
+/* At exit: free the console commands of worker w still waiting (PAUSE, WAIT_CLOSE...). */
+void admin_waits_free(struct worker *w);
+
 /*
  * Everything below reads or changes every worker: call it with the world stopped
  * (app_world_stop), as the console and the metrics endpoint do.

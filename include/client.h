@@ -67,6 +67,7 @@ struct client {
 	uint16_t shape_hint[FPC_HINTS]; /* the shapes of its last statements (fpcache.h) */
 	bool in_txn;                    /* inside an explicit transaction, as far as we know */
 	bool skip_to_sync;              /* pgtally failed a message: drop the rest up to Sync */
+	bool fwd_drop;                  /* the fwd_remaining bytes go nowhere */
 	bool closing;
 	bool warned_sql_prepare;
 	bool warned_session_state;
@@ -102,6 +103,12 @@ struct client {
 	 * that the per-statement path reads none of the strings. */
 	struct nplus1_ctx np_ctx;
 };
+
+/* Part of a message has gone to the server and the rest is still to come. */
+static inline bool client_mid_message(const struct client *c)
+{
+	return c->fwd_remaining && !c->fwd_drop;
+}
 
 /* Refresh c->np_ctx after its pool or application_name changed. */
 void client_sync_np_ctx(struct client *c);

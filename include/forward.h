@@ -24,7 +24,23 @@ enum fwd_action {
 	FWD_FORWARD,  /* forward it unchanged (it joins the run) */
 	FWD_CONSUMED, /* handled here: not forwarded */
 	FWD_FAILED,   /* the client was closed */
+	FWD_PREFIX,   /* its start went rewritten (*prefix bytes of the body): the rest streams */
 };
+
+/* Client messages larger than this are streamed through, not held whole and inspected. */
+#define FWD_INSPECT_MAX (1024 * 1024)
+
+/* How far into a Parse or Bind too large to hold whole pgtally looks for its names. */
+#define FWD_NAMES_MAX 1024
+
+/* Are the names at the start of a Parse or Bind body among the have bytes here? */
+bool fwd_names_here(uint8_t type, const uint8_t *body, size_t have);
+
+/* A Bind too large to hold whole (len bytes of body, have of them here, its names among them):
+ * the start rewritten for a named statement (FWD_PREFIX), the rest as it comes. */
+enum fwd_action fwd_bind_streamed(struct client *c, struct server *s, const uint8_t *body,
+				  size_t have, size_t len, size_t *prefix, size_t *run_start,
+				  usec_t now);
 
 /* Send the bytes [*run_start, rpos) of the client's input to its server. */
 bool fwd_flush_run(struct client *c, size_t *run_start);
@@ -46,6 +62,10 @@ enum fwd_action fwd_close(struct client *c, struct server *s, const uint8_t *bod
 			  bool whole, usec_t now);
 enum fwd_action fwd_execute(struct client *c, struct server *s, const uint8_t *body, size_t len,
 			    size_t *run_start, usec_t now);
+
+/* The client ran DEALLOCATE ALL (or DISCARD ALL, discard_all): forget its prepared statements
+ * (and parameters). */
+void fwd_client_discarded(struct client *c, bool discard_all);
 
 /* DEALLOCATE name|ALL or DISCARD ALL as the whole Query: answered here (true). */
 bool fwd_local_command(struct client *c, const char *sql, size_t len, usec_t now);

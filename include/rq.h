@@ -29,6 +29,7 @@ enum rq_type {
 	RQ_FUNC,     /* FunctionCall: FunctionCallResponse, ReadyForQuery */
 	RQ_INTERNAL, /* pgtally's own simple query: every reply up to ReadyForQuery is hidden */
 	RQ_SYNTH,    /* nothing sent: pgtally's own messages (data), sent when due */
+	RQ_IGNORED,  /* a Sync that reached the server in COPY FROM STDIN: no reply comes */
 };
 
 #define RQF_SWALLOW 0x01 /* the reply is for a message pgtally injected: drop it */
@@ -51,6 +52,7 @@ struct rq_entry {
 	uint32_t data_len;
 	uint32_t fe_gen;     /* fe is valid while the table's gen is this */
 	struct fp_entry *fe; /* the statistics entry of fp, when known (stats.h) */
+	uint32_t copy_ends;  /* the server's copy_ends when this was sent */
 };
 
 struct rq {

@@ -46,6 +46,8 @@ struct server {
 	bool ext_open;   /* extended-protocol messages sent since the last Sync */
 	bool copy_in;    /* COPY FROM STDIN in progress */
 	bool copy_out;   /* COPY TO STDOUT in progress */
+	bool copy_in_open; /* COPY FROM STDIN and the client has not ended it: Syncs are ignored */
+	uint32_t copy_ends; /* CopyDone and CopyFail messages forwarded, ever */
 	char txn_status; /* from the last ReadyForQuery: I, T or E */
 	bool ready;      /* login done */
 	bool close_needed; /* e.g. after RECONNECT: close instead of reuse */
@@ -81,6 +83,9 @@ void server_start_check(struct server *s);
 
 /* Client went away or finished: clean up the session and return it to the pool, or close. */
 void server_release(struct server *s);
+
+/* A linked server that has answered everything and is idle again: end the transaction. */
+void server_release_if_done(struct server *s);
 
 void server_close(struct server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void server_set_state(struct server *s, enum server_state st);

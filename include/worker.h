@@ -53,6 +53,7 @@ struct worker {
 	struct list closed_clients;
 	struct list closed_servers;
 	struct list cancel_conns; /* cancel requests being forwarded to PostgreSQL (server.c) */
+	struct list admin_waits;  /* console commands that answer later (admin.c) */
 	int n_clients; /* all client connections, for max_client_conn */
 	int n_servers;
 

@@ -567,6 +567,7 @@ enum wait_kind { WAIT_PAUSE, WAIT_SUSPEND, WAIT_CLOSE };
  * the client may leave while it waits.
  */
 struct admin_wait {
+	struct list node; /* in w->admin_waits */
 	struct worker *w;
 	uint64_t client_id;
 	struct event *ev;
@@ -702,6 +703,7 @@ bool admin_is_suspended(void)
 
 static void wait_free(struct admin_wait *aw)
 {
+	list_del(&aw->node);
 	event_free(aw->ev);
 	free(aw->db);
 	free(aw->rest);
@@ -748,6 +750,15 @@ static void wait_cb(evutil_socket_t fd, short what, void *arg)
 	app_world_resume(w);
 }
 
+void admin_waits_free(struct worker *w)
+{
+	struct list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &w->admin_waits)
+	{
+		wait_free(container_of(pos, struct admin_wait, node));
+	}
+}
+
 /* Answer later; false (with an error in b) when the wait cannot be set up. */
 static bool defer(struct client *c, enum wait_kind kind, const char *db, const char *rest,
 		  const char *tag, struct iobuf *b)
@@ -770,6 +781,7 @@ static bool defer(struct client *c, enum wait_kind kind, const char *db, const c
 		free(aw);
 		goto oom;
 	}
+	list_append(&c->w->admin_waits, &aw->node);
 	struct timeval tv = {0, ADMIN_WAIT_POLL_USEC};
 	event_add(aw->ev, &tv);
 	sbuf_pause_read(&c->sb);

@@ -30,9 +30,6 @@
 #include "tls.h"
 #include "worker.h"
 
-/* Client messages larger than this are streamed through without being inspected. */
-#define CLIENT_INSPECT_MAX (1024 * 1024)
-
 /* PostgreSQL drops a connection without a word for messages of 1 GB or more; say why here. */
 #define PG_MAX_MESSAGE ((int64_t)0x3fffffff)
 
@@ -235,6 +232,11 @@ static void client_unlink_server(struct client *c)
 		return;
 	c->server = NULL;
 	s->client = NULL;
+	if (client_mid_message(c)) {
+		/* The server has part of a message: whatever came next would complete it. */
+		server_close(s, "client left in the middle of a message");
+		return;
+	}
 	server_release(s);
 }
 
@@ -637,6 +639,19 @@ static bool valid_client_type(uint8_t type)
 	}
 }
 
+/* Skip the message at rpos, of which avail bytes are here; the rest is dropped as it comes. */
+static void client_drop_message(struct client *c, size_t avail, size_t total)
+{
+	struct iobuf *in = &c->sb.in;
+	if (avail < total) {
+		in->rpos += avail;
+		c->fwd_remaining = (uint32_t)(total - avail);
+		c->fwd_drop = true;
+	} else {
+		in->rpos += total;
+	}
+}
+
 static void client_process(struct client *c)
 {
 	struct iobuf *in = &c->sb.in;
@@ -652,10 +667,15 @@ static void client_process(struct client *c)
 				take = c->fwd_remaining;
 			in->rpos += take;
 			c->fwd_remaining -= (uint32_t)take;
-			/* While skipping to Sync the rest of a message is dropped, not forwarded.
-			 */
-			if (c->skip_to_sync)
+			if (c->fwd_drop) {
+				run_start = in->rpos; /* dropped, not forwarded */
+			} else if (!c->fwd_remaining && c->server) {
+				/* The server may have answered everything while the message streamed. */
+				if (!fwd_flush_run(c, &run_start))
+					return;
+				server_release_if_done(c->server);
 				run_start = in->rpos;
+			}
 			continue;
 		}
 		size_t avail = iobuf_avail(in);
@@ -688,14 +708,19 @@ static void client_process(struct client *c)
 			return;
 		}
 		size_t total = (size_t)len + 1;
-		bool whole = needs_whole(type) && total <= CLIENT_INSPECT_MAX;
-		if (whole && avail < total) {
-			if (in->cap < total) {
+		bool whole = needs_whole(type) && total <= FWD_INSPECT_MAX;
+		/* Held whole, or (a large Parse or Bind) until its names are here. */
+		size_t hold = whole ? total
+			      : (type == 'P' || type == 'B') && !fwd_names_here(type, hdr + 5, avail - 5)
+				  ? 5 + FWD_NAMES_MAX
+				  : 0;
+		if (avail < hold) {
+			if (in->cap < hold) {
 				/* Grow so the whole message fits; compacting first keeps the run.
 				 */
 				if (!fwd_flush_run(c, &run_start))
 					return;
-				if (!iobuf_reserve(in, total - avail)) {
+				if (!iobuf_reserve(in, hold - avail)) {
 					client_close(c, "53200",
 						     "out of memory for a %zu byte message", total);
 					return;
@@ -721,6 +746,17 @@ static void client_process(struct client *c)
 			continue;
 		}
 
+		if (!c->server && (type == 'd' || type == 'c' || type == 'f')) {
+			/*
+			 * COPY data with no COPY running (the rest of one that failed): PostgreSQL
+			 * ignores it, and so does pgtally, without taking a server for it.
+			 */
+			if (!fwd_flush_run(c, &run_start))
+				return;
+			client_drop_message(c, avail, total);
+			run_start = in->rpos;
+			continue;
+		}
 		if (!c->server) {
 			/* Need a server for this message: everything before it has been sent. */
 			if (!fwd_flush_run(c, &run_start))
@@ -735,6 +771,7 @@ static void client_process(struct client *c)
 		struct server *s = c->server;
 		bool ok = true;
 		enum fwd_action act = FWD_FORWARD;
+		size_t prefix = 0;
 		if (c->skip_to_sync && type != 'S') {
 			/* After an error pgtally made, skip to Sync as PostgreSQL would. */
 			if (!fwd_flush_run(c, &run_start))
@@ -746,6 +783,9 @@ static void client_process(struct client *c)
 		case 0:
 			break;
 		case 'Q':
+			/* Its ReadyForQuery ends what came before it too (after an error in
+			 * there, the server skips the Query and sends nothing until a Sync). */
+			s->ext_open = false;
 			act = (enum fwd_action)fwd_query(c, s, (const char *)hdr + 5, len - 4,
 							 whole, &run_start, now);
 			break;
@@ -756,7 +796,9 @@ static void client_process(struct client *c)
 		case 'B':
 			s->ext_open = true;
 			c->pool->stats.bind_count++;
-			act = fwd_bind(c, s, hdr + 5, len - 4, whole, &run_start, now);
+			act = whole ? fwd_bind(c, s, hdr + 5, len - 4, true, &run_start, now)
+				    : fwd_bind_streamed(c, s, hdr + 5, avail - 5, len - 4, &prefix,
+							&run_start, now);
 			break;
 		case 'E':
 			s->ext_open = true;
@@ -776,29 +818,35 @@ static void client_process(struct client *c)
 		case 'S':
 			s->ext_open = false;
 			c->skip_to_sync = false;
-			ok = fwd_expect(c, s, RQ_SYNC, now) != NULL;
+			/* In COPY FROM STDIN the server ignores Sync (libpq sends one anyway). */
+			ok = fwd_expect(c, s, s->copy_in_open ? RQ_IGNORED : RQ_SYNC, now) != NULL;
 			break;
 		case 'F':
 			ok = fwd_expect(c, s, RQ_FUNC, now) != NULL;
 			break;
 		default: /* d, c, f: COPY data flows as it comes */
+			if (type != 'd') {
+				s->copy_ends++;
+				s->copy_in_open = false;
+			}
 			break;
 		}
 		if (act == FWD_FAILED || c->state == CL_CLOSED)
 			return;
+		if (act == FWD_PREFIX) {
+			/* Its start went rewritten; the rest goes as it is, streamed. */
+			in->rpos += 5 + prefix;
+			run_start = in->rpos;
+			avail -= 5 + prefix;
+			total -= 5 + prefix;
+			act = FWD_FORWARD;
+		}
 		if (act == FWD_CONSUMED) {
 			/* Not forwarded: what came before it goes now, the run restarts after it.
 			 */
 			if (!fwd_flush_run(c, &run_start))
 				return;
-			if (avail < total) {
-				/* Only a skipped message can be partial here: drop the rest as it
-				 * comes. */
-				in->rpos += avail;
-				c->fwd_remaining = (uint32_t)(total - avail);
-			} else {
-				in->rpos += total;
-			}
+			client_drop_message(c, avail, total);
 			run_start = in->rpos;
 			continue;
 		}
@@ -810,6 +858,7 @@ static void client_process(struct client *c)
 			/* Stream the rest of a large message as it arrives. */
 			in->rpos += avail;
 			c->fwd_remaining = (uint32_t)(total - avail);
+			c->fwd_drop = false;
 		}
 	}
 	if (c->state == CL_CLOSED)

@@ -60,6 +60,7 @@ struct rq_entry *fwd_expect(struct client *c, struct server *s, enum rq_type typ
 		return NULL;
 	}
 	e->sent = now;
+	e->copy_ends = s->copy_ends;
 	if (was_idle) {
 		c->query_start = now;
 		s->request_time = now;
@@ -99,7 +100,7 @@ static bool fwd_send_rewritten(struct client *c, struct server *s, size_t *run_s
  * cannot carry (a session-level SET of a parameter pgtally does not track, or LISTEN)? Names
  * what in `what`.
  */
-static bool session_state_leaks(const char *q, char *what, size_t cap)
+static bool session_state_leaks(const struct pool *pool, const char *q, char *what, size_t cap)
 {
 	if (strncmp(q, "listen ", 7) == 0) {
 		snprintf(what, cap, "LISTEN");
@@ -119,8 +120,10 @@ static bool session_state_leaks(const char *q, char *what, size_t cap)
 		return false;
 	memcpy(name, p, n);
 	name[n] = '\0';
-	if (param_lookup(name) >= 0)
+	int id = param_lookup(name);
+	if (id >= 0 && pool->welcome_params[id])
 		return false; /* tracked: pgtally sets it again for this client */
+	/* One the server does not report (search_path in PostgreSQL 15) is not followed. */
 	snprintf(what, cap, "SET %s", name);
 	return true;
 }
@@ -292,7 +295,7 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 			if ((st.kind == FP_KIND_SESSION || st.kind == FP_KIND_LISTEN) && fe &&
 			    !c->in_txn && !c->warned_session_state &&
 			    c->pool->pool_mode != POOL_MODE_SESSION &&
-			    session_state_leaks(fe->query, what, sizeof(what)) &&
+			    session_state_leaks(c->pool, fe->query, what, sizeof(what)) &&
 			    !fwd_warn_session_state(c, s, what, now))
 				return FWD_FAILED;
 			int act = fwd_np_before(c, s, fe, st.id, st.params_hash, (uint8_t)st.kind,
@@ -504,6 +507,15 @@ enum fwd_action fwd_parse(struct client *c, struct server *s, const uint8_t *bod
 			  bool whole, size_t *run_start, usec_t now)
 {
 	c->pool->stats.client_parse_count++;
+	if (!whole && body[0] != '\0' && fwd_prepared_on(c)) {
+		/* Named, and too large to hold: pgtally could not tell its text from another's. */
+		char msg[200];
+		snprintf(msg, sizeof(msg),
+			 "pgtally does not prepare a statement whose Parse message is over %d bytes "
+			 "(this one has %zu); send it unnamed",
+			 FWD_INSPECT_MAX, len + 5);
+		return fwd_ext_error(c, s, "54000", msg, now);
+	}
 	struct proto_reader r;
 	proto_reader_init(&r, body, whole ? len : 0);
 	const char *name = whole ? proto_get_str(&r) : NULL;
@@ -592,6 +604,18 @@ enum fwd_action fwd_parse(struct client *c, struct server *s, const uint8_t *bod
 	return ok ? FWD_CONSUMED : FWD_FAILED;
 }
 
+/* Send the Bind in b (freed) of shared statement ps, expecting its BindComplete. */
+static bool fwd_send_bind(struct client *c, struct server *s, const struct pstmt_shared *ps,
+			  struct iobuf *b, size_t *run_start, usec_t now)
+{
+	struct rq_entry *e = fwd_expect(c, s, RQ_BIND, now);
+	if (e)
+		e->pstmt = ps->id;
+	bool ok = e && fwd_send_rewritten(c, s, run_start, b);
+	iobuf_release(b);
+	return ok;
+}
+
 /* Bind: the portal runs a known statement with these parameter values. */
 enum fwd_action fwd_bind(struct client *c, struct server *s, const uint8_t *body, size_t len,
 			 bool whole, size_t *run_start, usec_t now)
@@ -630,12 +654,53 @@ enum fwd_action fwd_bind(struct client *c, struct server *s, const uint8_t *body
 	pkt_put_str(&b, ps->name);
 	pkt_put_bytes(&b, rest, (size_t)(body + len - rest));
 	pkt_end(&b, st);
-	struct rq_entry *e = fwd_expect(c, s, RQ_BIND, now);
-	if (e)
-		e->pstmt = ps->id;
-	bool ok = e && fwd_send_rewritten(c, s, run_start, &b);
-	iobuf_release(&b);
-	return ok ? FWD_CONSUMED : FWD_FAILED;
+	return fwd_send_bind(c, s, ps, &b, run_start, now) ? FWD_CONSUMED : FWD_FAILED;
+}
+
+bool fwd_names_here(uint8_t type, const uint8_t *body, size_t have)
+{
+	if (type == 'P')
+		return have >= 1; /* named or not is all it takes */
+	const uint8_t *end = memchr(body, 0, have);
+	return end && memchr(end + 1, 0, have - (size_t)(end + 1 - body));
+}
+
+enum fwd_action fwd_bind_streamed(struct client *c, struct server *s, const uint8_t *body,
+				  size_t have, size_t len, size_t *prefix, size_t *run_start,
+				  usec_t now)
+{
+	c->unnamed_portal = (struct portal_info){0};
+	if (have > len)
+		have = len;
+	const uint8_t *end0 = memchr(body, 0, have);
+	const uint8_t *end1 = end0 ? memchr(end0 + 1, 0, have - (size_t)(end0 + 1 - body)) : NULL;
+	if (!end1)
+		return fwd_ext_error(c, s, "08P01", "malformed Bind message", now);
+	const char *portal = (const char *)body;
+	const char *stmt = (const char *)end0 + 1;
+	if (!*stmt || !fwd_prepared_on(c))
+		return fwd_expect(c, s, RQ_BIND, now) ? FWD_FORWARD : FWD_FAILED;
+	const struct stmt_info *si = pstmt_find(c->pstmts, stmt);
+	if (!si || !si->shared)
+		return fwd_unknown_stmt(c, s, stmt, now);
+	if (!*portal && si->valid) {
+		/* Statistics and N+1 detection see it; its parameter values pass unhashed. */
+		c->unnamed_portal.fp = si->fp;
+		c->unnamed_portal.kind = si->kind;
+	}
+	struct pstmt_shared *ps = si->shared;
+	if (!fwd_ensure_pstmt(c, s, ps, run_start, now))
+		return FWD_FAILED;
+	size_t names = (size_t)(end1 + 1 - body);
+	size_t plen = strlen(portal) + 1, nlen = strlen(ps->name) + 1;
+	uint32_t newlen = (uint32_t)(4 + len - names + plen + nlen);
+	uint8_t h[5] = {'B', (uint8_t)(newlen >> 24), (uint8_t)(newlen >> 16), (uint8_t)(newlen >> 8),
+			(uint8_t)newlen};
+	struct iobuf b = {0};
+	(void)(iobuf_append(&b, h, sizeof(h)) && iobuf_append(&b, portal, plen) &&
+	       iobuf_append(&b, ps->name, nlen));
+	*prefix = names;
+	return fwd_send_bind(c, s, ps, &b, run_start, now) ? FWD_PREFIX : FWD_FAILED;
 }
 
 /* Describe: statements by name need pgtally's name on the server. */
@@ -809,6 +874,19 @@ static enum sql_local sql_local_command(const char *sql, size_t len, char *name,
 	return p == end ? what : SQL_NONE;
 }
 
+void fwd_client_discarded(struct client *c, bool discard_all)
+{
+	pstmt_forget_all(c->pstmts, &c->w->pstmts);
+	if (!discard_all)
+		return;
+	/* Back to the server defaults: the next link SETs them. */
+	for (int i = 0; i < PARAM_COUNT; i++) {
+		client_param_set(c, i, NULL);
+		c->params[i] = c->pool->welcome_params[i];
+	}
+	client_sync_np_ctx(c);
+}
+
 /*
  * Answer a DEALLOCATE / DISCARD ALL. Returns false when it must go to the server after all
  * (DISCARD ALL inside a transaction block fails there, as it should).
@@ -837,35 +915,18 @@ bool fwd_local_command(struct client *c, const char *sql, size_t len, usec_t now
 			       k + 1 < sizeof(raw))
 				raw[k++] = *p++;
 			raw[k] = '\0';
-			if (!pstmt_forget(c->pstmts, &w->pstmts, raw)) {
-				/* PostgreSQL's answer for an unknown name. */
-				struct iobuf b = {0};
-				char msg[200];
-				snprintf(msg, sizeof(msg),
-					 "prepared statement \"%.100s\" does not exist", name);
-				proto_build_error(&b, false, "ERROR", "26000", msg);
-				proto_build_ready(&b, c->server ? c->server->txn_status : 'I');
-				if (c->server) {
-					if (c->server->txn_status == 'T')
-						b.data[b.wpos - 1] = 'E';
-					(void)fwd_synth(c, c->server, 'E', &b, now);
-				} else {
-					(void)client_send(c, &b);
-				}
-				iobuf_release(&b);
-				return true;
-			}
+			/* Not a protocol-level statement: an SQL-level PREPARE, which lives in
+			 * the server session (or nowhere); the server answers. */
+			if (!pstmt_forget(c->pstmts, &w->pstmts, raw))
+				return false;
 		}
+	} else if (what == SQL_DEALLOCATE_ALL && c->server && c->in_txn) {
+		/* This transaction's SQL-level PREPAREs are on the server: it deallocates them
+		 * (and pgtally's statements there, which it then forgets, see server.c). */
+		fwd_client_discarded(c, false);
+		return false;
 	} else {
-		pstmt_forget_all(c->pstmts, &w->pstmts);
-		if (what == SQL_DISCARD_ALL) {
-			/* Back to the server defaults: the next link SETs them. */
-			for (int i = 0; i < PARAM_COUNT; i++) {
-				client_param_set(c, i, NULL);
-				c->params[i] = c->pool->welcome_params[i];
-			}
-			client_sync_np_ctx(c);
-		}
+		fwd_client_discarded(c, what == SQL_DISCARD_ALL);
 	}
 	struct iobuf b = {0};
 	proto_build_command_complete(&b, what == SQL_DISCARD_ALL ? "DISCARD ALL" : "DEALLOCATE");

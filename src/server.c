@@ -348,6 +348,16 @@ static void server_param_put(struct server *s, int id, const char *value)
 	}
 }
 
+/* The session's value of parameter id is its default (it was RESET). */
+static void server_param_reset(struct server *s, int id)
+{
+	uint8_t bit = (uint8_t)(1u << id);
+	if (s->params_own & bit)
+		free((char *)s->params[id]);
+	s->params_own &= (uint8_t)~bit;
+	s->params[id] = s->pool->welcome_params[id];
+}
+
 static void server_set_param(struct server *s, const char *key, const char *value)
 {
 	int id = param_lookup(key);
@@ -600,19 +610,28 @@ void server_link(struct server *s, struct client *c)
 	/* Make the session look like the client's own: SET what differs, hide the replies. */
 	for (int i = 0; i < PARAM_COUNT; i++) {
 		const char *want = c->params[i];
-		if (!want || want == s->params[i] ||
-		    (s->params[i] && strcmp(s->params[i], want) == 0))
+		if (want == s->params[i] || (want && s->params[i] && strcmp(s->params[i], want) == 0))
+			continue;
+		/* No value (one the server does not report, such as search_path, that this client
+		 * did not set) means the default: RESET what an earlier client SET. */
+		if (!want && s->params[i] == s->pool->welcome_params[i])
 			continue;
 		if (!any) {
 			start = pkt_begin(&b, 'Q');
 			any = true;
 		}
-		pkt_put_bytes(&b, "SET ", 4);
-		pkt_put_bytes(&b, param_names[i], strlen(param_names[i]));
-		pkt_put_bytes(&b, "=", 1);
-		append_quoted(&b, want);
+		if (want) {
+			pkt_put_bytes(&b, "SET ", 4);
+			pkt_put_bytes(&b, param_names[i], strlen(param_names[i]));
+			pkt_put_bytes(&b, "=", 1);
+			append_quoted(&b, want);
+			server_param_put(s, i, want);
+		} else {
+			pkt_put_bytes(&b, "RESET ", 6);
+			pkt_put_bytes(&b, param_names[i], strlen(param_names[i]));
+			server_param_reset(s, i);
+		}
 		pkt_put_bytes(&b, ";", 1);
-		server_param_put(s, i, want);
 	}
 	if (!any)
 		return; /* nothing was allocated */
@@ -715,6 +734,13 @@ static void server_txn_done(struct server *s)
 	pool_server_ready(pool, s);
 }
 
+void server_release_if_done(struct server *s)
+{
+	if (s->client && s->rq.count == 0 && !s->ext_open && !s->copy_in && !s->copy_out &&
+	    s->txn_status == 'I' && !client_mid_message(s->client))
+		server_txn_done(s);
+}
+
 /* ---- reading replies ---- */
 
 static bool server_needs_whole(uint8_t type)
@@ -770,7 +796,11 @@ static bool flush_to_client(struct server *s, size_t *run_start)
 static bool server_emit_synth(struct server *s, size_t *run_start)
 {
 	struct rq_entry *h;
-	while ((h = rq_head(&s->rq)) && (h->flags & RQF_SYNTH)) {
+	while ((h = rq_head(&s->rq)) && ((h->flags & RQF_SYNTH) || h->type == RQ_IGNORED)) {
+		if (h->type == RQ_IGNORED) {
+			rq_pop(&s->rq);
+			continue;
+		}
 		uint8_t msg[5] = {h->synth, 0, 0, 0, 4};
 		const void *p = h->data ? (const void *)h->data : msg;
 		size_t n = h->data ? h->data_len : sizeof(msg);
@@ -792,21 +822,49 @@ void server_emit_due(struct server *s)
 }
 
 /*
+ * A Bind of shared statement id failed. When the server no longer has the statement (someone
+ * ran DEALLOCATE on pgtally's name), forget that it had it: the next Bind prepares it again.
  * After DDL, a prepared statement's plan can no longer return what it did: PostgreSQL says so
  * once per session. Give the statement a new name so every server prepares it afresh and the
  * client sees the error only this once, as it would without a pooler.
  */
-static void server_check_stale_plan(struct server *s, uint32_t id, const uint8_t *body,
+static void server_check_bind_error(struct server *s, uint32_t id, const uint8_t *body,
 				    size_t len)
 {
 	struct proto_error e;
 	if (!proto_parse_error(body, len, &e) || !e.sqlstate || !e.message)
 		return;
+	if (strcmp(e.sqlstate, "26000") == 0) {
+		log_info("S-%llu: prepared statement PGT_%u is gone from the server; preparing it "
+			 "again when next used",
+			 (unsigned long long)s->id, id);
+		server_pstmts_del(&s->pstmts, id);
+		return;
+	}
 	if (strcmp(e.sqlstate, "0A000") != 0 || !strstr(e.message, "cached plan must not change"))
 		return;
 	if (pstmt_shared_renew(&s->w->pstmts, id))
 		log_info("S-%llu: prepared statement PGT_%u has a stale plan; preparing it anew",
 			 (unsigned long long)s->id, id);
+}
+
+/*
+ * COPY FROM STDIN began (the head entry). PostgreSQL ignores Sync in copy mode, so the Syncs
+ * the client sent after the COPY, and before a CopyDone or CopyFail, will get no reply.
+ */
+static void server_copy_in_started(struct server *s)
+{
+	struct rq_entry *h = rq_head(&s->rq);
+	if (!h)
+		return;
+	for (uint32_t i = 1; i < s->rq.count; i++) {
+		struct rq_entry *e = rq_at(&s->rq, i);
+		if (e->copy_ends != h->copy_ends)
+			break;
+		if (e->type == RQ_SYNC && !(e->flags & RQF_SYNTH))
+			e->type = RQ_IGNORED;
+	}
+	s->copy_in_open = s->copy_ends == h->copy_ends;
 }
 
 /* Entries the server skipped after an error: a Parse among them defined nothing. */
@@ -829,6 +887,38 @@ static bool server_complete_head(struct server *s, size_t *run_start, size_t tot
 	rq_pop(&s->rq);
 	s->sb.in.rpos += total;
 	return server_emit_synth(s, run_start);
+}
+
+/*
+ * The session lost every prepared statement (DEALLOCATE ALL or DISCARD ALL in a form pgtally
+ * does not answer itself, now complete at the head); DISCARD ALL also reset its parameters.
+ * Parses queued behind it define their statements again.
+ */
+static void server_session_discarded(struct server *s, bool discard_all)
+{
+	server_pstmts_free(&s->pstmts);
+	for (uint32_t i = 1; i < s->rq.count; i++) {
+		const struct rq_entry *e = rq_at(&s->rq, i);
+		if (e->type == RQ_PARSE && e->pstmt && !(e->flags & RQF_SYNTH) &&
+		    !server_pstmts_add(&s->pstmts, e->pstmt))
+			s->close_needed = true; /* out of memory: do not trust what it holds */
+	}
+	if (discard_all) {
+		/* Reported parameters come back in ParameterStatus; the others are unknown. */
+		for (int i = 0; i < PARAM_COUNT; i++)
+			if (!s->pool->welcome_params[i])
+				server_param_reset(s, i);
+	}
+	log_debug("S-%llu: session discarded by the client; prepared statements forgotten",
+		  (unsigned long long)s->id);
+	if (s->client)
+		fwd_client_discarded(s->client, discard_all);
+}
+
+static bool tag_is(const char *tag, size_t taglen, const char *word)
+{
+	size_t n = strlen(word);
+	return taglen == n + 1 && memcmp(tag, word, n + 1) == 0;
 }
 
 /* A statement completed (tag set), or failed: statistics and N+1 bookkeeping. */
@@ -1036,9 +1126,7 @@ void server_process(struct server *s)
 			stats_ready(c, s, st, worker_now(w));
 			if (!server_emit_synth(s, &run_start))
 				return;
-			if (s->rq.count == 0 && !s->ext_open && !s->copy_in && !s->copy_out &&
-			    st == 'I')
-				server_txn_done(s);
+			server_release_if_done(s);
 			continue;
 		}
 		case '1':
@@ -1072,8 +1160,11 @@ void server_process(struct server *s)
 		case 'I':
 		case 's':
 			if (type == 'C')
-				s->copy_in = s->copy_out = false;
+				s->copy_in = s->copy_out = s->copy_in_open = false;
 			if (h && (h->type == RQ_STMT || h->type == RQ_EXECUTE)) {
+				if (type == 'C' && (tag_is((const char *)body, blen, "DISCARD ALL") ||
+						    tag_is((const char *)body, blen, "DEALLOCATE ALL")))
+					server_session_discarded(s, body[1] == 'I');
 				if (type != 's')
 					server_statement_done(s, h, type == 'C' ? (const char *)body : NULL,
 							      blen, false);
@@ -1083,7 +1174,7 @@ void server_process(struct server *s)
 			}
 			break;
 		case 'E':
-			s->copy_in = s->copy_out = false;
+			s->copy_in = s->copy_out = s->copy_in_open = false;
 			if (h && h->type == RQ_STMT) {
 				/* The rest of this Query's statements will not run. */
 				server_statement_done(s, h, NULL, 0, true);
@@ -1094,7 +1185,7 @@ void server_process(struct server *s)
 				if (h->type == RQ_EXECUTE)
 					server_statement_done(s, h, NULL, 0, true);
 				if (h->type == RQ_BIND && h->pstmt)
-					server_check_stale_plan(s, h->pstmt, body, blen);
+					server_check_bind_error(s, h->pstmt, body, blen);
 				while ((h = rq_head(&s->rq)) && h->type != RQ_SYNC) {
 					server_forget_skipped(s, h);
 					rq_pop(&s->rq);
@@ -1116,12 +1207,14 @@ void server_process(struct server *s)
 		}
 		case 'G':
 			s->copy_in = true;
+			server_copy_in_started(s);
 			break;
 		case 'H':
 			s->copy_out = true;
 			break;
 		case 'W':
 			s->copy_in = s->copy_out = true;
+			server_copy_in_started(s);
 			break;
 		case 'c':
 			s->copy_out = false;

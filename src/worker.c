@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "app.h"
 #include "client.h"
 #include "log.h"
@@ -125,6 +126,7 @@ struct worker *worker_create(struct config *cfg)
 	list_init(&w->closed_clients);
 	list_init(&w->closed_servers);
 	list_init(&w->cancel_conns);
+	list_init(&w->admin_waits);
 	w->reaper = event_new(w->base, -1, 0, reaper_cb, w);
 	w->log_flusher = evtimer_new(w->base, log_flusher_cb, w);
 	w->nplus1 = nplus1_table_new();
@@ -187,6 +189,7 @@ void worker_free(struct worker *w)
 	client_reap(w);
 	server_reap(w);
 	server_cancels_free(w);
+	admin_waits_free(w);
 	stats_fp_table_free(&w->fps);
 	pstmt_registry_free(&w->pstmts);
 	nplus1_table_free(w->nplus1);

@@ -96,6 +96,67 @@ def login_trust(conn, user, dbname):
     return conn.read_until('Z')
 
 
+# Extended-protocol messages, built as a driver would.
+
+def parse(name, sql, types=()):
+    body = name.encode() + b'\0' + sql.encode() + b'\0' + struct.pack('!H', len(types))
+    for t in types:
+        body += struct.pack('!I', t)
+    return message('P', body)
+
+
+def bind(stmt, params=(), portal=''):
+    body = portal.encode() + b'\0' + stmt.encode() + b'\0' + struct.pack('!H', 0)
+    body += struct.pack('!H', len(params))
+    for p in params:
+        v = p if isinstance(p, bytes) else str(p).encode()
+        body += struct.pack('!I', len(v)) + v
+    body += struct.pack('!H', 0)
+    return message('B', body)
+
+
+def execute(portal=''):
+    return message('E', portal.encode() + b'\0' + struct.pack('!I', 0))
+
+
+def describe_stmt(name):
+    return message('D', b'S' + name.encode() + b'\0')
+
+
+def close_stmt(name):
+    return message('C', b'S' + name.encode() + b'\0')
+
+
+SYNC = message('S')
+FLUSH = message('H')
+
+
+def trust_conn(p):
+    c = Conn(p.host, p.port)
+    login_trust(c, 'app', 'app')
+    return c
+
+
+def data_values(msgs):
+    """The first column of every DataRow, as text."""
+    out = []
+    for t, body in msgs:
+        if t == 'D':
+            (n,) = struct.unpack('!I', body[2:6])
+            out.append(body[6:6 + n].decode())
+    return out
+
+
+def simple(conn, sql):
+    """Send one simple Query; its messages up to ReadyForQuery."""
+    conn.send(query(sql))
+    return conn.read_until('Z')
+
+
+def types(msgs):
+    return ''.join(t for t, _ in msgs)
+
+
 def _scram_hmac(key, msg):
     return hmac.new(key, msg, hashlib.sha256).digest()
 

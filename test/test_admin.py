@@ -418,6 +418,20 @@ def test_reconnect_and_wait_close(pgtally):
         assert after != before
 
 
+def test_exit_while_wait_close_waits(pgtally):
+    """Regression (check-asan, LeakSanitizer): a console command still waiting (here
+    WAIT_CLOSE) when pgtally exited was never freed, and the sanitizer build exited 1."""
+    p = pgtally()
+    conn = p.connect()
+    conn.execute('BEGIN')
+    p.admin('RECONNECT app')
+    wait = Background(lambda: p.admin('WAIT_CLOSE app'))
+    assert not wait.done.wait(0.4)
+    p.signal(signal.SIGQUIT)  # immediate shutdown, the console still waiting
+    assert p.wait_exit(5) == 0
+    conn.close()
+
+
 def test_reload_applies_pool_size(pgtally):
     p = pgtally(ini={'default_pool_size': 1})
     with p.connect() as a, p.connect() as b:

@@ -10,56 +10,9 @@ import psycopg
 import pytest
 
 import rawpg
+from rawpg import SYNC, bind, close_stmt, data_values, describe_stmt, execute, parse, trust_conn
 
 PGBENCH = '/usr/lib/postgresql/15/bin/pgbench'
-
-
-def parse(name, sql, types=()):
-    body = name.encode() + b'\0' + sql.encode() + b'\0' + struct.pack('!H', len(types))
-    for t in types:
-        body += struct.pack('!I', t)
-    return rawpg.message('P', body)
-
-
-def bind(stmt, params=(), portal=''):
-    body = portal.encode() + b'\0' + stmt.encode() + b'\0' + struct.pack('!H', 0)
-    body += struct.pack('!H', len(params))
-    for p in params:
-        v = str(p).encode()
-        body += struct.pack('!I', len(v)) + v
-    body += struct.pack('!H', 0)
-    return rawpg.message('B', body)
-
-
-def execute(portal=''):
-    return rawpg.message('E', portal.encode() + b'\0' + struct.pack('!I', 0))
-
-
-def describe_stmt(name):
-    return rawpg.message('D', b'S' + name.encode() + b'\0')
-
-
-def close_stmt(name):
-    return rawpg.message('C', b'S' + name.encode() + b'\0')
-
-
-SYNC = rawpg.message('S')
-
-
-def trust_conn(p):
-    c = rawpg.Conn(p.host, p.port)
-    rawpg.login_trust(c, 'app', 'app')
-    return c
-
-
-def data_values(msgs):
-    """The first column of every DataRow, as text."""
-    out = []
-    for t, body in msgs:
-        if t == 'D':
-            (n,) = struct.unpack('!I', body[2:6])
-            out.append(body[6:6 + n].decode())
-    return out
 
 
 @pytest.fixture(scope='module')

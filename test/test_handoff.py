@@ -1,0 +1,223 @@
+"""What one client leaves on a server never reaches the next: with a pool of one server, each
+test has a client leave the server in some odd state (a message half sent, COPY, a pipeline
+without Sync, session state) and checks what the next client gets, or that the first one's own
+replies stay in order. Raw protocol (test/rawpg.py): drivers do not send most of this."""
+
+import socket
+import struct
+import time
+
+import pytest
+
+import rawpg
+from rawpg import (FLUSH, SYNC, Conn, bind, data_values, execute, message, parse, query,
+                   simple, trust_conn, types)
+
+
+@pytest.fixture
+def one(pgtally):
+    """pgtally with one server and trust logins; a queued client gives up after 3 s."""
+    return pgtally(ini={'default_pool_size': 1, 'auth_type': 'trust', 'query_wait_timeout': 3})
+
+
+@pytest.fixture
+def copy_table(pg):
+    pg.sql('DROP TABLE IF EXISTS handoff_copy', dbname='app')
+    pg.sql('CREATE TABLE handoff_copy (id int)', dbname='app')
+    pg.sql('GRANT ALL ON handoff_copy TO app', dbname='app')
+    return 'handoff_copy'
+
+
+def marker_from_next_client(p):
+    c = Conn(p.host, p.port, timeout=5)
+    rawpg.login_trust(c, 'app', 'app')
+    return data_values(simple(c, "SELECT 'B-marker'"))
+
+
+def vanish(c):
+    """Leave at once, without a Terminate (a reset, as a killed process would)."""
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    c.close()
+
+
+@pytest.mark.parametrize('kind', ['d', 'c', 'f', 'Q'])
+def test_client_leaves_mid_message(one, kind):
+    # A message with most of its bytes never sent (COPY messages with no COPY running, or a
+    # Query too large to hold whole): the next client's bytes must not become their rest.
+    a = trust_conn(one)
+    assert data_values(simple(a, 'SELECT 1')) == ['1']
+    size = 64 if kind != 'Q' else 2 * 1024 * 1024
+    a.send(kind.encode() + struct.pack('!I', 4 + size) + b'x' * 10)
+    time.sleep(0.2)
+    vanish(a)
+    time.sleep(0.3)
+    assert marker_from_next_client(one) == ['B-marker']
+
+
+def test_copy_fails_while_a_large_copydata_streams(one, copy_table):
+    # The server fails the COPY and is ready again while the client is still sending a 2 MB
+    # CopyData: the server must stay with the client until that message is through.
+    a = trust_conn(one)
+    a.send(query('COPY %s FROM STDIN' % copy_table))
+    a.read_until('G')
+    body = b'1\n' * (1024 * 1024)
+    a.send(message('d', b'not a number\n') + b'd' + struct.pack('!I', 4 + len(body)) +
+           body[:100000])
+    m = a.read_until('Z')
+    assert 'E' in types(m)
+    time.sleep(0.2)
+    a.send(body[100000:] + message('c'))
+    # The client's own next query is answered, not swallowed by the server as CopyData.
+    assert data_values(simple(a, "SELECT 'A-after'")) == ['A-after']
+    a.send(message('X'))
+    a.close()
+    assert marker_from_next_client(one) == ['B-marker']
+
+
+def copy_extended(a, table):
+    """What libpq sends for PQexecParams("COPY ... FROM STDIN") and PQputCopyEnd: the Sync
+    right after Execute reaches the server in copy mode, which ignores it."""
+    a.send(parse('', 'COPY %s FROM STDIN' % table) + bind('') +
+           message('D', b'P\0') + execute() + SYNC)
+    a.read_until('G')
+    a.send(message('d', b'1\n2\n') + message('c') + SYNC)
+    assert types(a.read_until('Z')) == 'CZ'
+
+
+def test_copy_from_stdin_extended_protocol_releases_the_server(one, copy_table):
+    a = trust_conn(one)
+    copy_extended(a, copy_table)
+    b = trust_conn(one)  # the pool's only server: free again
+    assert data_values(simple(b, 'SELECT 42')) == ['42']
+
+
+def test_copy_from_stdin_extended_protocol_keeps_replies_in_order(one, copy_table):
+    a = trust_conn(one)
+    a.send(parse('same', 'SELECT 7') + SYNC)
+    assert types(a.read_until('Z')) == '1Z'
+    copy_extended(a, copy_table)
+    for i in range(3):
+        # The first defines a new statement, the others reuse what the server has.
+        a.send(parse('s%d' % i, 'SELECT %d' % (i if i == 0 else 7)) + bind('s%d' % i) +
+               execute() + SYNC)
+        m = a.read_until('Z')
+        assert types(m) == '12DCZ', (i, m)
+
+
+@pytest.mark.parametrize('pre', ['parse', 'flush'])
+def test_query_after_unsynced_extended_messages_releases_the_server(one, pre):
+    a = trust_conn(one)
+    if pre == 'parse':
+        a.send(parse('', 'SELECT 1') + FLUSH)
+        a.read_until('1')
+    else:
+        a.send(FLUSH)
+    assert data_values(simple(a, 'SELECT 2')) == ['2']
+    b = trust_conn(one)
+    assert data_values(simple(b, 'SELECT 3')) == ['3']
+
+
+@pytest.mark.parametrize('sql', ['SELECT 1; DEALLOCATE ALL', 'DISCARD ALL /* route=x */',
+                                 '/* c */ DEALLOCATE ALL'])
+def test_another_client_discarding_the_session_does_not_break_prepared_statements(one, sql):
+    # DEALLOCATE ALL and DISCARD ALL in forms pgtally does not answer itself reach the server
+    # and drop pgtally's shared statements there: it must prepare them again when next used.
+    a = trust_conn(one)
+    a.send(parse('a1', "SELECT 'A-row'") + bind('a1') + execute() + SYNC)
+    assert data_values(a.read_until('Z')) == ['A-row']
+    b = trust_conn(one)
+    assert 'E' not in types(simple(b, sql))
+    a.send(bind('a1') + execute() + SYNC)
+    assert data_values(a.read_until('Z')) == ['A-row']
+    c = trust_conn(one)  # a new client preparing the same text
+    c.send(parse('c1', "SELECT 'A-row'") + bind('c1') + execute() + SYNC)
+    assert data_values(c.read_until('Z')) == ['A-row']
+
+
+def test_deallocate_of_pgtallys_statement_name_recovers(one):
+    a = trust_conn(one)
+    a.send(parse('a1', "SELECT 'A-row'") + bind('a1') + execute() + SYNC)
+    assert data_values(a.read_until('Z')) == ['A-row']
+    b = trust_conn(one)
+    assert types(simple(b, 'DEALLOCATE "PGT_1"')) == 'CZ'
+    a.send(bind('a1') + execute() + SYNC)
+    first = a.read_until('Z')  # the server's error, once: the statement was taken from it
+    assert 'E' in types(first)
+    a.send(bind('a1') + execute() + SYNC)
+    assert data_values(a.read_until('Z')) == ['A-row']
+
+
+def test_large_bind_of_a_named_statement(one):
+    a = trust_conn(one)
+    a.send(parse('s', 'SELECT length($1::text)') + SYNC)
+    assert types(a.read_until('Z')) == '1Z'
+    for size in (1000, 2 * 1024 * 1024):
+        a.send(bind('s', [b'x' * size]) + execute() + SYNC)
+        assert data_values(a.read_until('Z')) == [str(size)]
+    a.send(bind('s', [b'y' * 3]) + execute() + SYNC)  # and the statement still works
+    assert data_values(a.read_until('Z')) == ['3']
+
+
+def test_large_parse_of_a_named_statement_is_refused(one):
+    a = trust_conn(one)
+    sql = 'SELECT 1 /*' + 'y' * (2 * 1024 * 1024) + '*/'
+    a.send(parse('big', sql) + bind('big') + execute() + SYNC)
+    m = a.read_until('Z')
+    errors = [rawpg.error_fields(b) for t, b in m if t == 'E']
+    assert errors and errors[0]['C'] == '54000', m
+    a.send(parse('', sql) + bind('') + execute() + SYNC)  # unnamed goes through
+    assert data_values(a.read_until('Z')) == ['1']
+    a.send(message('X'))
+    a.close()
+    b = trust_conn(one)
+    assert data_values(simple(b, 'SELECT count(*) FROM pg_prepared_statements')) == ['0']
+
+
+def test_search_path_from_startup_options_does_not_reach_the_next_client(one):
+    a = Conn(one.host, one.port)
+    a.send(rawpg.startup_packet({'user': 'app', 'database': 'app',
+                                 'options': '-c search_path=a_private_schema'}))
+    assert 'E' not in types(a.read_until('Z'))
+    assert data_values(simple(a, 'SHOW search_path')) == ['a_private_schema']
+    a.send(message('X'))
+    a.close()
+    time.sleep(0.2)
+    b = trust_conn(one)
+    assert data_values(simple(b, 'SHOW search_path')) == ['"$user", public']
+
+
+def test_session_set_search_path_warns(one):
+    # PostgreSQL 15 does not report search_path, so pgtally cannot follow a SET of it.
+    a = trust_conn(one)
+    m = simple(a, 'SET search_path = a_private_schema')
+    notices = [rawpg.error_fields(b)['M'] for t, b in m if t == 'N']
+    assert any('SET search_path' in n for n in notices), m
+
+
+def test_deallocate_of_an_sql_level_statement_in_a_transaction(one):
+    a = trust_conn(one)
+    simple(a, 'BEGIN')
+    simple(a, 'PREPARE foo AS SELECT 1')
+    assert data_values(simple(a, 'EXECUTE foo')) == ['1']
+    m = simple(a, 'DEALLOCATE foo')
+    assert types(m) == 'CZ' and m[-1][1] == b'T', m
+    assert data_values(simple(a, 'SELECT 2')) == ['2']
+    simple(a, 'COMMIT')
+    b = trust_conn(one)
+    assert data_values(simple(b, 'SELECT count(*) FROM pg_prepared_statements')) == ['0']
+
+
+def test_deallocate_all_in_a_transaction_reaches_the_server(one):
+    a = trust_conn(one)
+    a.send(parse('p1', 'SELECT 5') + bind('p1') + execute() + SYNC)
+    assert data_values(a.read_until('Z')) == ['5']
+    simple(a, 'BEGIN')
+    simple(a, 'PREPARE foo AS SELECT 1')
+    m = simple(a, 'DEALLOCATE ALL')
+    assert types(m) == 'CZ' and m[-1][1] == b'T', m
+    simple(a, 'COMMIT')
+    a.send(bind('p1') + execute() + SYNC)  # the client's own statement is gone too
+    m = a.read_until('Z')
+    assert [rawpg.error_fields(b)['C'] for t, b in m if t == 'E'] == ['26000'], m
+    b = trust_conn(one)
+    assert data_values(simple(b, 'SELECT count(*) FROM pg_prepared_statements')) == ['0']
