@@ -122,6 +122,10 @@ struct pool {
 /* Find or make the pool; NULL when out of memory. */
 struct pool *pool_get(struct worker *w, struct pool_db *db, struct pool_user *user);
 
+/* Set pool->pool_mode from the config: the user's pool_mode, else the database's, else the
+ * global one (PgBouncer's order). */
+void pool_update_mode(struct pool *pool);
+
 /* Client wants a server: link one now or queue the client. */
 void pool_request_server(struct pool *pool, struct client *c);
 

@@ -169,6 +169,18 @@ struct pool_user *pool_user_find(struct worker *w, const char *name, bool create
 	return u;
 }
 
+void pool_update_mode(struct pool *pool)
+{
+	const struct config *cfg = pool->w->cfg;
+	const struct config_user *cu = config_find_user(cfg, pool->user->name);
+	if (cu && cu->pool_mode >= 0)
+		pool->pool_mode = cu->pool_mode;
+	else if (pool->db->cfg.pool_mode >= 0)
+		pool->pool_mode = pool->db->cfg.pool_mode;
+	else
+		pool->pool_mode = cfg->pool_mode;
+}
+
 struct pool *pool_get(struct worker *w, struct pool_db *db, struct pool_user *user)
 {
 	struct list *pos;
@@ -196,13 +208,7 @@ struct pool *pool_get(struct worker *w, struct pool_db *db, struct pool_user *us
 	list_init(&p->used_servers);
 	list_init(&p->tested_servers);
 	list_init(&p->login_servers);
-	const struct config_user *cu = config_find_user(w->cfg, user->name);
-	if (db->cfg.pool_mode >= 0)
-		p->pool_mode = db->cfg.pool_mode;
-	else if (cu && cu->pool_mode >= 0)
-		p->pool_mode = cu->pool_mode;
-	else
-		p->pool_mode = w->cfg->pool_mode;
+	pool_update_mode(p);
 	list_append(&w->pools, &p->node);
 	return p;
 }

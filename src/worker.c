@@ -418,13 +418,7 @@ void worker_apply_config(struct worker *w, struct config *cfg)
 	}
 	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
 		struct pool *p = container_of(pos, struct pool, node);
-		const struct config_user *cu = config_find_user(cfg, p->user->name);
-		if (p->db->cfg.pool_mode >= 0)
-			p->pool_mode = p->db->cfg.pool_mode;
-		else if (cu && cu->pool_mode >= 0)
-			p->pool_mode = cu->pool_mode;
-		else
-			p->pool_mode = cfg->pool_mode;
+		pool_update_mode(p);
 		pool_maintain(p);
 	}
 }
