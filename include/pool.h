@@ -122,6 +122,10 @@ struct pool {
 /* Find or make the pool; NULL when out of memory. */
 struct pool *pool_get(struct worker *w, struct pool_db *db, struct pool_user *user);
 
+/* Set pool->pool_mode from the config: the user's pool_mode, else the database's, else the
+ * global one (PgBouncer's order). */
+void pool_update_mode(struct pool *pool);
+
 /* Client wants a server: link one now or queue the client. */
 void pool_request_server(struct pool *pool, struct client *c);
 
@@ -164,6 +168,20 @@ struct pool_user *pool_user_find(struct worker *w, const char *name, bool create
 
 /* Refresh a database's settings from the config (at creation and on reload). */
 void pool_db_configure(struct pool_db *db, const struct config_db *cfg, bool from_fallback);
+
+/* Would a server of db be made differently under cd (address, database, user, password,
+ * startup parameters, connect_query)? Then a reload replaces its connections. */
+bool pool_db_conn_changed(const struct pool_db *db, const struct config_db *cd);
+
+/* Mark every server of pool close_needed and close the idle ones now (RECONNECT, reload). */
+void pool_reconnect(struct pool *pool, const char *why);
+
+/*
+ * The forced user of pool's database changed on a reload: pool becomes user's, with its
+ * clients and servers counted there, as PgBouncer renames its forced user in place. False
+ * when out of memory (pool unchanged).
+ */
+bool pool_set_user(struct pool *pool, struct pool_user *user) __attribute__((warn_unused_result));
 
 /* auth_query waiters: queue, remove (client gone), and hand out to a ready server. */
 void pool_auth_enqueue(struct pool *pool, struct client *c);

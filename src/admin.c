@@ -873,17 +873,7 @@ static void reconnect_pools(const char *db)
 	struct pool *p;
 	for_each_pool(p, db)
 	{
-		for (int i = 0; i < ADMIN_N_SERVER_LISTS; i++) {
-			struct list *l = admin_pool_server_list(p, i);
-			for (struct list *sp = l->next; sp != l; sp = sp->next)
-				container_of(sp, struct server, node)->close_needed = true;
-		}
-		/* Idle ones can go now; the others close when they come back. */
-		struct list *sp, *tmp;
-		list_for_each_safe(sp, tmp, &p->idle_servers)
-		{
-			server_close(container_of(sp, struct server, node), "RECONNECT command");
-		}
+		pool_reconnect(p, "RECONNECT command");
 	}
 }
 

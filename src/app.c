@@ -100,14 +100,8 @@ static bool server_tls_differs(const struct config *a, const struct config *b)
 /* Changed server_tls_* settings: no server keeps running under the old ones (as PgBouncer). */
 static void reconnect_all_servers(struct worker *w)
 {
-	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		struct pool *p = container_of(pos, struct pool, node);
-		struct list *lists[] = {&p->active_servers, &p->idle_servers, &p->used_servers,
-					&p->tested_servers, &p->login_servers};
-		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
-			for (struct list *sp = lists[i]->next; sp != lists[i]; sp = sp->next)
-				container_of(sp, struct server, node)->close_needed = true;
-	}
+	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next)
+		pool_reconnect(container_of(pos, struct pool, node), "server TLS settings changed");
 }
 
 static bool reload(struct worker *self, char *err, size_t errlen)

@@ -877,6 +877,14 @@ static void parse_database(struct load_ctx *ctx, const char *name, char *connstr
 				name, key);
 		if (str)
 			ok = cstr_str(ctx, val, str);
+		if (ok && str == &db.host && strchr(db.host, ',')) {
+			/* PgBouncer tries such a list in turn; we would take it for one name. */
+			problem(ctx, true,
+				"database \"%s\": host \"%s\": a list of hosts is not supported, "
+				"give one host",
+				name, db.host);
+			ok = false;
+		}
 	}
 	if (ok && why) {
 		problem(ctx, true, "database \"%s\": syntax error in connection string: %s", name,

@@ -90,6 +90,24 @@ void pool_db_configure(struct pool_db *db, const struct config_db *cfg, bool fro
 		db->cfg.dbname = strdup(db->name);
 }
 
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+bool pool_db_conn_changed(const struct pool_db *db, const struct config_db *cd)
+{
+	const struct config_db *o = &db->cfg;
+	return str_differs(o->host, cd->host) || o->port != cd->port ||
+	       str_differs(o->dbname, cd->dbname ? cd->dbname : db->name) ||
+	       str_differs(o->user, cd->user) || str_differs(o->password, cd->password) ||
+	       str_differs(o->client_encoding, cd->client_encoding) ||
+	       str_differs(o->datestyle, cd->datestyle) || str_differs(o->timezone, cd->timezone) ||
+	       str_differs(o->application_name, cd->application_name) ||
+	       str_differs(o->connect_query, cd->connect_query) ||
+	       str_differs(o->auth_dbname, cd->auth_dbname); /* PgBouncer counts it too */
+}
+
 struct pool_db *pool_db_find(struct worker *w, const char *name, bool create_from_fallback)
 {
 	struct list *pos;
@@ -151,6 +169,18 @@ struct pool_user *pool_user_find(struct worker *w, const char *name, bool create
 	return u;
 }
 
+void pool_update_mode(struct pool *pool)
+{
+	const struct config *cfg = pool->w->cfg;
+	const struct config_user *cu = config_find_user(cfg, pool->user->name);
+	if (cu && cu->pool_mode >= 0)
+		pool->pool_mode = cu->pool_mode;
+	else if (pool->db->cfg.pool_mode >= 0)
+		pool->pool_mode = pool->db->cfg.pool_mode;
+	else
+		pool->pool_mode = cfg->pool_mode;
+}
+
 struct pool *pool_get(struct worker *w, struct pool_db *db, struct pool_user *user)
 {
 	struct list *pos;
@@ -178,15 +208,51 @@ struct pool *pool_get(struct worker *w, struct pool_db *db, struct pool_user *us
 	list_init(&p->used_servers);
 	list_init(&p->tested_servers);
 	list_init(&p->login_servers);
-	const struct config_user *cu = config_find_user(w->cfg, user->name);
-	if (db->cfg.pool_mode >= 0)
-		p->pool_mode = db->cfg.pool_mode;
-	else if (cu && cu->pool_mode >= 0)
-		p->pool_mode = cu->pool_mode;
-	else
-		p->pool_mode = w->cfg->pool_mode;
+	pool_update_mode(p);
 	list_append(&w->pools, &p->node);
 	return p;
+}
+
+void pool_reconnect(struct pool *pool, const char *why)
+{
+	struct list *lists[] = {&pool->active_servers, &pool->idle_servers, &pool->used_servers,
+				&pool->tested_servers, &pool->login_servers};
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		for (struct list *sp = lists[i]->next; sp != lists[i]; sp = sp->next)
+			container_of(sp, struct server, node)->close_needed = true;
+	/* Idle ones go now, so that no client is given one; the others when they come back. */
+	struct list *sp, *tmp;
+	list_for_each_safe(sp, tmp, &pool->idle_servers)
+	{
+		server_close(container_of(sp, struct server, node), "%s", why);
+	}
+}
+
+bool pool_set_user(struct pool *pool, struct pool_user *user)
+{
+	struct app_counter *shared = app_counter_get('p', pool->db->name, user->name);
+	if (!shared)
+		return false;
+	struct list *clients[] = {&pool->active_clients, &pool->waiting_clients,
+				  &pool->login_clients};
+	int n_clients = 0;
+	for (size_t i = 0; i < sizeof(clients) / sizeof(clients[0]); i++)
+		n_clients += (int)list_count(clients[i]);
+	pool->user->n_clients -= n_clients;
+	user->n_clients += n_clients;
+	pool->user->n_servers -= pool->n_servers;
+	user->n_servers += pool->n_servers;
+	/* The slots its servers hold under pool_size and max_user_connections move with them. */
+	atomic_fetch_sub(&pool->user->shared->n, pool->n_servers);
+	atomic_fetch_add(&user->shared->n, pool->n_servers);
+	atomic_fetch_sub(&pool->shared->n, pool->n_servers);
+	atomic_fetch_add(&shared->n, pool->n_servers);
+	pool->user = user;
+	pool->shared = shared;
+	for (size_t i = 0; i < sizeof(clients) / sizeof(clients[0]); i++)
+		for (struct list *cp = clients[i]->next; cp != clients[i]; cp = cp->next)
+			client_sync_np_ctx(container_of(cp, struct client, node));
+	return true;
 }
 
 void pool_free(struct pool *pool)

@@ -377,6 +377,24 @@ void worker_check_shutdown(struct worker *w)
 	event_base_loopbreak(w->base);
 }
 
+/* db's connection settings changed on a reload: its pools start over under them. */
+static void worker_reconnect_db(struct worker *w, struct pool_db *db)
+{
+	struct pool_user *forced = db->cfg.user ? pool_user_find(w, db->cfg.user, true) : NULL;
+	struct list *pos;
+	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+		struct pool *p = container_of(pos, struct pool, node);
+		if (p->db != db)
+			continue;
+		/* A new forced user takes over the pools of the old one (or of the clients' own
+		 * users, when there was none): one pool, its limits, its SHOW POOLS row. */
+		if (forced && p->user != forced && !pool_set_user(p, forced))
+			log_warning("out of memory: pool %s/%s keeps its user", db->name,
+				    p->user->name);
+		pool_reconnect(p, "database settings changed");
+	}
+}
+
 void worker_apply_config(struct worker *w, struct config *cfg)
 {
 	struct list *pos;
@@ -393,35 +411,17 @@ void worker_apply_config(struct worker *w, struct config *cfg)
 			db->removed = true;
 			continue;
 		}
-		/* A changed address means existing connections go to the old server. */
-		bool moved = (db->cfg.host == NULL) != (cd->host == NULL) ||
-			     (db->cfg.host && cd->host && strcmp(db->cfg.host, cd->host) != 0) ||
-			     db->cfg.port != cd->port;
+		/* Servers made with the old settings (address, database, user, parameters...) are
+		 * replaced, so that every new transaction runs under the new ones. */
+		bool changed = pool_db_conn_changed(db, cd);
 		pool_db_configure(db, cd, fallback);
 		db->removed = false;
-		if (moved) {
-			struct list *pp;
-			for (pp = w->pools.next; pp != &w->pools; pp = pp->next) {
-				struct pool *p = container_of(pp, struct pool, node);
-				if (p->db != db)
-					continue;
-				struct list *sp;
-				for (sp = p->idle_servers.next; sp != &p->idle_servers; sp = sp->next)
-					container_of(sp, struct server, node)->close_needed = true;
-				for (sp = p->active_servers.next; sp != &p->active_servers; sp = sp->next)
-					container_of(sp, struct server, node)->close_needed = true;
-			}
-		}
+		if (changed)
+			worker_reconnect_db(w, db);
 	}
 	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
 		struct pool *p = container_of(pos, struct pool, node);
-		const struct config_user *cu = config_find_user(cfg, p->user->name);
-		if (p->db->cfg.pool_mode >= 0)
-			p->pool_mode = p->db->cfg.pool_mode;
-		else if (cu && cu->pool_mode >= 0)
-			p->pool_mode = cu->pool_mode;
-		else
-			p->pool_mode = cfg->pool_mode;
+		pool_update_mode(p);
 		pool_maintain(p);
 	}
 }

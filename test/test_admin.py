@@ -448,6 +448,65 @@ def test_reload_applies_pool_size(pgtally):
     assert {r['name']: r for r in p.admin('SHOW DATABASES')}['app']['pool_size'] == 2
 
 
+def test_reload_with_new_dbname_reconnects(pgtally, pg):
+    """A changed dbname (not only host or port) replaces the servers, as in PgBouncer: idle ones
+    at once, one in a transaction when it is released; pool_size still holds."""
+    p = pgtally(ini={'default_pool_size': 2})
+    with p.connect() as idle, p.connect() as busy:
+        assert idle.execute('SELECT current_database()').fetchone() == ('app',)
+        busy.execute('BEGIN')
+        assert busy.execute('SELECT current_database()').fetchone() == ('app',)
+        p.databases['app'] = {'host': pg.host, 'port': pg.port, 'dbname': 'app2'}
+        p.write_config()
+        p.admin('RELOAD')
+        # The client that was idle gets a server of the new database on its next transaction.
+        assert idle.execute('SELECT current_database()').fetchone() == ('app2',)
+        # The open transaction keeps its server until it ends; the next one has a new server.
+        assert busy.execute('SELECT current_database()').fetchone() == ('app',)
+        busy.execute('COMMIT')
+        assert busy.execute('SELECT current_database()').fetchone() == ('app2',)
+        with p.connect() as new:
+            assert new.execute('SELECT current_database()').fetchone() == ('app2',)
+        servers = [s for s in p.admin('SHOW SERVERS') if s['database'] == 'app']
+        assert len(servers) <= 2 and not [s for s in servers if s['close_needed']], servers
+        assert [(r['database'], r['user']) for r in p.admin('SHOW POOLS')
+                if r['database'] == 'app'] == [('app', 'app')]
+    assert {r['name']: r for r in p.admin('SHOW DATABASES')}['app']['database'] == 'app2'
+
+
+def test_reload_with_new_forced_user_moves_the_pool(pgtally, pg):
+    """A changed forced user takes over the pool, as PgBouncer renames its forced user: the
+    clients already connected run as the new user, and the pool (one row, one pool_size) is
+    the new user's."""
+    line = {'host': pg.host, 'port': pg.port, 'dbname': 'app'}
+    p = pgtally(ini={'default_pool_size': 1},
+                databases={'app': dict(line, user='app', password='app_pw')})
+    with p.connect() as a, p.connect(user='md5user') as b:
+        assert a.execute('SELECT current_user').fetchone() == ('app',)
+        a.execute('BEGIN')
+        a.execute('SELECT 1')
+        p.databases['app'] = dict(line, user='other', password='other_pw')
+        p.write_config()
+        p.admin('RELOAD')
+        pools = [r for r in p.admin('SHOW POOLS') if r['database'] == 'app']
+        assert [(r['user'], r['cl_active'], r['sv_active']) for r in pools] == \
+            [('other', 2, 1)], pools
+        # pool_size 1 is still one server for the database: b waits for a's transaction.
+        q = Background(lambda: b.execute('SELECT current_user').fetchone()[0])
+        assert wait_for(lambda: pool_row(p, user='other')['cl_waiting'] == 1)
+        assert not q.done.wait(0.3)
+        a.execute('COMMIT')
+        assert q.done.wait(5) and q.error is None and q.result == 'other', q.error
+        assert a.execute('SELECT current_user').fetchone() == ('other',)
+        with p.connect() as c:
+            assert c.execute('SELECT current_user').fetchone() == ('other',)
+        servers = [s for s in p.admin('SHOW SERVERS') if s['database'] == 'app']
+        assert [s['user'] for s in servers] == ['other'], servers
+        users = {r['name']: r for r in p.admin('SHOW USERS')}
+        assert users['other']['current_connections'] == 1
+        assert users.get('app', {}).get('current_connections', 0) == 0
+
+
 def test_set(pgtally):
     p = pgtally(ini={'default_pool_size': 1})
     with p.connect() as a, p.connect() as b:

@@ -305,6 +305,26 @@ def test_check_flag_reports_problems(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_host_list_is_refused_by_check_and_reload(tmp_path, pgtally, pg):
+    """host=a,b (PgBouncer tries the hosts in turn) is not supported: --check and RELOAD say so,
+    naming the option, instead of accepting a line whose every login fails."""
+    ini = tmp_path / 'hosts.ini'
+    ini.write_text('[pgbouncer]\nlisten_port = 6432\n[databases]\n'
+                   'app = host=127.0.0.2,127.0.0.1 port=5432\n')
+    r = subprocess.run(['./pgtally', '--check', str(ini)], capture_output=True, text=True)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert '%s:4:' % ini in out and 'host' in out and 'list of hosts' in out, out
+    p = pgtally()
+    p.databases['app'] = {'host': '127.0.0.2,%s' % pg.host, 'port': pg.port, 'dbname': 'app'}
+    p.write_config()
+    with pytest.raises(psycopg.Error, match='config file has errors'):
+        p.admin('RELOAD')
+    assert 'list of hosts is not supported' in p.log()
+    with p.connect() as conn:  # the old line stays in force
+        assert conn.execute('SELECT current_database()').fetchone() == ('app',)
+
+
 def test_unknown_option_is_a_warning_not_a_refusal(pgtally):
     p = pgtally(ini={'some_future_option': '1'})
     with p.connect() as conn:

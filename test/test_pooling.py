@@ -201,6 +201,34 @@ def test_session_mode_keeps_server(pgtally):
         assert b.execute('SHOW work_mem').fetchone()[0] == '4MB'
 
 
+@pytest.mark.parametrize('user_mode', ['transaction', 'statement'])
+def test_user_pool_mode_wins_over_the_database_one(pgtally, pg, user_mode):
+    """PgBouncer's order: the [users] pool_mode, else the [databases] one, else the global."""
+    line = {'host': pg.host, 'port': pg.port, 'dbname': 'app', 'pool_mode': 'session'}
+    p = pgtally(ini={'pool_mode': 'session'}, databases={'app': line},
+                users={'app': {'pool_mode': user_mode}})
+    with p.connect() as a, p.connect(user='md5user') as b:
+        a.execute('SELECT 1')
+        b.execute('SELECT 1')
+        modes = {r['user']: r for r in p.admin('SHOW POOLS') if r['database'] == 'app'}
+        assert modes['app']['pool_mode'] == user_mode
+        assert modes['md5user']['pool_mode'] == 'session'  # no [users] line: the database's
+        # app's server went back to the pool after its transaction; md5user's stays linked.
+        assert (modes['app']['sv_active'], modes['app']['sv_idle']) == (0, 1)
+        assert (modes['md5user']['sv_active'], modes['md5user']['sv_idle']) == (1, 0)
+    # On RELOAD too: the user's line still wins, and removing it gives the database's.
+    p.users = {}
+    p.write_config()
+    p.admin('RELOAD')
+    modes = {r['user']: r['pool_mode'] for r in p.admin('SHOW POOLS') if r['database'] == 'app'}
+    assert modes['app'] == 'session'
+    p.users = {'app': {'pool_mode': user_mode}}
+    p.write_config()
+    p.admin('RELOAD')
+    modes = {r['user']: r['pool_mode'] for r in p.admin('SHOW POOLS') if r['database'] == 'app'}
+    assert modes['app'] == user_mode
+
+
 def test_cancel_reaches_the_running_query(pgtally):
     p = pgtally()
     with p.connect() as conn:
