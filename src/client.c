@@ -485,7 +485,9 @@ static void client_handle_startup(struct client *c, const uint8_t *pkt, size_t l
 	}
 
 	struct worker *w = c->w;
-	if (app_clients_add(0) > w->cfg->max_client_conn) {
+	bool admin = is_admin_db(w, db);
+	/* The console stays reachable when clients are at the limit: that is when it is needed. */
+	if (!admin && app_clients_add(0) > w->cfg->max_client_conn) {
 		client_close(c, "53300", "no more connections allowed (max_client_conn)");
 		return;
 	}
@@ -493,7 +495,7 @@ static void client_handle_startup(struct client *c, const uint8_t *pkt, size_t l
 		client_close(c, "57P03", "pgtally is shutting down");
 		return;
 	}
-	if (is_admin_db(w, db)) {
+	if (admin) {
 		auth_begin(c, true);
 		return;
 	}

@@ -311,6 +311,28 @@ def test_max_client_conn(pgtally):
         assert c.execute('SELECT 1').fetchone() == (1,)
 
 
+def test_max_client_conn_console(pgtally):
+    # The limit does not keep operators out: the console (both its names) still logs in
+    # while app clients fill max_client_conn, as with PgBouncer, and apps are still refused.
+    p = pgtally(ini={'max_client_conn': 3})
+    held = [p.connect() for _ in range(3)]
+    try:
+        pools = p.admin('SHOW POOLS')
+        app = [r for r in pools if r['database'] == 'app' and r['user'] == 'app']
+        assert app and app[0]['cl_active'] + app[0]['cl_waiting'] == 3
+        with psycopg.connect(p.dsn(user='admin', dbname='pgbouncer'), autocommit=True) as a:
+            assert a.execute('SHOW VERSION').fetchone()
+            with pytest.raises(psycopg.OperationalError) as ei:
+                p.connect()
+            assert 'no more connections allowed (max_client_conn)' in str(ei.value)
+        with pytest.raises(psycopg.OperationalError) as ei:
+            p.connect()
+        assert 'no more connections allowed (max_client_conn)' in str(ei.value)
+    finally:
+        for c in held:
+            c.close()
+
+
 def test_idle_transaction_timeout(pgtally, pg):
     p = pgtally(ini={'idle_transaction_timeout': 1})
     with p.connect() as conn:
