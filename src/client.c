@@ -508,6 +508,14 @@ static void client_handle_startup(struct client *c, const uint8_t *pkt, size_t l
 		client_close(c, "57P03", "database \"%s\" is disabled", db);
 		return;
 	}
+	if (w->cfg->auth_type == AUTH_TYPE_ANY && !pdb->cfg.user) {
+		/* "any" checks nothing, so only a forced user may say who reaches PostgreSQL. */
+		char who[160];
+		log_error("%s auth_type = any needs a forced user, and database %s has no user=",
+			  client_describe(c, who, sizeof(who)), db);
+		client_close(c, "08P01", "pgtally config error: auth_type any without a forced user");
+		return;
+	}
 	auth_begin(c, false);
 }
 
