@@ -267,4 +267,11 @@ struct config *config_load_string(const char *text, size_t len, const char *name
  */
 int config_check_file(const char *path, FILE *out);
 
+/*
+ * The same, and when the file loads, extra(cfg) checks what only the start would find (what
+ * OpenSSL makes of the TLS options); false counts its err as one more error.
+ */
+int config_check_file_with(const char *path, FILE *out,
+			   bool (*extra)(const struct config *cfg, char *err, size_t errlen));
+
 #endif

@@ -64,6 +64,7 @@ struct server {
 	uint64_t id;
 	uint32_t be_pid;
 	uint32_t be_key;
+	bool in_connect_query;      /* login done, the database's connect_query running */
 	struct scram_client *scram; /* during login */
 	struct iobuf login_params;  /* ParameterStatus pairs seen during login */
 	char *login_error;

@@ -43,7 +43,8 @@ bool tls_parse_protocols(const char *text, unsigned *versions, char *err, size_t
 
 /*
  * The OpenSSL cipher list for a *_tls_ciphers value: NULL for "default", "secure", "fast",
- * "normal" and "" (keep OpenSSL's own defaults), a broad list for "all", else the text itself.
+ * "normal" and "" (keep OpenSSL's own defaults), PgBouncer's wider lists for "compat" and
+ * "legacy" (the same) and for "all" and "insecure" (the same), else the text itself.
  */
 const char *tls_cipher_list(const char *text);
 

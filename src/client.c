@@ -487,7 +487,9 @@ static void client_handle_startup(struct client *c, const uint8_t *pkt, size_t l
 	}
 
 	struct worker *w = c->w;
-	if (app_clients_add(0) > w->cfg->max_client_conn) {
+	bool admin = is_admin_db(w, db);
+	/* The console stays reachable when clients are at the limit: that is when it is needed. */
+	if (!admin && app_clients_add(0) > w->cfg->max_client_conn) {
 		client_close(c, "53300", "no more connections allowed (max_client_conn)");
 		return;
 	}
@@ -495,7 +497,7 @@ static void client_handle_startup(struct client *c, const uint8_t *pkt, size_t l
 		client_close(c, "57P03", "pgtally is shutting down");
 		return;
 	}
-	if (is_admin_db(w, db)) {
+	if (admin) {
 		auth_begin(c, true);
 		return;
 	}
@@ -506,6 +508,14 @@ static void client_handle_startup(struct client *c, const uint8_t *pkt, size_t l
 	}
 	if (pdb->disabled) {
 		client_close(c, "57P03", "database \"%s\" is disabled", db);
+		return;
+	}
+	if (w->cfg->auth_type == AUTH_TYPE_ANY && !pdb->cfg.user) {
+		/* "any" checks nothing, so only a forced user may say who reaches PostgreSQL. */
+		char who[160];
+		log_error("%s auth_type = any needs a forced user, and database %s has no user=",
+			  client_describe(c, who, sizeof(who)), db);
+		client_close(c, "08P01", "pgtally config error: auth_type any without a forced user");
 		return;
 	}
 	auth_begin(c, false);

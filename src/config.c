@@ -1413,6 +1413,12 @@ struct config *config_load_string(const char *text, size_t len, const char *name
 
 int config_check_file(const char *path, FILE *out)
 {
+	return config_check_file_with(path, out, NULL);
+}
+
+int config_check_file_with(const char *path, FILE *out,
+			   bool (*extra)(const struct config *cfg, char *err, size_t errlen))
+{
 	struct config_problems probs = {0};
 	struct config *cfg = config_load(path, &probs);
 	size_t errors = 0, warnings = 0;
@@ -1433,6 +1439,11 @@ int config_check_file(const char *path, FILE *out)
 	/* a failed load always leaves at least one error behind; count one if it did not */
 	if (!cfg && errors == 0) {
 		fprintf(out, "%s: error: the configuration cannot be used\n", path);
+		errors++;
+	}
+	char err[256] = "";
+	if (cfg && extra && !extra(cfg, err, sizeof(err))) {
+		fprintf(out, "%s: error: %s\n", path, err);
 		errors++;
 	}
 	if (errors == 0 && warnings == 0)

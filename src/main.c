@@ -129,6 +129,20 @@ static bool write_pidfile(const char *path)
 	return true;
 }
 
+/* --check builds the TLS contexts as the start does, so that both refuse the same options. */
+static bool check_tls(const struct config *cfg, char *err, size_t errlen)
+{
+	struct tls_ctx *acc = NULL, *con = NULL;
+	char why[224];
+	if (!tls_ctx_load(cfg, &acc, &con, why, sizeof(why))) {
+		snprintf(err, errlen, "TLS: %s", why);
+		return false;
+	}
+	tls_ctx_free(acc);
+	tls_ctx_free(con);
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -179,7 +193,7 @@ int main(int argc, char **argv)
 	}
 	const char *cfgpath = argv[optind];
 	if (check)
-		return config_check_file(cfgpath, stdout);
+		return config_check_file_with(cfgpath, stdout, check_tls);
 
 	log_setup(NULL, !app_opt_quiet, NULL, LOG_LVL_INFO + app_opt_verbose);
 	struct config_problems probs = {0};

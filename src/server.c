@@ -512,6 +512,56 @@ static void server_handle_auth(struct server *s, const uint8_t *body, size_t len
 	iobuf_release(&b);
 }
 
+/*
+ * A ParameterStatus of the login, connect_query included: the first login's pairs
+ * (key\0value\0) become the pool's welcome.
+ */
+static void server_login_param(struct server *s, const uint8_t *body, size_t len)
+{
+	struct proto_reader r;
+	proto_reader_init(&r, body, len);
+	const char *k = proto_get_str(&r);
+	const char *v = proto_get_str(&r);
+	if (!k || !v) {
+		server_close(s, "bad ParameterStatus from server");
+		return;
+	}
+	server_set_param(s, k, v);
+	if (!s->pool->have_welcome && (!iobuf_append(&s->login_params, k, strlen(k) + 1) ||
+				       !iobuf_append(&s->login_params, v, strlen(v) + 1)))
+		server_close(s, "out of memory");
+}
+
+/* Send one of pgtally's own queries; its replies are hidden (an RQ_INTERNAL entry). */
+static void server_send_internal(struct server *s, struct iobuf *b)
+{
+	struct rq_entry *e = rq_push(&s->rq, RQ_INTERNAL);
+	if (!e) {
+		iobuf_reset(b);
+		server_close(s, "out of memory");
+		return;
+	}
+	e->sent = worker_now(s->w);
+	(void)server_send(s, b);
+}
+
+/*
+ * The database's connect_query, once per new connection before any client may use it, as
+ * in PgBouncer; its replies go through server_internal_message(). false when there is none.
+ */
+static bool server_run_connect_query(struct server *s)
+{
+	const char *q = s->pool->db->cfg.connect_query;
+	if (!q || !*q)
+		return false;
+	struct iobuf b = {0};
+	proto_build_query(&b, q);
+	s->in_connect_query = true;
+	server_send_internal(s, &b);
+	iobuf_release(&b);
+	return true;
+}
+
 /* A login-phase message. */
 static void server_login_message(struct server *s, uint8_t type, const uint8_t *body, size_t len)
 {
@@ -521,23 +571,9 @@ static void server_login_message(struct server *s, uint8_t type, const uint8_t *
 	case 'R':
 		server_handle_auth(s, body, len);
 		break;
-	case 'S': {
-		const char *k = proto_get_str(&r);
-		const char *v = proto_get_str(&r);
-		if (!k || !v) {
-			server_close(s, "bad ParameterStatus from server");
-			return;
-		}
-		server_set_param(s, k, v);
-		/* Collect key\0value\0 pairs: the first login's become the pool's welcome. */
-		if (!s->pool->have_welcome &&
-		    (!iobuf_append(&s->login_params, k, strlen(k) + 1) ||
-		     !iobuf_append(&s->login_params, v, strlen(v) + 1))) {
-			server_close(s, "out of memory");
-			return;
-		}
+	case 'S':
+		server_login_param(s, body, len);
 		break;
-	}
 	case 'K':
 		s->be_pid = proto_get_u32(&r);
 		s->be_key = proto_get_u32(&r);
@@ -561,7 +597,8 @@ static void server_login_message(struct server *s, uint8_t type, const uint8_t *
 	case 'v':
 		break;
 	case 'Z':
-		server_login_done(s);
+		if (!server_run_connect_query(s))
+			server_login_done(s);
 		break;
 	default:
 		server_close(s, "unexpected message '%c' during login", type);
@@ -570,19 +607,6 @@ static void server_login_message(struct server *s, uint8_t type, const uint8_t *
 }
 
 /* ---- linking and release ---- */
-
-/* Send one of pgtally's own queries; its replies are hidden (an RQ_INTERNAL entry). */
-static void server_send_internal(struct server *s, struct iobuf *b)
-{
-	struct rq_entry *e = rq_push(&s->rq, RQ_INTERNAL);
-	if (!e) {
-		iobuf_reset(b);
-		server_close(s, "out of memory");
-		return;
-	}
-	e->sent = worker_now(s->w);
-	(void)server_send(s, b);
-}
 
 static void append_quoted(struct iobuf *b, const char *v)
 {
@@ -971,8 +995,10 @@ static void server_internal_message(struct server *s, uint8_t type, const uint8_
 		}
 		struct proto_error e;
 		bool ok = proto_parse_error(body, len, &e);
-		log_warning("S-%llu %s/%s: internal query failed: %s", (unsigned long long)s->id,
+		/* A failed connect_query is logged and the connection used anyway, as in PgBouncer. */
+		log_warning("S-%llu %s/%s: %s failed: %s", (unsigned long long)s->id,
 			    s->pool->db->name, s->pool->user->name,
+			    s->in_connect_query ? "connect_query" : "internal query",
 			    ok && e.message ? e.message : "?");
 		if (s->client) {
 			/*
@@ -984,6 +1010,8 @@ static void server_internal_message(struct server *s, uint8_t type, const uint8_
 				     "invalid connection parameter: %s",
 				     ok && e.message ? e.message : "?");
 		}
+	} else if (type == 'S' && s->in_connect_query) {
+		server_login_param(s, body, len);
 	} else if (type == 'S') {
 		struct proto_reader r;
 		proto_reader_init(&r, body, len);
@@ -999,8 +1027,14 @@ static void server_internal_message(struct server *s, uint8_t type, const uint8_
 			s->auth_client = NULL;
 			auth_lookup_done(c, NULL);
 		}
-		if (s->rq.count == 0 && !s->client &&
-		    (s->state == SV_TESTED || s->state == SV_USED)) {
+		if (s->in_connect_query && s->rq.count == 0) {
+			s->in_connect_query = false;
+			if (s->txn_status != 'I')
+				server_close(s, "connect_query left the server in a transaction");
+			else
+				server_login_done(s);
+		} else if (s->rq.count == 0 && !s->client &&
+			   (s->state == SV_TESTED || s->state == SV_USED)) {
 			if (s->txn_status != 'I')
 				server_close(s, "check or reset query left the server in a transaction");
 			else
@@ -1081,7 +1115,7 @@ void server_process(struct server *s)
 		const uint8_t *body = hdr + 5;
 		size_t blen = len - 4;
 
-		if (s->state == SV_LOGIN) {
+		if (s->state == SV_LOGIN && !s->in_connect_query) {
 			in->rpos += total;
 			run_start = in->rpos;
 			server_login_message(s, type, body, blen);

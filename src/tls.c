@@ -110,7 +110,10 @@ const char *tls_cipher_list(const char *text)
 	for (int i = 0; system_default[i]; i++)
 		if (strcasecmp(text, system_default[i]) == 0)
 			return NULL;
-	if (strcasecmp(text, "all") == 0)
+	/* PgBouncer's wider lists: "compat"/"legacy" take anything not completely broken. */
+	if (strcasecmp(text, "compat") == 0 || strcasecmp(text, "legacy") == 0)
+		return "HIGH:+3DES:!aNULL";
+	if (strcasecmp(text, "all") == 0 || strcasecmp(text, "insecure") == 0)
 		return "ALL:!aNULL"; /* everything that still authenticates the server */
 	return text;
 }

@@ -34,6 +34,28 @@ def _auth_request(conn):
     return struct.unpack('!I', body[:4])[0], body[4:]
 
 
+def test_auth_type_any_needs_a_forced_user(pgtally, pg):
+    # As in PgBouncer: "any" checks no password, so a database without user= refuses the
+    # login instead of letting the client in as whichever role it names.
+    p = pgtally(ini={'auth_type': 'any'}, databases={
+        'app2': {'host': pg.host, 'port': pg.port, 'dbname': 'app2', 'user': 'app'}})
+    conn = rawpg.Conn(p.host, p.port)
+    try:
+        conn.send(rawpg.startup_packet({'user': 'other', 'database': 'app'}))
+        t, body = conn.read_message()
+        assert t == 'E', t
+        fields = rawpg.error_fields(body)
+        assert fields['S'] == 'FATAL' and fields['C'] == '08P01', fields
+        assert 'auth_type any without a forced user' in fields['M'], fields
+        assert conn.closed()
+    finally:
+        conn.close()
+    assert p.wait_for_log(r'auth_type = any needs a forced user, and database app has no user=')
+    # With a forced user it logs in, whatever the name and password given.
+    with p.connect(user='nobody', dbname='app2', password='anything') as c:
+        assert c.execute('SELECT current_user').fetchone() == ('app',)
+
+
 @pytest.mark.parametrize('auth_type', ['scram-sha-256', 'md5', 'plain'])
 def test_reload_between_the_steps_of_a_login(pgtally, auth_type):
     """A RELOAD replaces the auth_file's entries while a client is between two messages of its

@@ -189,6 +189,56 @@ def test_client_parameters_follow_each_client(pgtally):
         b.close()
 
 
+def _db(pg, name, **extra):
+    return dict({'host': pg.host, 'port': pg.port, 'dbname': name}, **extra)
+
+
+# Counts its own runs in a session variable: it must run once per server connection.
+COUNTING_QUERY = ("SET work_mem = '7MB'; SELECT set_config('pgtally.cq_runs', "
+                  "(coalesce(nullif(current_setting('pgtally.cq_runs', true), ''), '0')::int"
+                  " + 1)::text, false)")
+
+
+def test_connect_query_runs_once_per_server_before_clients(pgtally, pg):
+    p = pgtally(ini={'default_pool_size': 1}, databases={
+        'app': _db(pg, 'app', connect_query=COUNTING_QUERY),
+        'app2': _db(pg, 'app2', connect_query="SET TimeZone = 'Asia/Tokyo'")})
+    for _ in range(3):  # one server, three clients in turn: still one run
+        with p.connect() as conn:
+            assert conn.execute('SHOW work_mem').fetchone() == ('7MB',)
+            assert conn.execute("SELECT current_setting('pgtally.cq_runs')").fetchone() == ('1',)
+    # Only that database's servers run it.
+    with p.connect(dbname='app2') as conn:
+        assert conn.execute('SHOW work_mem').fetchone() != ('7MB',)
+        # Its ParameterStatus is tracked: the welcome says it, and no SET takes it back.
+        assert conn.info.parameter_status('TimeZone') == 'Asia/Tokyo'
+        assert conn.execute('SHOW TimeZone').fetchone() == ('Asia/Tokyo',)
+    # A client asking for another value still gets its own.
+    with p.connect(dbname='app2', options='-c TimeZone=UTC') as conn:
+        assert conn.execute('SHOW TimeZone').fetchone() == ('UTC',)
+    with p.connect(dbname='app2') as conn:
+        assert conn.execute('SHOW TimeZone').fetchone() == ('Asia/Tokyo',)
+
+
+def test_failing_connect_query_is_logged_and_ignored(pgtally, pg):
+    # As in PgBouncer 1.18 ("If the query raises errors, they are logged but ignored
+    # otherwise"): the server is used anyway.
+    p = pgtally(databases={'app': _db(pg, 'app', connect_query='SELECT 1/0')})
+    with p.connect() as conn:
+        assert conn.execute('SELECT 42').fetchone() == (42,)
+    assert p.wait_for_log(r'app/app: connect_query failed: division by zero')
+    assert [s['database'] for s in p.admin('SHOW SERVERS')] == ['app']
+
+
+def test_connect_query_left_in_a_transaction_closes_the_server(pgtally, pg):
+    # A server inside a transaction cannot be pooled: it is closed and the login fails.
+    p = pgtally(databases={'app': _db(pg, 'app', connect_query='BEGIN')})
+    with pytest.raises(psycopg.OperationalError) as ei:
+        p.connect()
+    assert 'connect_query left the server in a transaction' in str(ei.value)
+    assert p.wait_for_log(r'closing because: connect_query left the server in a transaction')
+
+
 def test_session_mode_keeps_server(pgtally):
     p = pgtally(ini={'pool_mode': 'session', 'default_pool_size': 2})
     with p.connect() as a:
@@ -337,6 +387,28 @@ def test_max_client_conn(pgtally):
         b.close()
     with p.connect() as c:
         assert c.execute('SELECT 1').fetchone() == (1,)
+
+
+def test_max_client_conn_console(pgtally):
+    # The limit does not keep operators out: the console (both its names) still logs in
+    # while app clients fill max_client_conn, as with PgBouncer, and apps are still refused.
+    p = pgtally(ini={'max_client_conn': 3})
+    held = [p.connect() for _ in range(3)]
+    try:
+        pools = p.admin('SHOW POOLS')
+        app = [r for r in pools if r['database'] == 'app' and r['user'] == 'app']
+        assert app and app[0]['cl_active'] + app[0]['cl_waiting'] == 3
+        with psycopg.connect(p.dsn(user='admin', dbname='pgbouncer'), autocommit=True) as a:
+            assert a.execute('SHOW VERSION').fetchone()
+            with pytest.raises(psycopg.OperationalError) as ei:
+                p.connect()
+            assert 'no more connections allowed (max_client_conn)' in str(ei.value)
+        with pytest.raises(psycopg.OperationalError) as ei:
+            p.connect()
+        assert 'no more connections allowed (max_client_conn)' in str(ei.value)
+    finally:
+        for c in held:
+            c.close()
 
 
 def test_idle_transaction_timeout(pgtally, pg):

@@ -278,6 +278,33 @@ def test_protocols_and_ciphers(pgtally, certs):
         raw_tls(p, tls_version=ssl.TLSVersion.TLSv1_3)
 
 
+def check_config(pg, settings):
+    """pgtally --check on the ini these settings make: (exit status, output)."""
+    p = harness.Pooler(pg, ini=settings)
+    try:
+        p.write_config()
+        r = subprocess.run([harness.pooler.PGTALLY_BIN, '--check', p.ini_path],
+                           capture_output=True, text=True, timeout=30)
+        return r.returncode, r.stdout + r.stderr
+    finally:
+        p.cleanup()
+
+
+@pytest.mark.parametrize('keyword', ['legacy', 'compat', 'insecure', 'all', 'fast', 'normal',
+                                     'secure', 'default'])
+def test_cipher_keywords(pgtally, pg, certs, keyword):
+    # PgBouncer's shortcuts (its example ini has "legacy"): pgtally starts with each, on
+    # both sides, serves TLS 1.2 clients (where the list applies), and --check agrees.
+    settings = client_tls(certs, 'require', client_tls_ciphers=keyword,
+                          server_tls_ciphers=keyword)
+    assert check_config(pg, settings) == (0, 'ok\n')
+    p = pgtally(ini=settings)
+    _, version, _ = raw_tls(p, tls_version=ssl.TLSVersion.TLSv1_2)
+    assert version == 'TLSv1.2'
+    with p.connect(sslmode='require') as conn:
+        assert conn.execute('SELECT 1').fetchone() == (1,)
+
+
 @pytest.mark.parametrize('ini, message', [
     ({'client_tls_cert_file': None}, 'needs client_tls_cert_file and client_tls_key_file'),
     ({'client_tls_protocols': 'tlsv9'}, 'unknown TLS protocol'),
@@ -285,11 +312,14 @@ def test_protocols_and_ciphers(pgtally, certs):
     ({'client_tls_sslmode': 'verify-ca'}, 'needs client_tls_ca_file'),
     ({'client_tls_cert_file': '/nonexistent.crt'}, '/nonexistent.crt'),
 ])
-def test_bad_settings_stop_startup(pgtally, certs, ini, message):
+def test_bad_settings_stop_startup(pgtally, pg, certs, ini, message):
     settings = client_tls(certs, 'require')
     settings.update(ini)
     with pytest.raises(harness.PoolerError, match=message):
         pgtally(ini=settings)
+    # --check refuses them too, with the same words.
+    rc, out = check_config(pg, settings)
+    assert rc != 0 and message in out, out
 
 
 def test_reload_picks_up_new_certificate(pgtally, certs, tmp_path):
