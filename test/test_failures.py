@@ -285,7 +285,7 @@ def test_sighup_reload_applies_pool_size(pgtally, pg):
         p.settings['default_pool_size'] = 2
         p.write_config()
         p.reload()
-        p.wait_for_log('configuration reloaded')
+        assert p.wait_for_log('configuration reloaded')
         # With room for a second server, b no longer waits for a.
         assert b.execute('SELECT 3').fetchone() == (3,)
         a.execute('COMMIT')

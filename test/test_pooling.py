@@ -520,7 +520,7 @@ def test_log_stats_line(pgtally):
     p = pgtally(ini={'log_stats': 1, 'stats_period': 1})
     with p.connect() as conn:
         conn.execute('SELECT 1')
-    p.wait_for_log(r'stats: app/app \d+ xacts/s')
+    assert p.wait_for_log(r'stats: app/app \d+ xacts/s')
 
 
 def test_connection_log_lines(pgtally):
@@ -535,8 +535,8 @@ def test_connection_log_lines(pgtally):
         conn.execute('SELECT 1')
     stamp = r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \[%d\] LOG ' % p.pid
     who = r'C-\d+ app/app@127\.0\.0\.1:%d ' % port
-    p.wait_for_log(who + r'closing because: client sent Terminate \(age=\d+s\)')
-    p.wait_for_log(r'C-\d+ app/app@unix:0 closing because')
+    assert p.wait_for_log(who + r'closing because: client sent Terminate \(age=\d+s\)')
+    assert p.wait_for_log(r'C-\d+ app/app@unix:0 closing because')
     for path in (p.logfile, p.stderr_path):
         with open(path) as f:
             text = f.read()
