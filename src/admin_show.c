@@ -677,8 +677,8 @@ static void show_totals(const struct admin_merged *m, struct iobuf *b)
 		"total_server_assignment_count",
 		"total_xact_count",
 		"total_query_count",
-		"total_received",
-		"total_sent",
+		"total_client_bytes", /* SHOW STATS' total_received, named as PgBouncer names it */
+		"total_server_bytes", /* total_sent */
 		"total_xact_time",
 		"total_query_time",
 		"total_wait_time",
@@ -689,8 +689,8 @@ static void show_totals(const struct admin_merged *m, struct iobuf *b)
 		"avg_server_assignment_count",
 		"avg_xact_count",
 		"avg_query_count",
-		"avg_recv",
-		"avg_sent",
+		"avg_client_bytes",
+		"avg_server_bytes",
 		"avg_xact_time",
 		"avg_query_time",
 		"avg_wait_time",

@@ -231,6 +231,10 @@ def test_stats_move_after_traffic(pgtally):
     assert stats['total_client_login_count'] == 1
     totals = {r['name']: r['value'] for r in p.admin('SHOW TOTALS')}
     assert totals['total_query_count'] == stats['total_query_count']
+    # PgBouncer's row names (not the SHOW STATS column names)
+    assert totals['total_client_bytes'] == stats['total_received']
+    assert totals['total_server_bytes'] == stats['total_sent']
+    assert {'avg_client_bytes', 'avg_server_bytes'} <= set(totals)
     p.admin('RESET STATS')
     stats = {r['database']: r for r in p.admin('SHOW STATS')}['app']
     assert stats['total_query_count'] == 0 and stats['total_received'] == 0
