@@ -117,6 +117,38 @@ static bool daemonize(void)
 	return true;
 }
 
+/* The pid in a pidfile, or 0 when there is none (no file, or not a number). */
+static pid_t read_pidfile(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	long pid = 0;
+	if (fscanf(f, "%ld", &pid) != 1 || pid <= 0)
+		pid = 0;
+	fclose(f);
+	return (pid_t)pid;
+}
+
+/*
+ * As PgBouncer: refuse to start while the pidfile names a running process (another pgtally
+ * with the same file); a stale one is taken over.
+ */
+static bool check_pidfile(const char *path)
+{
+	pid_t pid = read_pidfile(path);
+	if (pid <= 0 || pid == getpid())
+		return true;
+	if (kill(pid, 0) == 0 || errno == EPERM) {
+		log_fatal("pidfile %s names process %d, which is running: another instance? "
+			  "(remove the file if it is not pgtally)",
+			  path, (int)pid);
+		return false;
+	}
+	log_info("pidfile %s is stale (process %d is gone); taking it over", path, (int)pid);
+	return true;
+}
+
 static bool write_pidfile(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -240,6 +272,8 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	listener_raise_fd_limit(cfg);
+	if (cfg->pidfile && *cfg->pidfile && !check_pidfile(cfg->pidfile))
+		goto out;
 	if (app_opt_daemon) {
 		if (!daemonize()) {
 			log_fatal("cannot daemonize: %s", strerror(errno));
@@ -313,8 +347,8 @@ out:
 		userlist_free(ul);
 	tls_ctx_free(tls_accept);
 	tls_ctx_free(tls_connect);
-	if (rc == 0 && cfg->pidfile && *cfg->pidfile)
-		unlink(cfg->pidfile);
+	if (rc == 0 && cfg->pidfile && *cfg->pidfile && read_pidfile(cfg->pidfile) == getpid())
+		unlink(cfg->pidfile); /* only our own */
 	config_free(cfg);
 	if (rc == 0)
 		log_info("pgtally stopped");

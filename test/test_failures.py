@@ -11,6 +11,7 @@ import time
 import psycopg
 import pytest
 
+import harness
 import rawpg
 from harness.util import wait_for
 
@@ -337,3 +338,25 @@ def test_version_and_help_flags():
     assert r.returncode == 0 and r.stdout.startswith('pgtally ')
     r = subprocess.run(['./pgtally', '--help'], capture_output=True, text=True)
     assert r.returncode == 0 and '--daemon' in r.stdout and '--check' in r.stdout
+
+
+def test_pidfile_of_a_running_instance_refuses_a_second(pgtally, tmp_path):
+    # As PgBouncer: a pidfile naming a running process stops the start; a stale one is taken
+    # over; at exit an instance removes the pidfile only when it is still its own.
+    pidfile = str(tmp_path / 'pgtally.pid')
+    first = pgtally(ini={'pidfile': pidfile})
+    assert int(open(pidfile).read()) == first.pid
+    with pytest.raises(harness.PoolerError, match='names process %d, which is running'
+                       % first.pid):
+        pgtally(ini={'pidfile': pidfile})
+    assert int(open(pidfile).read()) == first.pid  # untouched by the refused start
+    first.signal(signal.SIGINT)
+    assert first.wait_exit(10) == 0
+    assert not os.path.exists(pidfile)
+    gone = subprocess.Popen(['true'])
+    gone.wait()
+    with open(pidfile, 'w') as f:
+        f.write('%d\n' % gone.pid)
+    second = pgtally(ini={'pidfile': pidfile})
+    assert int(open(pidfile).read()) == second.pid
+    assert 'is stale' in second.log()
