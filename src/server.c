@@ -63,6 +63,19 @@ static const char *default_socket_dir(void)
 	return access("/var/run/postgresql", F_OK) == 0 ? "/var/run/postgresql" : "/tmp";
 }
 
+/* host:port, or the unix socket's directory and port, of s's database: for error messages. */
+static const char *server_where(const struct server *s, char *buf, size_t cap)
+{
+	const char *host = s->pool->db->cfg.host;
+	int port = s->pool->db->cfg.port > 0 ? s->pool->db->cfg.port : 5432;
+	if (!host || !*host || host[0] == '/')
+		snprintf(buf, cap, "%s/.s.PGSQL.%d", host && *host ? host : default_socket_dir(),
+			 port);
+	else
+		snprintf(buf, cap, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+	return buf;
+}
+
 int server_connect_socket(const struct pool_db *db, const struct config *cfg, char *err,
 			  size_t errlen)
 {
@@ -186,7 +199,9 @@ bool server_launch(struct pool *pool)
 	const char *host = pool->db->cfg.host;
 	bool unix_socket = !host || !*host || host[0] == '/'; /* PostgreSQL has no TLS there */
 	if (w->tls_connect && !unix_socket && !sbuf_request_tls(&s->sb, w->tls_connect, host)) {
-		server_close(s, "cannot start TLS: %s", sbuf_strerror(&s->sb, errno));
+		char where[300];
+		server_close(s, "cannot start TLS with %s: %s", server_where(s, where, sizeof(where)),
+			     sbuf_strerror(&s->sb, errno));
 		return true; /* server_close told the pool */
 	}
 
@@ -233,7 +248,9 @@ bool server_send(struct server *s, struct iobuf *b)
 	bool ok = sbuf_send(&s->sb, b->data + b->rpos, iobuf_avail(b));
 	iobuf_reset(b);
 	if (!ok) {
-		server_close(s, "send to server failed: %s", sbuf_strerror(&s->sb, errno));
+		char where[300];
+		server_close(s, "send to server %s failed: %s", server_where(s, where, sizeof(where)),
+			     sbuf_strerror(&s->sb, errno));
 		return false;
 	}
 	return true;

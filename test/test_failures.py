@@ -2,6 +2,7 @@
 is handed on, and pgtally recovers when PostgreSQL comes back."""
 
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -223,6 +224,9 @@ def test_postgres_down_then_back(pgtally, pg):
                 conn.execute('SELECT 1')
         assert time.monotonic() - start < 10
         assert 'server' in str(ei.value) or 'query_wait_timeout' in str(ei.value)
+        # The log says where it could not connect.
+        assert p.wait_for_log(r'(send to server|cannot start TLS with) %s:%d' %
+                              (re.escape(pg.host), pg.port))
     finally:
         pg.start()
     assert wait_for(lambda: _query_ok(p), timeout=15, step=0.3)
