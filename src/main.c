@@ -161,9 +161,21 @@ static bool write_pidfile(const char *path)
 	return true;
 }
 
-/* --check builds the TLS contexts as the start does, so that both refuse the same options. */
-static bool check_tls(const struct config *cfg, char *err, size_t errlen)
+/* auth_type hba and cert load (they are PgBouncer's) but pgtally cannot serve them. */
+static bool auth_type_supported(const struct config *cfg, char *err, size_t errlen)
 {
+	if (cfg->auth_type != AUTH_TYPE_HBA && cfg->auth_type != AUTH_TYPE_CERT)
+		return true;
+	snprintf(err, errlen, "auth_type %s is not supported by pgtally",
+		 cfg->auth_type == AUTH_TYPE_HBA ? "hba" : "cert");
+	return false;
+}
+
+/* --check refuses what the start refuses: the auth_type, and the TLS contexts it builds. */
+static bool check_startup(const struct config *cfg, char *err, size_t errlen)
+{
+	if (!auth_type_supported(cfg, err, errlen))
+		return false;
 	struct tls_ctx *acc = NULL, *con = NULL;
 	char why[224];
 	if (!tls_ctx_load(cfg, &acc, &con, why, sizeof(why))) {
@@ -225,7 +237,7 @@ int main(int argc, char **argv)
 	}
 	const char *cfgpath = argv[optind];
 	if (check)
-		return config_check_file_with(cfgpath, stdout, check_tls);
+		return config_check_file_with(cfgpath, stdout, check_startup);
 
 	log_setup(NULL, !app_opt_quiet, NULL, LOG_LVL_INFO + app_opt_verbose);
 	struct config_problems probs = {0};
@@ -259,9 +271,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (cfg->auth_type == AUTH_TYPE_HBA || cfg->auth_type == AUTH_TYPE_CERT) {
-		log_fatal("auth_type %s is not supported by pgtally",
-			  cfg->auth_type == AUTH_TYPE_HBA ? "hba" : "cert");
+	if (!auth_type_supported(cfg, err, sizeof(err))) {
+		log_fatal("%s", err);
 		goto out;
 	}
 	/* Before dropping privileges: key files are often readable by root only. */

@@ -364,3 +364,15 @@ def test_pidfile_of_a_running_instance_refuses_a_second(pgtally, tmp_path):
     second = pgtally(ini={'pidfile': pidfile})
     assert int(open(pidfile).read()) == second.pid
     assert 'is stale' in second.log()
+
+
+@pytest.mark.parametrize('auth_type', ['hba', 'cert'])
+def test_unsupported_auth_type_refused_by_check_and_start(tmp_path, pgtally, auth_type):
+    ini = tmp_path / 'auth.ini'
+    ini.write_text('[pgbouncer]\nauth_type = %s\n[databases]\napp = host=127.0.0.1\n' % auth_type)
+    r = subprocess.run([harness.pooler.PGTALLY_BIN, '--check', str(ini)], capture_output=True,
+                       text=True)
+    message = 'auth_type %s is not supported by pgtally' % auth_type
+    assert r.returncode != 0 and message in r.stdout + r.stderr, r.stdout + r.stderr
+    with pytest.raises(harness.PoolerError, match=message):
+        pgtally(ini={'auth_type': auth_type})
