@@ -16,8 +16,11 @@ from rawpg import (FLUSH, SYNC, Conn, bind, data_values, execute, message, parse
 
 @pytest.fixture
 def one(pgtally):
-    """pgtally with one server and trust logins; a queued client gives up after 3 s."""
-    return pgtally(ini={'default_pool_size': 1, 'auth_type': 'trust', 'query_wait_timeout': 3})
+    """pgtally with one server and trust logins; a queued client gives up after 3 s. One
+    event loop even under PGTALLY_WORKERS=2: the clients must meet on the same server (each
+    worker has its own servers and its own names for shared statements)."""
+    return pgtally(ini={'default_pool_size': 1, 'auth_type': 'trust', 'query_wait_timeout': 3,
+                        'workers': 1})
 
 
 @pytest.fixture
