@@ -15,6 +15,7 @@ import time
 import pytest
 
 import rawpg
+from harness.util import wait_for
 
 SYS_PIDFD_OPEN = 434
 SYS_PIDFD_GETFD = 438
@@ -194,6 +195,14 @@ def _accepted_clients(p):
                if e[0] == p.port and e[2] not in (LISTEN, CLOSE_WAIT))
 
 
+def _all_threads_stopped(pid):
+    for tid in os.listdir('/proc/%d/task' % pid):
+        with open('/proc/%d/task/%s/stat' % (pid, tid)) as f:
+            if f.read().rsplit(')', 1)[1].split()[0] != 'T':
+                return False
+    return True
+
+
 @pytest.mark.parametrize('defer', [1, 0])
 def test_defer_accept_wakes_on_first_packet(pgtally, defer):
     """With tcp_defer_accept a connection that has sent nothing is not handed to the pooler;
@@ -233,6 +242,9 @@ def test_queued_connections_all_accepted(pgtally):
     p = pgtally(ini={'auth_type': 'trust', 'max_client_conn': 200})
     conns = []
     os.kill(p.pid, signal.SIGSTOP)
+    # The stop reaches every thread a moment later: with workers = 2 a worker could still
+    # accept in between. Connect only once all of them are stopped.
+    assert wait_for(lambda: _all_threads_stopped(p.pid), timeout=5)
     try:
         for _ in range(n):
             c = rawpg.Conn(p.host, p.port)
