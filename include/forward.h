@@ -54,8 +54,9 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 	      size_t *run_start, usec_t now);
 enum fwd_action fwd_parse(struct client *c, struct server *s, const uint8_t *body, size_t len,
 			  bool whole, size_t *run_start, usec_t now);
+/* A Bind held whole (a larger one: fwd_bind_streamed). */
 enum fwd_action fwd_bind(struct client *c, struct server *s, const uint8_t *body, size_t len,
-			 bool whole, size_t *run_start, usec_t now);
+			 size_t *run_start, usec_t now);
 enum fwd_action fwd_describe(struct client *c, struct server *s, const uint8_t *body, size_t len,
 			     bool whole, size_t *run_start, usec_t now);
 enum fwd_action fwd_close(struct client *c, struct server *s, const uint8_t *body, size_t len,

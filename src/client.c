@@ -806,7 +806,7 @@ static void client_process(struct client *c)
 		case 'B':
 			s->ext_open = true;
 			c->pool->stats.bind_count++;
-			act = whole ? fwd_bind(c, s, hdr + 5, len - 4, true, &run_start, now)
+			act = whole ? fwd_bind(c, s, hdr + 5, len - 4, &run_start, now)
 				    : fwd_bind_streamed(c, s, hdr + 5, avail - 5, len - 4, &prefix,
 							&run_start, now);
 			break;

@@ -618,11 +618,11 @@ static bool fwd_send_bind(struct client *c, struct server *s, const struct pstmt
 
 /* Bind: the portal runs a known statement with these parameter values. */
 enum fwd_action fwd_bind(struct client *c, struct server *s, const uint8_t *body, size_t len,
-			 bool whole, size_t *run_start, usec_t now)
+			 size_t *run_start, usec_t now)
 {
 	struct proto_reader r;
-	proto_reader_init(&r, body, whole ? len : 0);
-	const char *portal = whole ? proto_get_str(&r) : NULL;
+	proto_reader_init(&r, body, len);
+	const char *portal = proto_get_str(&r);
 	const char *stmt = portal ? proto_get_str(&r) : NULL;
 	const uint8_t *rest = r.p;
 	struct portal_info pi = {0};
@@ -692,13 +692,12 @@ enum fwd_action fwd_bind_streamed(struct client *c, struct server *s, const uint
 	if (!fwd_ensure_pstmt(c, s, ps, run_start, now))
 		return FWD_FAILED;
 	size_t names = (size_t)(end1 + 1 - body);
-	size_t plen = strlen(portal) + 1, nlen = strlen(ps->name) + 1;
-	uint32_t newlen = (uint32_t)(4 + len - names + plen + nlen);
-	uint8_t h[5] = {'B', (uint8_t)(newlen >> 24), (uint8_t)(newlen >> 16), (uint8_t)(newlen >> 8),
-			(uint8_t)newlen};
+	/* The length is the whole rewritten message's, most of which streams after this. */
 	struct iobuf b = {0};
-	(void)(iobuf_append(&b, h, sizeof(h)) && iobuf_append(&b, portal, plen) &&
-	       iobuf_append(&b, ps->name, nlen));
+	pkt_put_u8(&b, 'B');
+	pkt_put_u32(&b, (uint32_t)(4 + len - names + strlen(portal) + 1 + strlen(ps->name) + 1));
+	pkt_put_str(&b, portal);
+	pkt_put_str(&b, ps->name);
 	*prefix = names;
 	return fwd_send_bind(c, s, ps, &b, run_start, now) ? FWD_PREFIX : FWD_FAILED;
 }

@@ -63,14 +63,20 @@ static const char *default_socket_dir(void)
 	return access("/var/run/postgresql", F_OK) == 0 ? "/var/run/postgresql" : "/tmp";
 }
 
-/* host:port, or the unix socket's directory and port, of s's database: for error messages. */
+/* The unix socket of host (a directory, or none: the default one) and port; snprintf's count. */
+static int unix_socket_path(const char *host, int port, char *buf, size_t cap)
+{
+	return snprintf(buf, cap, "%s/.s.PGSQL.%d", host && *host ? host : default_socket_dir(),
+			port);
+}
+
+/* host:port, or the unix socket, of s's database: for error messages. */
 static const char *server_where(const struct server *s, char *buf, size_t cap)
 {
 	const char *host = s->pool->db->cfg.host;
 	int port = s->pool->db->cfg.port > 0 ? s->pool->db->cfg.port : 5432;
 	if (!host || !*host || host[0] == '/')
-		snprintf(buf, cap, "%s/.s.PGSQL.%d", host && *host ? host : default_socket_dir(),
-			 port);
+		(void)unix_socket_path(host, port, buf, cap);
 	else
 		snprintf(buf, cap, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
 	return buf;
@@ -87,8 +93,7 @@ int server_connect_socket(const struct pool_db *db, const struct config *cfg, ch
 		struct sockaddr_un sun;
 		memset(&sun, 0, sizeof(sun));
 		sun.sun_family = AF_UNIX;
-		int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/.s.PGSQL.%d",
-				 host && *host ? host : default_socket_dir(), port);
+		int n = unix_socket_path(host, port, sun.sun_path, sizeof(sun.sun_path));
 		if (n < 0 || (size_t)n >= sizeof(sun.sun_path)) {
 			snprintf(err, errlen, "unix socket path too long");
 			return -1;
@@ -348,23 +353,6 @@ void server_reap(struct worker *w)
  * Record a session parameter's value. Values equal to the pool's default share its string,
  * so the comparison at link time is usually a pointer comparison.
  */
-static void server_param_put(struct server *s, int id, const char *value)
-{
-	uint8_t bit = (uint8_t)(1u << id);
-	const char *def = s->pool->welcome_params[id];
-	if (s->params[id] == value)
-		return;
-	if (s->params_own & bit)
-		free((char *)s->params[id]);
-	s->params_own &= (uint8_t)~bit;
-	s->params[id] = NULL;
-	if (def && (value == def || strcmp(value, def) == 0)) {
-		s->params[id] = def;
-	} else if ((s->params[id] = strdup(value))) {
-		s->params_own |= bit;
-	}
-}
-
 /* The session's value of parameter id is its default (it was RESET). */
 static void server_param_reset(struct server *s, int id)
 {
@@ -373,6 +361,18 @@ static void server_param_reset(struct server *s, int id)
 		free((char *)s->params[id]);
 	s->params_own &= (uint8_t)~bit;
 	s->params[id] = s->pool->welcome_params[id];
+}
+
+static void server_param_put(struct server *s, int id, const char *value)
+{
+	if (s->params[id] == value)
+		return;
+	server_param_reset(s, id);
+	const char *def = s->params[id];
+	if (def && (value == def || strcmp(value, def) == 0))
+		return;
+	if ((s->params[id] = strdup(value)))
+		s->params_own |= (uint8_t)(1u << id);
 }
 
 static void server_set_param(struct server *s, const char *key, const char *value)
