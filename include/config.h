@@ -29,11 +29,18 @@ enum auth_type {
 
 enum nplus1_action { NPLUS1_ACTION_LOG = 0, NPLUS1_ACTION_NOTICE, NPLUS1_ACTION_ERROR };
 
+/* load_balance_hosts: how a new server connection picks from a host list (PgBouncer 1.24+). */
+enum lb_hosts {
+	LB_HOSTS_ROUND_ROBIN = 0, /* each new connection takes the next host */
+	LB_HOSTS_DISABLE,         /* stay on one host until a connection to it fails */
+};
+
 /* One [databases] line. Integer fields are -1 when not given on the line (use the global). */
 struct config_db {
 	char *name; /* "*" for the fallback entry */
-	char *host; /* NULL: unix socket in /tmp, a value starting with '/' is a socket dir */
-	int port;   /* default 5432 */
+	char *host; /* NULL: unix socket in /tmp, a value starting with '/' is a socket dir;
+		     * or a comma-separated list of those (config_host_entry) */
+	int port;   /* default 5432, for every host of the list */
 	char *dbname;   /* NULL: same as name (or the client's database for "*") */
 	char *user;     /* forced user, or NULL */
 	char *password; /* or NULL */
@@ -50,6 +57,7 @@ struct config_db {
 	char *application_name;
 	char *connect_query;
 	int nplus1_action; /* enum nplus1_action, or -1 */
+	int load_balance_hosts; /* enum lb_hosts */
 	int line;          /* line in the ini file, for messages */
 };
 
@@ -217,6 +225,20 @@ void config_problems_free(struct config_problems *probs);
 
 /* Lookups. Return NULL when absent (config_find_db falls back to "*" only if fallback). */
 const struct config_db *config_find_db(const struct config *cfg, const char *name, bool fallback);
+
+/* The longest entry of a host list (a name, an address or a socket directory), and the most
+ * entries a list may have. */
+#define CONFIG_HOST_MAX 256
+#define CONFIG_HOSTS_MAX 64 /* host_list_problem says 64 */
+
+/* The entries of a [databases] host value: 1 for NULL or a single host. */
+int config_host_count(const char *hosts);
+
+/*
+ * Entry i of a host list, without the blanks around it: hosts itself when it is a single host,
+ * else a copy in buf (CONFIG_HOST_MAX bytes). NULL for a NULL hosts (the default socket).
+ */
+const char *config_host_entry(const char *hosts, int i, char *buf);
 const struct config_user *config_find_user(const struct config *cfg, const char *name);
 
 /* Is name in a comma/space separated list (case-sensitive, "*" matches all)? */

@@ -62,6 +62,7 @@ struct pool_db {
 	int n_servers;     /* across all users, on this worker */
 	int n_clients;
 	struct app_counter *shared; /* servers over all workers, for max_db_connections */
+	unsigned host_next; /* the host list's entry for the next connection (mod its length) */
 };
 
 /* A user known to the pooler: the stored secret and SCRAM passthrough keys. */
@@ -106,6 +107,10 @@ struct pool {
 	char *welcome_params[PARAM_COUNT]; /* defaults for clients that do not set them */
 
 	usec_t last_connect_failed; /* 0 = none: wait server_login_retry before trying again */
+	/* For the next launch, a retry after a failed login: the hosts of the list tried so far,
+	 * and the one to try next. */
+	unsigned host_tries;
+	int host_retry;
 	char *last_error;
 
 	/* Clients waiting for an auth_query over this pool's servers (FIFO via auth_next). */
@@ -155,8 +160,6 @@ void pool_server_gone(struct pool *pool);
  * with clients waiting) and retry this worker's waiters. Run when another worker asks.
  */
 void pool_rebalance(struct worker *w);
-
-int pool_size_limit(const struct pool *pool);
 
 /* min_pool_size for pool, and its server connections over all workers (which min counts). */
 int pool_min_servers(const struct pool *pool);

@@ -65,6 +65,8 @@ struct server {
 	uint32_t be_pid;
 	uint32_t be_key;
 	bool in_connect_query;      /* login done, the database's connect_query running */
+	uint16_t host_idx;          /* the entry of the database's host list it connected to */
+	uint16_t host_tries;        /* hosts of the list that failed before, for this connection */
 	struct scram_client *scram; /* during login */
 	struct iobuf login_params;  /* ParameterStatus pairs seen during login */
 	char *login_error;
@@ -105,7 +107,7 @@ void server_cancels_free(struct worker *w);
  * Open a non-blocking socket connecting to the database's server, with cfg's TCP options;
  * -1 on failure.
  */
-int server_connect_socket(const struct pool_db *db, const struct config *cfg, char *err,
+int server_connect_socket(const struct pool_db *db, int host_idx, const struct config *cfg, char *err,
 			  size_t errlen);
 
 /* Send pgtally's own replies that are due (from the client side, between messages). */

@@ -193,6 +193,14 @@ static void show_version(struct iobuf *b)
 	send_row(b, &r);
 }
 
+/* SHOW's load_balance_hosts: NULL unless the database has a host list, as in PgBouncer. */
+static const char *lb_hosts_name(const struct config_db *cd)
+{
+	if (config_host_count(cd->host) == 1)
+		return NULL;
+	return cd->load_balance_hosts == LB_HOSTS_DISABLE ? "disable" : "round-robin";
+}
+
 static void show_pools(const struct admin_merged *m, struct iobuf *b)
 {
 	static const struct col cols[] = {
@@ -234,7 +242,7 @@ static void show_pools(const struct admin_merged *m, struct iobuf *b)
 		row_i64(&r, (long long)(p->maxwait / 1000000));
 		row_i64(&r, (long long)(p->maxwait % 1000000));
 		row_str(&r, pool_mode_name(p->pool_mode));
-		row_str(&r, NULL);
+		row_str(&r, lb_hosts_name(m->dbs[p->db].cfg));
 		send_row(b, &r);
 	}
 }
@@ -354,8 +362,10 @@ static void server_row(struct iobuf *b, struct server *s, usec_t now)
 	const struct pool_db *db = s->pool->db;
 	char laddr[64], ptr[32], link[32];
 	int lport;
-	const char *host =
-		db->cfg.host && *db->cfg.host && db->cfg.host[0] != '/' ? db->cfg.host : "unix";
+	char hbuf[CONFIG_HOST_MAX];
+	const char *host = config_host_entry(db->cfg.host, s->host_idx, hbuf);
+	if (!host || !*host || host[0] == '/')
+		host = "unix";
 	usec_t wait = s->state == SV_ACTIVE && s->rq.count > 0 && now > s->request_time
 			      ? now - s->request_time
 			      : 0;
@@ -412,7 +422,10 @@ static void database_row(struct iobuf *b, const struct config *cfg, const struct
 {
 	const struct config_db *cd = d->cfg;
 	struct row r = {0};
-	const char *host = cd->host && *cd->host && cd->host[0] != '/' ? cd->host : NULL;
+	/* NULL for a unix socket, as in PgBouncer; a host list as written */
+	const char *host = cd->host && *cd->host && (cd->host[0] != '/' || strchr(cd->host, ','))
+				   ? cd->host
+				   : NULL;
 	int pool_size = cd->pool_size >= 0 ? cd->pool_size : cfg->default_pool_size;
 	int min_pool = cd->min_pool_size >= 0 ? cd->min_pool_size : cfg->min_pool_size;
 	int reserve = cd->reserve_pool >= 0 ? cd->reserve_pool : cfg->reserve_pool_size;
@@ -429,7 +442,7 @@ static void database_row(struct iobuf *b, const struct config *cfg, const struct
 	row_i64(&r, reserve);
 	row_i64(&r, (long long)(cfg->server_lifetime / 1000000));
 	row_str(&r, pool_mode_name(cd->pool_mode));
-	row_str(&r, NULL);
+	row_str(&r, lb_hosts_name(cd));
 	row_i64(&r, max_conn);
 	row_i64(&r, d->n_servers);
 	row_i64(&r, 0);
@@ -750,6 +763,7 @@ static void show_lists(struct iobuf *b)
 {
 	static const struct col cols[] = {{"list", TXT}, {"items", I4}};
 	size_t dbs = 0, users = 0, pools = 0, clients = 0, login = 0, servers = 0;
+	size_t clients_free = 0, servers_free = 0;
 	struct worker *w;
 	for (int i = 0; (w = app_worker(i)); i++) {
 		for (struct list *pos = w->dbs.next; pos != &w->dbs; pos = pos->next)
@@ -759,6 +773,8 @@ static void show_lists(struct iobuf *b)
 		clients += (size_t)w->n_clients;
 		login += list_count(&w->login_clients);
 		servers += (size_t)w->n_servers;
+		clients_free += w->clients.n_free; /* kept in the object caches for reuse */
+		servers_free += w->servers.n_free;
 	}
 	const struct {
 		const char *name;
@@ -769,10 +785,10 @@ static void show_lists(struct iobuf *b)
 		{"peers", 0},
 		{"pools", pools},
 		{"peer_pools", 0},
-		{"free_clients", 0},
+		{"free_clients", clients_free},
 		{"used_clients", clients},
 		{"login_clients", login},
-		{"free_servers", 0},
+		{"free_servers", servers_free},
 		{"used_servers", servers},
 		{"dns_names", 0},
 		{"dns_zones", 0},

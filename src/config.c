@@ -811,8 +811,54 @@ static void db_free_fields(struct config_db *db)
 }
 
 /* Keys PgBouncer knows on a [databases] line that we accept without acting on them. */
-static const char *const ignored_db_keys[] = {"load_balance_hosts", "max_db_client_connections",
-					      NULL};
+static const char *const ignored_db_keys[] = {"max_db_client_connections", NULL};
+
+static const char *const lb_hosts_words[] = {"round-robin", "disable", NULL};
+
+int config_host_count(const char *hosts)
+{
+	int n = 1;
+	for (const char *p = hosts; p && *p; p++)
+		n += *p == ',';
+	return n;
+}
+
+const char *config_host_entry(const char *hosts, int i, char *buf)
+{
+	if (!hosts || !strchr(hosts, ','))
+		return hosts;
+	const char *p = hosts;
+	for (i %= config_host_count(hosts); i > 0; i--)
+		p = strchr(p, ',') + 1;
+	p += strspn(p, " \t");
+	size_t n = strcspn(p, ",");
+	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+		n--;
+	if (n >= CONFIG_HOST_MAX)
+		n = CONFIG_HOST_MAX - 1;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* A host list's problem for the user, or NULL: no entry may be empty or too long. */
+static const char *host_list_problem(const char *hosts)
+{
+	char buf[CONFIG_HOST_MAX];
+	int n = config_host_count(hosts);
+	if (n == 1)
+		return NULL;
+	if (n > CONFIG_HOSTS_MAX)
+		return "more than 64 hosts in the list";
+	for (int i = 0; i < n; i++) {
+		const char *h = config_host_entry(hosts, i, buf);
+		if (!*h)
+			return "an entry of the host list is empty";
+		if (strlen(h) >= CONFIG_HOST_MAX - 1)
+			return "an entry of the host list is too long";
+	}
+	return NULL;
+}
 
 static void parse_database(struct load_ctx *ctx, const char *name, char *connstr)
 {
@@ -872,17 +918,16 @@ static void parse_database(struct load_ctx *ctx, const char *name, char *connstr
 			ok = cstr_enum(ctx, key, val, pool_mode_words, &db.pool_mode);
 		else if (strcasecmp(key, "nplus1_action") == 0)
 			ok = cstr_enum(ctx, key, val, nplus1_action_words, &db.nplus1_action);
+		else if (strcasecmp(key, "load_balance_hosts") == 0)
+			ok = cstr_enum(ctx, key, val, lb_hosts_words, &db.load_balance_hosts);
 		else if (find_word(ignored_db_keys, key) < 0)
 			problem(ctx, false, "database \"%s\": unknown parameter \"%s\", ignored",
 				name, key);
 		if (str)
 			ok = cstr_str(ctx, val, str);
-		if (ok && str == &db.host && strchr(db.host, ',')) {
-			/* PgBouncer tries such a list in turn; we would take it for one name. */
-			problem(ctx, true,
-				"database \"%s\": host \"%s\": a list of hosts is not supported, "
-				"give one host",
-				name, db.host);
+		const char *bad;
+		if (ok && str == &db.host && (bad = host_list_problem(db.host))) {
+			problem(ctx, true, "database \"%s\": host \"%s\": %s", name, db.host, bad);
 			ok = false;
 		}
 	}

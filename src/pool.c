@@ -265,21 +265,14 @@ void pool_free(struct pool *pool)
 	free(pool);
 }
 
-int pool_size_limit(const struct pool *pool)
-{
-	if (pool->db->cfg.pool_size >= 0)
-		return pool->db->cfg.pool_size;
-	return -1; /* caller applies user/global default */
-}
-
+/* PgBouncer's order: the [users] line's pool_size, else the database's, else the global one. */
 static int pool_effective_size(struct worker *w, const struct pool *pool)
 {
-	int n = pool_size_limit(pool);
-	if (n >= 0)
-		return n;
 	const struct config_user *cu = config_find_user(w->cfg, pool->user->name);
 	if (cu && cu->pool_size >= 0)
 		return cu->pool_size;
+	if (pool->db->cfg.pool_size >= 0)
+		return pool->db->cfg.pool_size;
 	return w->cfg->default_pool_size;
 }
 

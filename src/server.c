@@ -70,26 +70,39 @@ static int unix_socket_path(const char *host, int port, char *buf, size_t cap)
 			port);
 }
 
-/* host:port, or the unix socket, of s's database: for error messages. */
+static bool host_is_unix(const char *host)
+{
+	return !host || !*host || host[0] == '/';
+}
+
+/* The entry of its database's host list s connected to; buf holds CONFIG_HOST_MAX bytes. */
+static const char *server_host(const struct server *s, char *buf)
+{
+	return config_host_entry(s->pool->db->cfg.host, s->host_idx, buf);
+}
+
+/* host:port, or the unix socket, of s: for error messages. */
 static const char *server_where(const struct server *s, char *buf, size_t cap)
 {
-	const char *host = s->pool->db->cfg.host;
+	char hbuf[CONFIG_HOST_MAX];
+	const char *host = server_host(s, hbuf);
 	int port = s->pool->db->cfg.port > 0 ? s->pool->db->cfg.port : 5432;
-	if (!host || !*host || host[0] == '/')
+	if (host_is_unix(host))
 		(void)unix_socket_path(host, port, buf, cap);
 	else
 		snprintf(buf, cap, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
 	return buf;
 }
 
-int server_connect_socket(const struct pool_db *db, const struct config *cfg, char *err,
-			  size_t errlen)
+int server_connect_socket(const struct pool_db *db, int host_idx, const struct config *cfg,
+			  char *err, size_t errlen)
 {
-	const char *host = db->cfg.host;
+	char hbuf[CONFIG_HOST_MAX];
+	const char *host = config_host_entry(db->cfg.host, host_idx, hbuf);
 	int port = db->cfg.port > 0 ? db->cfg.port : 5432;
 	int fd;
 
-	if (!host || !*host || host[0] == '/') {
+	if (host_is_unix(host)) {
 		struct sockaddr_un sun;
 		memset(&sun, 0, sizeof(sun));
 		sun.sun_family = AF_UNIX;
@@ -164,15 +177,60 @@ static void pool_fail_logins(struct pool *pool, const char *sqlstate, const char
 	}
 }
 
+/* The entry of db's host list for a new connection: the next one, or with
+ * load_balance_hosts = disable the current one. */
+static int host_pick(struct pool_db *db)
+{
+	unsigned n = (unsigned)config_host_count(db->cfg.host);
+	if (n == 1)
+		return 0;
+	unsigned i = db->host_next % n;
+	if (db->cfg.load_balance_hosts == LB_HOSTS_ROUND_ROBIN)
+		db->host_next = i + 1;
+	return (int)i;
+}
+
+static int host_after(const struct pool_db *db, int idx)
+{
+	return (idx + 1) % config_host_count(db->cfg.host);
+}
+
+/*
+ * A connection to entry idx of db's host list failed, after tries other hosts had failed for
+ * it. With load_balance_hosts = disable the next connection goes to the next host. True while
+ * some host of the list is left to try: then the next one is tried at once, without
+ * server_login_retry's wait (PgBouncer waits).
+ */
+static bool host_failed(struct pool_db *db, int idx, unsigned tries)
+{
+	unsigned n = (unsigned)config_host_count(db->cfg.host);
+	if (n == 1)
+		return false;
+	if (db->cfg.load_balance_hosts == LB_HOSTS_DISABLE && db->host_next % n == (unsigned)idx)
+		db->host_next = (unsigned)idx + 1;
+	return tries + 1 < n;
+}
+
 bool server_launch(struct pool *pool)
 {
 	struct worker *w = pool->w;
 	char err[256];
 	struct iobuf b = {0};
-
-	int fd = server_connect_socket(pool->db, w->cfg, err, sizeof(err));
-	if (fd < 0) {
+	int host_idx, fd;
+	/* server_close asks for a retry on the host after the one that failed. */
+	unsigned tries = pool->host_tries;
+	host_idx = tries ? pool->host_retry : host_pick(pool->db);
+	pool->host_tries = 0;
+	for (;;) {
+		fd = server_connect_socket(pool->db, host_idx, w->cfg, err, sizeof(err));
+		if (fd >= 0)
+			break;
 		log_warning("S-new %s/%s: %s", pool->db->name, pool->user->name, err);
+		if (host_failed(pool->db, host_idx, tries)) {
+			host_idx = host_after(pool->db, host_idx);
+			tries++;
+			continue;
+		}
 		pool->last_connect_failed = worker_now(w);
 		free(pool->last_error);
 		pool->last_error = strdup(err);
@@ -189,6 +247,8 @@ bool server_launch(struct pool *pool)
 	s->w = w;
 	s->pool = pool;
 	s->id = ++w->next_id;
+	s->host_idx = (uint16_t)host_idx;
+	s->host_tries = (uint16_t)tries;
 	s->connect_time = s->request_time = worker_now(w);
 	s->txn_status = 'I';
 	list_init(&s->node);
@@ -201,9 +261,10 @@ bool server_launch(struct pool *pool)
 	sbuf_setup(w, &s->sb, fd, server_read_cb, server_write_cb, s);
 	s->sb.keep_in = true;
 	/* SSLRequest first; the startup packet below waits in sb.out until TLS is settled. */
-	const char *host = pool->db->cfg.host;
-	bool unix_socket = !host || !*host || host[0] == '/'; /* PostgreSQL has no TLS there */
-	if (w->tls_connect && !unix_socket && !sbuf_request_tls(&s->sb, w->tls_connect, host)) {
+	char hbuf[CONFIG_HOST_MAX];
+	const char *host = server_host(s, hbuf);
+	/* PostgreSQL has no TLS on unix sockets */
+	if (w->tls_connect && !host_is_unix(host) && !sbuf_request_tls(&s->sb, w->tls_connect, host)) {
 		char where[300];
 		server_close(s, "cannot start TLS with %s: %s", server_where(s, where, sizeof(where)),
 			     sbuf_strerror(&s->sb, errno));
@@ -277,9 +338,11 @@ void server_close(struct server *s, const char *fmt, ...)
 	/*
 	 * A login that failed, not a server closed right after its login finished (ready):
 	 * given to another worker, lifetime over. Only a failed one delays the next connect by
-	 * server_login_retry and fails the clients waiting for a login.
+	 * server_login_retry and fails the clients waiting for a login, once no host of a host
+	 * list is left to try.
 	 */
 	bool was_login = s->state == SV_LOGIN && !s->ready;
+	unsigned retry_tries = 0;
 	log_at(was_login || s->client ? LOG_LVL_WARNING : LOG_LVL_INFO,
 	       "S-%llu %s/%s: closing because: %s", (unsigned long long)s->id, pool->db->name,
 	       pool->user->name, why);
@@ -297,13 +360,19 @@ void server_close(struct server *s, const char *fmt, ...)
 		client_server_lost(c, "08006", msg);
 	}
 	if (was_login) {
-		pool->last_connect_failed = worker_now(w);
 		free(pool->last_error);
 		pool->last_error = strdup(why);
-		char msg[600];
-		snprintf(msg, sizeof(msg), "server login failed: %s", why);
-		if (list_count(&pool->login_servers) <= 1)
-			pool_fail_logins(pool, "08006", msg);
+		/* With a host list, the next host is tried before anyone is told. */
+		if (host_failed(pool->db, s->host_idx, s->host_tries)) {
+			retry_tries = s->host_tries + 1u;
+			pool->host_retry = host_after(pool->db, s->host_idx);
+		} else {
+			pool->last_connect_failed = worker_now(w);
+			char msg[600];
+			snprintf(msg, sizeof(msg), "server login failed: %s", why);
+			if (list_count(&pool->login_servers) <= 1)
+				pool_fail_logins(pool, "08006", msg);
+		}
 	}
 	if (s->ready) {
 		struct iobuf b = {0};
@@ -321,8 +390,11 @@ void server_close(struct server *s, const char *fmt, ...)
 	pool_server_gone(pool);
 	server_set_state(s, SV_CLOSED);
 	worker_schedule_reap(w);
-	if (!was_login || !pool->last_connect_failed)
+	if (!was_login || !pool->last_connect_failed) {
+		pool->host_tries = retry_tries; /* for the launch pool_maintain may make */
 		pool_maintain(pool);
+		pool->host_tries = 0;
+	}
 }
 
 void server_reap(struct worker *w)
@@ -1425,7 +1497,8 @@ void server_send_cancel(struct server *s)
 {
 	char err[256];
 	struct iobuf b = {0};
-	int fd = server_connect_socket(s->pool->db, s->pool->w->cfg, err, sizeof(err));
+	/* To the host s is on: the backend to cancel is there. */
+	int fd = server_connect_socket(s->pool->db, s->host_idx, s->pool->w->cfg, err, sizeof(err));
 	if (fd < 0) {
 		log_warning("cannot forward cancel request: %s", err);
 		return;

@@ -416,8 +416,10 @@ void worker_apply_config(struct worker *w, struct config *cfg)
 		bool changed = pool_db_conn_changed(db, cd);
 		pool_db_configure(db, cd, fallback);
 		db->removed = false;
-		if (changed)
+		if (changed) {
+			db->host_next = 0; /* a new host list starts at its first */
 			worker_reconnect_db(w, db);
+		}
 	}
 	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
 		struct pool *p = container_of(pos, struct pool, node);

@@ -310,24 +310,80 @@ def test_check_flag_reports_problems(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_host_list_is_refused_by_check_and_reload(tmp_path, pgtally, pg):
-    """host=a,b (PgBouncer tries the hosts in turn) is not supported: --check and RELOAD say so,
-    naming the option, instead of accepting a line whose every login fails."""
+def test_host_list_check_refuses_an_empty_entry(tmp_path):
     ini = tmp_path / 'hosts.ini'
     ini.write_text('[pgbouncer]\nlisten_port = 6432\n[databases]\n'
-                   'app = host=127.0.0.2,127.0.0.1 port=5432\n')
+                   'app = host=127.0.0.2,,127.0.0.1 port=5432\n')
     r = subprocess.run(['./pgtally', '--check', str(ini)], capture_output=True, text=True)
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
-    assert '%s:4:' % ini in out and 'host' in out and 'list of hosts' in out, out
-    p = pgtally()
-    p.databases['app'] = {'host': '127.0.0.2,%s' % pg.host, 'port': pg.port, 'dbname': 'app'}
-    p.write_config()
-    with pytest.raises(psycopg.Error, match='config file has errors'):
-        p.admin('RELOAD')
-    assert 'list of hosts is not supported' in p.log()
-    with p.connect() as conn:  # the old line stays in force
-        assert conn.execute('SELECT current_database()').fetchone() == ('app',)
+    assert '%s:4:' % ini in out and 'empty' in out, out
+    ini.write_text('[pgbouncer]\nlisten_port = 6432\n[databases]\n'
+                   'app = host=127.0.0.2,127.0.0.1 port=5432 load_balance_hosts=disable\n')
+    r = subprocess.run(['./pgtally', '--check', str(ini)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ini.write_text('[pgbouncer]\nlisten_port = 6432\n[databases]\n'
+                   'app = host=127.0.0.1 load_balance_hosts=random\n')
+    r = subprocess.run(['./pgtally', '--check', str(ini)], capture_output=True, text=True)
+    assert r.returncode != 0 and 'round-robin' in r.stdout + r.stderr
+
+
+def _server_hosts(p, n):
+    """Open n transactions at once through p; the address each one's server answers on."""
+    conns = [p.connect() for _ in range(n)]
+    try:
+        for c in conns:
+            c.execute('BEGIN')
+        hosts = [c.execute('SELECT host(inet_server_addr())').fetchone()[0] for c in conns]
+        for c in conns:
+            c.execute('ROLLBACK')  # the servers stay open, idle in the pool
+        return hosts
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_host_list_round_robin(pgtally, pg):
+    """host=a,b: each new server connection goes to the next host of the list, as in PgBouncer."""
+    line = {'host': '%s, %s' % (pg.socket_dir, pg.host), 'port': pg.port, 'dbname': 'app'}
+    p = pgtally(ini={'default_pool_size': 4, 'workers': 1}, databases={'app': line})
+    hosts = _server_hosts(p, 4)
+    assert sorted(hosts, key=str) == sorted([None, None, pg.host, pg.host], key=str), hosts
+    addrs = sorted(r['addr'] for r in p.admin('SHOW SERVERS') if r['database'] == 'app')
+    assert addrs == [pg.host, pg.host, 'unix', 'unix'], addrs
+    db = {r['name']: r for r in p.admin('SHOW DATABASES')}['app']
+    assert db['host'] == line['host'] and db['load_balance_hosts'] == 'round-robin'
+    pool = [r for r in p.admin('SHOW POOLS') if r['database'] == 'app'][0]
+    assert pool['load_balance_hosts'] == 'round-robin'
+
+
+@pytest.mark.parametrize('mode', ['round-robin', 'disable'])
+def test_host_list_skips_a_host_that_fails(pgtally, pg, mode):
+    """Nothing listens on 127.0.0.2: the next host is tried at once (not after
+    server_login_retry), and with load_balance_hosts=disable later connections stay there."""
+    line = {'host': '127.0.0.2,%s' % pg.host, 'port': pg.port, 'dbname': 'app',
+            'load_balance_hosts': mode}
+    p = pgtally(ini={'default_pool_size': 3, 'server_login_retry': 600, 'query_wait_timeout': 20,
+                     'workers': 1}, databases={'app': line})
+    hosts = _server_hosts(p, 3)
+    assert hosts == [pg.host] * 3, hosts
+    refused = p.log().count('127.0.0.2')
+    assert refused >= 1
+    if mode == 'disable':
+        assert refused == 1, p.log()  # one failure moved it on; it stayed on the good host
+    db = {r['name']: r for r in p.admin('SHOW DATABASES')}['app']
+    assert db['load_balance_hosts'] == mode
+
+
+def test_host_list_all_hosts_fail(pgtally, pg):
+    """When every host of the list fails, the client is told, naming the last one tried."""
+    line = {'host': '127.0.0.2,127.0.0.3', 'port': pg.port, 'dbname': 'app'}
+    p = pgtally(ini={'server_login_retry': 600}, databases={'app': line})
+    with pytest.raises(psycopg.OperationalError, match='server login failed') as e:
+        p.connect()
+    assert '127.0.0.3' in str(e.value) or '127.0.0.2' in str(e.value)
+    log = p.log()
+    assert '127.0.0.2' in log and '127.0.0.3' in log, log
 
 
 def test_unknown_option_is_a_warning_not_a_refusal(pgtally):

@@ -279,6 +279,41 @@ def test_user_pool_mode_wins_over_the_database_one(pgtally, pg, user_mode):
     assert modes['app'] == user_mode
 
 
+def test_user_pool_size_wins_over_the_database_one(pgtally, pg):
+    """PgBouncer 1.21+'s order: the [users] pool_size, else the [databases] one, else the global."""
+    wait_no_backends(pg)
+    line = {'host': pg.host, 'port': pg.port, 'dbname': 'app', 'pool_size': 1}
+    # query_wait_timeout: a client that waits for a server it should have had fails fast.
+    p = pgtally(ini={'default_pool_size': 5, 'query_wait_timeout': 5}, databases={'app': line},
+                users={'app': {'pool_size': 2}})
+
+    def pools():
+        return {r['user']: r for r in p.admin('SHOW POOLS') if r['database'] == 'app'}
+
+    with p.connect() as a1, p.connect() as a2:
+        for c in (a1, a2):
+            c.execute('BEGIN')
+            c.execute('SELECT 1')
+        assert (pools()['app']['sv_active'], pools()['app']['cl_waiting']) == (2, 0)
+        a1.rollback()
+        a2.rollback()
+    # md5user has no [users] line: the database's pool_size of 1 holds, the second one waits.
+    with p.connect(user='md5user') as b1, p.connect(user='md5user') as b2:
+        b1.execute('BEGIN')
+        b1.execute('SELECT 1')
+        done = []
+        t = threading.Thread(target=lambda: done.append(b2.execute('SELECT 2').fetchone()))
+        t.start()
+        deadline = time.monotonic() + 10
+        while pools()['md5user']['cl_waiting'] != 1:
+            assert time.monotonic() < deadline, pools()
+            time.sleep(0.05)
+        assert pools()['md5user']['sv_active'] == 1
+        b1.rollback()
+        t.join(10)
+        assert done == [(2,)]
+
+
 def test_cancel_reaches_the_running_query(pgtally):
     p = pgtally()
     with p.connect() as conn:

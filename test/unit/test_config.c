@@ -498,6 +498,9 @@ static void test_databases(void **state)
 	assert_non_null(db);
 	assert_string_equal(db->host, "/var/run/postgresql");
 	assert_int_equal(db->reserve_pool, 4);
+	assert_int_equal(db->load_balance_hosts, LB_HOSTS_DISABLE);
+	assert_int_equal(config_find_db(cfg, "app", false)->load_balance_hosts,
+			 LB_HOSTS_ROUND_ROBIN);
 
 	/* spaces around "=" are fine; a later line replaces an earlier one */
 	db = config_find_db(cfg, "app2", false);
@@ -517,6 +520,33 @@ static void test_databases(void **state)
 	config_problems_free(&probs);
 }
 
+static void test_host_list(void **state)
+{
+	char buf[CONFIG_HOST_MAX];
+	const char *one = "10.0.0.1";
+	(void)state;
+	assert_int_equal(config_host_count(NULL), 1);
+	assert_null(config_host_entry(NULL, 0, buf));
+	assert_int_equal(config_host_count(one), 1);
+	assert_ptr_equal(config_host_entry(one, 0, buf), one); /* no copy for a single host */
+	const char *list = "a.example, /tmp ,[::1],b";
+	assert_int_equal(config_host_count(list), 4);
+	assert_string_equal(config_host_entry(list, 0, buf), "a.example");
+	assert_string_equal(config_host_entry(list, 1, buf), "/tmp");
+	assert_string_equal(config_host_entry(list, 2, buf), "[::1]");
+	assert_string_equal(config_host_entry(list, 3, buf), "b");
+	assert_string_equal(config_host_entry(list, 4, buf), "a.example"); /* wraps */
+
+	struct config_problems probs = {0};
+	struct config *cfg =
+		load_text("[databases]\nok = host=h1,h2 load_balance_hosts=round-robin\n", &probs);
+	assert_non_null(cfg);
+	assert_int_equal(probs.n, 0);
+	assert_string_equal(config_find_db(cfg, "ok", false)->host, "h1,h2");
+	config_free(cfg);
+	config_problems_free(&probs);
+}
+
 static void test_database_errors(void **state)
 {
 	static const struct {
@@ -528,6 +558,9 @@ static void test_database_errors(void **state)
 		{"d = pool_size=-2", "pool_size"},
 		{"d = pool_mode=sometimes", "pool_mode"},
 		{"d = nplus1_action=maybe", "nplus1_action"},
+		{"d = host=h1,,h2", "empty"},
+		{"d = host='h1, '", "empty"},
+		{"d = load_balance_hosts=random", "round-robin"},
 		{"d = host='unterminated", "unterminated"},
 		{"d = host=", "empty value"},
 		{"d = host", "key=value"},
@@ -1006,6 +1039,7 @@ int main(void)
 		cmocka_unit_test(test_set_and_value_text),
 		cmocka_unit_test(test_check_file),
 		cmocka_unit_test(test_list_contains),
+		cmocka_unit_test(test_host_list),
 		cmocka_unit_test(test_doc_lists_every_option),
 	};
 
