@@ -52,6 +52,7 @@ struct server {
 	bool ready;      /* login done */
 	bool close_needed; /* e.g. after RECONNECT: close instead of reuse */
 	bool closing;
+	bool held_dirty; /* a cursor WITH HOLD may be open: CLOSE ALL before another client */
 	/* line 2 */
 	alignas(CACHE_LINE) const char *params[PARAM_COUNT]; /* values this session has */
 	uint8_t params_own;                /* bit i: params[i] is ours (else the pool's default) */

@@ -803,6 +803,17 @@ static bool server_clean(const struct server *s)
 	       iobuf_avail(&s->sb.in) == 0 && sbuf_queued(&s->sb) == 0;
 }
 
+/* Close the cursors WITH HOLD a client may have left; the server is ready after it. */
+static void server_close_cursors(struct server *s)
+{
+	struct iobuf b = {0};
+	s->held_dirty = false;
+	proto_build_query(&b, "CLOSE ALL");
+	server_set_state(s, SV_TESTED);
+	server_send_internal(s, &b);
+	iobuf_release(&b);
+}
+
 void server_release(struct server *s)
 {
 	struct worker *w = s->w;
@@ -821,6 +832,10 @@ void server_release(struct server *s)
 		server_set_state(s, SV_TESTED);
 		server_send_internal(s, &b);
 		iobuf_release(&b);
+		return;
+	}
+	if (s->held_dirty) {
+		server_close_cursors(s);
 		return;
 	}
 	pool_server_ready(s->pool, s);
@@ -844,13 +859,16 @@ static void server_txn_done(struct server *s)
 	c->server = NULL;
 	s->client = NULL;
 	client_set_state(c, CL_IDLE);
-	pool_server_ready(pool, s);
+	if (s->held_dirty)
+		server_close_cursors(s);
+	else
+		pool_server_ready(pool, s);
 }
 
 void server_release_if_done(struct server *s)
 {
 	if (s->client && s->rq.count == 0 && !s->ext_open && !s->copy_in && !s->copy_out &&
-	    s->txn_status == 'I' && !client_mid_message(s->client))
+	    s->txn_status == 'I' && !client_mid_message(s->client) && !s->client->held_cursors)
 		server_txn_done(s);
 }
 
@@ -1017,6 +1035,7 @@ static void server_session_discarded(struct server *s, bool discard_all)
 			s->close_needed = true; /* out of memory: do not trust what it holds */
 	}
 	if (discard_all) {
+		s->held_dirty = false; /* DISCARD ALL closed every cursor */
 		/* Reported parameters come back in ParameterStatus; the others are unknown. */
 		for (int i = 0; i < PARAM_COUNT; i++)
 			if (!s->pool->welcome_params[i])

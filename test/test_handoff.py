@@ -224,3 +224,69 @@ def test_deallocate_all_in_a_transaction_reaches_the_server(one):
     assert [rawpg.error_fields(b)['C'] for t, b in m if t == 'E'] == ['26000'], m
     b = trust_conn(one)
     assert data_values(simple(b, 'SELECT count(*) FROM pg_prepared_statements')) == ['0']
+
+
+def test_cursor_with_hold_keeps_its_server(pgtally):
+    """DECLARE ... WITH HOLD (Django's server-side cursors outside atomic(): psycopg's
+    withhold=True) outlives its transaction: its client keeps the server until it closes the
+    cursor, so every FETCH finds it, and the others get another server meanwhile."""
+    p = pgtally(ini={'default_pool_size': 2, 'workers': 1, 'query_wait_timeout': 5})
+    with p.connect() as a, p.connect() as b:
+        cur = a.cursor(name='held', withhold=True)  # autocommit: each FETCH its own statement
+        cur.execute('SELECT generate_series(1, 10)')
+        assert cur.fetchmany(3) == [(1,), (2,), (3,)]
+        # b takes a server in a transaction; a's server is not free for it.
+        b.execute('BEGIN')
+        b_pid = b.execute('SELECT pg_backend_pid()').fetchone()[0]
+        assert a.execute('SELECT pg_backend_pid()').fetchone()[0] != b_pid
+        assert cur.fetchmany(3) == [(4,), (5,), (6,)]
+        pools = [r for r in p.admin('SHOW POOLS') if r['database'] == 'app'][0]
+        assert pools['sv_active'] == 2 and pools['sv_idle'] == 0
+        b.execute('COMMIT')
+        assert cur.fetchall() == [(7,), (8,), (9,), (10,)]
+        cur.close()  # CLOSE "held": the server goes back to the pool
+        deadline = time.monotonic() + 5
+        while [r for r in p.admin('SHOW POOLS') if r['database'] == 'app'][0]['sv_idle'] != 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert 'declared a cursor WITH HOLD' in p.log()
+
+
+def test_cursor_with_hold_left_open_is_closed_before_the_next_client(one):
+    # A client that leaves a WITH HOLD cursor open: the next client on that server must not be
+    # able to read it.
+    a = trust_conn(one)
+    simple(a, 'DECLARE left_open CURSOR WITH HOLD FOR SELECT 42')
+    a.send(message('X', b''))
+    a.close()
+    time.sleep(0.3)
+    c = Conn(one.host, one.port, timeout=5)
+    rawpg.login_trust(c, 'app', 'app')
+    assert data_values(simple(c, 'SELECT count(*) FROM pg_cursors')) == ['0']
+
+
+def test_cursor_with_hold_psycopg2_as_django_iterates(pgtally):
+    """What Django 3.2 does for QuerySet.iterator() outside atomic() when server-side cursors
+    are on (DISABLE_SERVER_SIDE_CURSORS = False): a psycopg2 named cursor WITH HOLD in
+    autocommit, FETCH FORWARD itersize at a time, while other clients come and go."""
+    import psycopg2
+    p = pgtally(ini={'default_pool_size': 2, 'workers': 1, 'query_wait_timeout': 5})
+    a = psycopg2.connect(p.dsn())
+    a.autocommit = True
+    try:
+        cur = a.cursor('_django_curs_1_sync_1', withhold=True, scrollable=False)
+        cur.itersize = 4
+        cur.execute('SELECT generate_series(1, 20)')
+        seen = []
+        with p.connect() as b:
+            for (n,) in cur:
+                seen.append(n)
+                if n == 2:  # another request's transaction takes a server across a FETCH
+                    b.execute('BEGIN')
+                    b.execute('SELECT 1')
+                elif n == 10:
+                    b.execute('COMMIT')
+        assert seen == list(range(1, 21))
+        cur.close()
+    finally:
+        a.close()
