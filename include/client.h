@@ -71,9 +71,6 @@ struct client {
 	bool closing;
 	bool warned_sql_prepare;
 	bool warned_session_state;
-	/* DECLARE ... WITH HOLD sent and not matched by a CLOSE, as far as pgtally can tell:
-	 * such a cursor outlives its transaction, so the client keeps its server meanwhile. */
-	uint8_t held_cursors;
 	struct pstmt_map *pstmts; /* NULL until the first named Parse */
 	/* line 2: what the client expects on its server; bit i of params_own: params[i] is
 	 * ours to free (else it points at the pool's default, shared by every client that

@@ -152,33 +152,27 @@ static bool fwd_warn_session_state(struct client *c, struct server *s, const cha
 }
 
 /*
- * A cursor declared WITH HOLD outlives its transaction in the server session, where the
- * client's next transaction may not run (Django's server-side cursors outside atomic() are
- * such cursors). The client keeps its server while it may have one open: each DECLARE ...
- * WITH HOLD counts one, each CLOSE one less, CLOSE ALL (or DISCARD ALL) clears them. The
- * server then gets CLOSE ALL before it serves anyone else (server.c).
+ * A cursor declared WITH HOLD and a session-level advisory lock outlive their transaction, in
+ * the server session, where the client's next transaction may not run (Django's server-side
+ * cursors outside atomic() are such cursors). After a statement that may take one, the client
+ * keeps its server until the server says none is left (server.c asks at the end of each
+ * transaction that followed a statement which may have let one go).
  */
-static void fwd_note_cursor(struct client *c, struct server *s, const struct fp_entry *fe)
+static void fwd_note_held(struct client *c, struct server *s, const struct fp_entry *fe)
 {
-	const char *q = fe->query;
-	if (strncmp(q, "close ", 6) == 0) {
-		if (strcmp(q + 6, "all") == 0)
-			c->held_cursors = 0;
-		else if (c->held_cursors > 0)
-			c->held_cursors--;
+	if (c->pool->pool_mode == POOL_MODE_SESSION)
 		return;
-	}
-	if (strncmp(q, "declare ", 8) != 0 || !strstr(q, " cursor with hold for "))
+	if (fe->held & FP_HELD_RELEASES)
+		s->held_recheck = s->held_dirty;
+	if (!(fe->held & FP_HELD_TAKES))
 		return;
-	if (c->held_cursors < UINT8_MAX)
-		c->held_cursors++;
-	s->held_dirty = true;
-	if (!c->pool->logged_held_cursor && c->pool->pool_mode != POOL_MODE_SESSION) {
+	s->held_dirty = s->held_recheck = true;
+	if (!c->pool->logged_held) {
 		char who[160];
-		c->pool->logged_held_cursor = true;
-		log_warning("%s declared a cursor WITH HOLD: it keeps its server connection until "
-			    "it closes the cursor (said once per pool; in Django, "
-			    "DISABLE_SERVER_SIDE_CURSORS = True avoids this)",
+		c->pool->logged_held = true;
+		log_warning("%s took a cursor WITH HOLD or a session advisory lock: it keeps its "
+			    "server connection until it lets go (said once per pool; in Django, "
+			    "DISABLE_SERVER_SIDE_CURSORS = True avoids the cursors)",
 			    client_describe(c, who, sizeof(who)));
 	}
 }
@@ -323,8 +317,8 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 			struct fp_entry *fe =
 				stats_fp_note(w, c->pool, st.id, st.kind, sql, st.start, st.end);
 			uint32_t fe_gen = w->fps.gen; /* fe is valid while this holds */
-			if (st.kind == FP_KIND_CURSOR && fe)
-				fwd_note_cursor(c, s, fe);
+			if (fe && fe->held)
+				fwd_note_held(c, s, fe);
 			char what[96];
 			if ((st.kind == FP_KIND_SESSION || st.kind == FP_KIND_LISTEN) && fe &&
 			    !c->in_txn && !c->warned_session_state &&
@@ -789,8 +783,8 @@ enum fwd_action fwd_execute(struct client *c, struct server *s, const uint8_t *b
 	uint32_t fe_gen = c->w->fps.gen;
 	if (tracked) {
 		fe = stats_fp_find(&c->w->fps, c->pool, c->unnamed_portal.fp);
-		if (c->unnamed_portal.kind == FP_KIND_CURSOR && fe)
-			fwd_note_cursor(c, s, fe);
+		if (fe && fe->held)
+			fwd_note_held(c, s, fe);
 		int act = fwd_np_before(c, s, fe, c->unnamed_portal.fp, c->unnamed_portal.params,
 					c->unnamed_portal.kind, now);
 		if (act < 0)
@@ -914,7 +908,6 @@ void fwd_client_discarded(struct client *c, bool discard_all)
 	pstmt_forget_all(c->pstmts, &c->w->pstmts);
 	if (!discard_all)
 		return;
-	c->held_cursors = 0; /* closed with the rest of the session (server.c cleans the server) */
 	/* Back to the server defaults: the next link SETs them. */
 	for (int i = 0; i < PARAM_COUNT; i++) {
 		client_param_set(c, i, NULL);

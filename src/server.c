@@ -803,12 +803,52 @@ static bool server_clean(const struct server *s)
 	       iobuf_avail(&s->sb.in) == 0 && sbuf_queued(&s->sb) == 0;
 }
 
-/* Close the cursors WITH HOLD a client may have left; the server is ready after it. */
-static void server_close_cursors(struct server *s)
+/*
+ * Held session state (cursors WITH HOLD, session advisory locks; see fwd_note_held()): how
+ * much of it the session has, asked at the end of a transaction, and how a client that left
+ * some is cleaned up after, before anyone else gets the server.
+ */
+static const char held_check_sql[] =
+	"SELECT (SELECT count(*) FROM pg_catalog.pg_cursors WHERE is_holdable) + "
+	"(SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND "
+	"pid = pg_catalog.pg_backend_pid())";
+static const char held_cleanup_sql[] = "CLOSE ALL; SELECT pg_catalog.pg_advisory_unlock_all()";
+
+static void server_check_held(struct server *s)
 {
 	struct iobuf b = {0};
-	s->held_dirty = false;
-	proto_build_query(&b, "CLOSE ALL");
+	s->held_recheck = false;
+	s->held_checking = true;
+	s->held_count = UINT32_MAX; /* unknown until its row comes */
+	proto_build_query(&b, held_check_sql);
+	server_send_internal(s, &b);
+	iobuf_release(&b);
+}
+
+/* The held check's row: one count, as text. */
+static void server_held_row(struct server *s, const uint8_t *body, size_t len)
+{
+	struct proto_reader r;
+	proto_reader_init(&r, body, len);
+	uint16_t ncol = proto_get_u16(&r);
+	uint32_t l = proto_get_u32(&r);
+	const uint8_t *v = ncol == 1 && l != 0xffffffffu && l < 12 ? proto_get_bytes(&r, l) : NULL;
+	if (!v || r.bad)
+		return;
+	char buf[12];
+	memcpy(buf, v, l);
+	buf[l] = '\0';
+	char *end;
+	unsigned long n = strtoul(buf, &end, 10);
+	if (end != buf && *end == '\0' && n < UINT32_MAX)
+		s->held_count = (uint32_t)n;
+}
+
+static void server_clean_held(struct server *s)
+{
+	struct iobuf b = {0};
+	s->held_dirty = s->held_recheck = false;
+	proto_build_query(&b, held_cleanup_sql);
 	server_set_state(s, SV_TESTED);
 	server_send_internal(s, &b);
 	iobuf_release(&b);
@@ -835,7 +875,7 @@ void server_release(struct server *s)
 		return;
 	}
 	if (s->held_dirty) {
-		server_close_cursors(s);
+		server_clean_held(s);
 		return;
 	}
 	pool_server_ready(s->pool, s);
@@ -859,17 +899,21 @@ static void server_txn_done(struct server *s)
 	c->server = NULL;
 	s->client = NULL;
 	client_set_state(c, CL_IDLE);
-	if (s->held_dirty)
-		server_close_cursors(s);
-	else
-		pool_server_ready(pool, s);
+	pool_server_ready(pool, s);
 }
 
 void server_release_if_done(struct server *s)
 {
-	if (s->client && s->rq.count == 0 && !s->ext_open && !s->copy_in && !s->copy_out &&
-	    s->txn_status == 'I' && !client_mid_message(s->client) && !s->client->held_cursors)
-		server_txn_done(s);
+	if (!s->client || s->rq.count != 0 || s->ext_open || s->copy_in || s->copy_out ||
+	    s->txn_status != 'I' || client_mid_message(s->client))
+		return;
+	if (s->held_dirty) {
+		/* Held state may be left: the client keeps its server while the server has some. */
+		if (s->held_recheck)
+			server_check_held(s);
+		return;
+	}
+	server_txn_done(s);
 }
 
 /* ---- reading replies ---- */
@@ -1035,7 +1079,7 @@ static void server_session_discarded(struct server *s, bool discard_all)
 			s->close_needed = true; /* out of memory: do not trust what it holds */
 	}
 	if (discard_all) {
-		s->held_dirty = false; /* DISCARD ALL closed every cursor */
+		s->held_dirty = false; /* DISCARD ALL closed every cursor and advisory lock */
 		/* Reported parameters come back in ParameterStatus; the others are unknown. */
 		for (int i = 0; i < PARAM_COUNT; i++)
 			if (!s->pool->welcome_params[i])
@@ -1073,6 +1117,18 @@ static void server_statement_done(struct server *s, const struct rq_entry *e, co
 static void server_internal_message(struct server *s, uint8_t type, const uint8_t *body,
 				    size_t len)
 {
+	if (s->held_checking && (type == 'D' || type == 'E')) {
+		if (type == 'D') {
+			server_held_row(s, body, len);
+			return;
+		}
+		struct proto_error e;
+		bool ok = proto_parse_error(body, len, &e);
+		log_warning("S-%llu %s/%s: the check for held cursors and locks failed: %s",
+			    (unsigned long long)s->id, s->pool->db->name, s->pool->user->name,
+			    ok && e.message ? e.message : "?");
+		return; /* held_count stays unknown: the client keeps the server */
+	}
 	if (type == 'D' && s->auth_client) {
 		/* auth_query row: (user name, password); a NULL password means no login. */
 		struct proto_reader r;
@@ -1127,6 +1183,13 @@ static void server_internal_message(struct server *s, uint8_t type, const uint8_
 		const char *v = proto_get_str(&r);
 		if (k && v)
 			server_set_param(s, k, v);
+	} else if (type == 'Z' && s->held_checking) {
+		rq_pop(&s->rq);
+		s->txn_status = len ? (char)body[0] : 'I';
+		s->held_checking = false;
+		if (s->held_count == 0)
+			s->held_dirty = false;
+		server_release_if_done(s); /* a client that left during it closed the server */
 	} else if (type == 'Z') {
 		rq_pop(&s->rq);
 		s->txn_status = len ? (char)body[0] : 'I';

@@ -69,6 +69,26 @@ static void fp_evict(struct fp_table *t)
 	free(all);
 }
 
+/*
+ * What a statement (normalized text) may do to session state that outlives transactions:
+ * worked out once per fingerprint. Session-level advisory locks only: the _xact_ ones end
+ * with their transaction.
+ */
+static int fp_held_of(const char *q)
+{
+	if (strncasecmp(q, "declare ", 8) == 0)
+		return strcasestr(q, " cursor with hold for ") ? FP_HELD_TAKES : 0;
+	if (strncasecmp(q, "close ", 6) == 0 || strncasecmp(q, "discard ", 8) == 0 ||
+	    strncasecmp(q, "rollback", 8) == 0 || strncasecmp(q, "abort", 5) == 0)
+		return FP_HELD_RELEASES;
+	int held = 0;
+	if (strcasestr(q, "pg_advisory_lock") || strcasestr(q, "pg_try_advisory_lock"))
+		held |= FP_HELD_TAKES;
+	if (strcasestr(q, "pg_advisory_unlock"))
+		held |= FP_HELD_RELEASES;
+	return held;
+}
+
 struct fp_entry *stats_fp_note(struct worker *w, struct pool *pool, uint64_t fp, int kind,
 			       const char *sql, size_t start, size_t end)
 {
@@ -107,6 +127,7 @@ struct fp_entry *stats_fp_note(struct worker *w, struct pool *pool, uint64_t fp,
 	e->pool = pool;
 	e->fp = fp;
 	e->kind = (uint8_t)kind;
+	e->held = (uint8_t)fp_held_of(e->query);
 	e->min_time = UINT64_MAX;
 	e->first_seen = worker_now(w);
 	size_t b = fp_bucket(t, pool, fp);

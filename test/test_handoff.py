@@ -249,7 +249,7 @@ def test_cursor_with_hold_keeps_its_server(pgtally):
         while [r for r in p.admin('SHOW POOLS') if r['database'] == 'app'][0]['sv_idle'] != 2:
             assert time.monotonic() < deadline
             time.sleep(0.05)
-    assert 'declared a cursor WITH HOLD' in p.log()
+    assert 'took a cursor WITH HOLD or a session advisory lock' in p.log()
 
 
 def test_cursor_with_hold_left_open_is_closed_before_the_next_client(one):
@@ -290,3 +290,52 @@ def test_cursor_with_hold_psycopg2_as_django_iterates(pgtally):
         cur.close()
     finally:
         a.close()
+
+
+def _pool(p):
+    return [r for r in p.admin('SHOW POOLS') if r['database'] == 'app'][0]
+
+
+def _wait_pool(p, **want):
+    deadline = time.monotonic() + 5
+    while any(_pool(p)[k] != v for k, v in want.items()):
+        assert time.monotonic() < deadline, (_pool(p), want)
+        time.sleep(0.05)
+
+
+def test_session_advisory_lock_keeps_its_server(pgtally):
+    """pg_advisory_lock() outside a transaction holds the lock in the server session: its
+    client keeps that server until it unlocks, so the unlock reaches the lock; a failed
+    pg_try_advisory_lock() and a cursor WITH HOLD in a rolled-back transaction hold nothing."""
+    p = pgtally(ini={'default_pool_size': 3, 'workers': 1, 'query_wait_timeout': 5})
+    with p.connect() as a, p.connect() as b, p.connect() as c:
+        a.execute('SELECT pg_advisory_lock(4242)')
+        b.execute('BEGIN')
+        b.execute('SELECT 1')  # another server: a's is kept
+        assert _pool(p)['sv_active'] == 2
+        b.execute('COMMIT')
+        # c fails to take it: nothing held, c's server goes back to the pool.
+        assert c.execute('SELECT pg_try_advisory_lock(4242)').fetchone() == (False,)
+        c.execute('BEGIN')
+        c.execute("DECLARE gone CURSOR WITH HOLD FOR SELECT 1")
+        c.execute('ROLLBACK')
+        _wait_pool(p, sv_active=1)  # only a's
+        with p.connect() as d:  # and d, on any server, cannot take it either
+            assert d.execute('SELECT pg_try_advisory_lock(4242)').fetchone() == (False,)
+        assert a.execute('SELECT pg_advisory_unlock(4242)').fetchone() == (True,)
+        _wait_pool(p, sv_active=0)
+        assert c.execute('SELECT pg_try_advisory_lock(4242)').fetchone() == (True,)
+        c.execute('SELECT pg_advisory_unlock_all()')
+        _wait_pool(p, sv_active=0)
+
+
+def test_session_advisory_lock_left_is_released_before_the_next_client(one):
+    a = trust_conn(one)
+    simple(a, 'SELECT pg_advisory_lock(777)')
+    a.send(message('X', b''))
+    a.close()
+    time.sleep(0.3)
+    c = Conn(one.host, one.port, timeout=5)
+    rawpg.login_trust(c, 'app', 'app')
+    assert data_values(simple(
+        c, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")) == ['0']
