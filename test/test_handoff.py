@@ -252,17 +252,22 @@ def test_cursor_with_hold_keeps_its_server(pgtally):
     assert 'took a cursor WITH HOLD or a session advisory lock' in p.log()
 
 
-def test_cursor_with_hold_left_open_is_closed_before_the_next_client(one):
-    # A client that leaves a WITH HOLD cursor open: the next client on that server must not be
-    # able to read it.
-    a = trust_conn(one)
-    simple(a, 'DECLARE left_open CURSOR WITH HOLD FOR SELECT 42')
+def left_then_next(p, sql, count_sql):
+    """A client runs sql and leaves; what count_sql finds for the next client (same server)."""
+    a = trust_conn(p)
+    simple(a, sql)
     a.send(message('X', b''))
     a.close()
     time.sleep(0.3)
-    c = Conn(one.host, one.port, timeout=5)
+    c = Conn(p.host, p.port, timeout=5)
     rawpg.login_trust(c, 'app', 'app')
-    assert data_values(simple(c, 'SELECT count(*) FROM pg_cursors')) == ['0']
+    return data_values(simple(c, count_sql))
+
+
+def test_cursor_with_hold_left_open_is_closed_before_the_next_client(one):
+    # The next client on that server must not be able to read the cursor.
+    assert left_then_next(one, 'DECLARE left_open CURSOR WITH HOLD FOR SELECT 42',
+                          'SELECT count(*) FROM pg_cursors') == ['0']
 
 
 def test_cursor_with_hold_psycopg2_as_django_iterates(pgtally):
@@ -330,12 +335,5 @@ def test_session_advisory_lock_keeps_its_server(pgtally):
 
 
 def test_session_advisory_lock_left_is_released_before_the_next_client(one):
-    a = trust_conn(one)
-    simple(a, 'SELECT pg_advisory_lock(777)')
-    a.send(message('X', b''))
-    a.close()
-    time.sleep(0.3)
-    c = Conn(one.host, one.port, timeout=5)
-    rawpg.login_trust(c, 'app', 'app')
-    assert data_values(simple(
-        c, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")) == ['0']
+    assert left_then_next(one, 'SELECT pg_advisory_lock(777)',
+                          "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == ['0']
