@@ -97,15 +97,11 @@ static bool fwd_send_rewritten(struct client *c, struct server *s, size_t *run_s
 
 /*
  * Does this normalized statement leave state in the server session that transaction pooling
- * cannot carry (a session-level SET of a parameter pgtally does not track, or LISTEN)? Names
- * what in `what`.
+ * cannot carry (a session-level SET of a parameter pgtally does not track)? Names what in
+ * `what`. (Cursors WITH HOLD, advisory locks and LISTEN keep the server: fwd_note_held().)
  */
 static bool session_state_leaks(const struct pool *pool, const char *q, char *what, size_t cap)
 {
-	if (strncmp(q, "listen ", 7) == 0) {
-		snprintf(what, cap, "LISTEN");
-		return true;
-	}
 	if (strncmp(q, "set ", 4) != 0)
 		return false;
 	const char *p = q + 4;
@@ -129,7 +125,7 @@ static bool session_state_leaks(const struct pool *pool, const char *q, char *wh
 }
 
 /*
- * In transaction pooling the session a SET or LISTEN changes goes to other clients, and this
+ * In transaction pooling the session a SET changes goes to other clients, and this
  * client's next transaction may run elsewhere. PgBouncer says nothing; pgtally says so, once.
  */
 static bool fwd_warn_session_state(struct client *c, struct server *s, const char *what, usec_t now)
@@ -152,7 +148,8 @@ static bool fwd_warn_session_state(struct client *c, struct server *s, const cha
 }
 
 /*
- * A cursor declared WITH HOLD and a session-level advisory lock outlive their transaction, in
+ * A cursor declared WITH HOLD, a session-level advisory lock and LISTEN outlive their
+ * transaction, in
  * the server session, where the client's next transaction may not run (Django's server-side
  * cursors outside atomic() are such cursors). After a statement that may take one, the client
  * keeps its server until the server says none is left (server.c asks at the end of each
@@ -170,9 +167,9 @@ static void fwd_note_held(struct client *c, struct server *s, const struct fp_en
 	if (!c->pool->logged_held) {
 		char who[160];
 		c->pool->logged_held = true;
-		log_warning("%s took a cursor WITH HOLD or a session advisory lock: it keeps its "
-			    "server connection until it lets go (said once per pool; in Django, "
-			    "DISABLE_SERVER_SIDE_CURSORS = True avoids the cursors)",
+		log_warning("%s took a cursor WITH HOLD, a session advisory lock or LISTEN: it "
+			    "keeps its server connection until it lets go (said once per pool; in "
+			    "Django, DISABLE_SERVER_SIDE_CURSORS = True avoids the cursors)",
 			    client_describe(c, who, sizeof(who)));
 	}
 }
@@ -320,7 +317,7 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 			if (fe && fe->held)
 				fwd_note_held(c, s, fe);
 			char what[96];
-			if ((st.kind == FP_KIND_SESSION || st.kind == FP_KIND_LISTEN) && fe &&
+			if (st.kind == FP_KIND_SESSION && fe &&
 			    !c->in_txn && !c->warned_session_state &&
 			    c->pool->pool_mode != POOL_MODE_SESSION &&
 			    session_state_leaks(c->pool, fe->query, what, sizeof(what)) &&

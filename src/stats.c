@@ -70,16 +70,19 @@ static void fp_evict(struct fp_table *t)
 }
 
 /*
- * What a statement (normalized text) may do to session state that outlives transactions:
- * worked out once per fingerprint. Session-level advisory locks only: the _xact_ ones end
- * with their transaction.
+ * What a statement (normalized text) may do to session state that outlives transactions
+ * (cursors WITH HOLD, session advisory locks, LISTEN): worked out once per fingerprint. The
+ * _xact_ advisory locks end with their transaction.
  */
 static int fp_held_of(const char *q)
 {
 	if (strncasecmp(q, "declare ", 8) == 0)
 		return strcasestr(q, " cursor with hold for ") ? FP_HELD_TAKES : 0;
+	if (strncasecmp(q, "listen ", 7) == 0)
+		return FP_HELD_TAKES;
 	if (strncasecmp(q, "close ", 6) == 0 || strncasecmp(q, "discard ", 8) == 0 ||
-	    strncasecmp(q, "rollback", 8) == 0 || strncasecmp(q, "abort", 5) == 0)
+	    strncasecmp(q, "rollback", 8) == 0 || strncasecmp(q, "abort", 5) == 0 ||
+	    strncasecmp(q, "unlisten ", 9) == 0)
 		return FP_HELD_RELEASES;
 	int held = 0;
 	if (strcasestr(q, "pg_advisory_lock") || strcasestr(q, "pg_try_advisory_lock"))

@@ -249,7 +249,7 @@ def test_cursor_with_hold_keeps_its_server(pgtally):
         while [r for r in p.admin('SHOW POOLS') if r['database'] == 'app'][0]['sv_idle'] != 2:
             assert time.monotonic() < deadline
             time.sleep(0.05)
-    assert 'took a cursor WITH HOLD or a session advisory lock' in p.log()
+    assert 'took a cursor WITH HOLD, a session advisory lock or LISTEN' in p.log()
 
 
 def left_then_next(p, sql, count_sql):
@@ -337,3 +337,30 @@ def test_session_advisory_lock_keeps_its_server(pgtally):
 def test_session_advisory_lock_left_is_released_before_the_next_client(one):
     assert left_then_next(one, 'SELECT pg_advisory_lock(777)',
                           "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == ['0']
+
+
+def test_listen_keeps_its_server_and_gets_notifications(pgtally):
+    """LISTEN outside a transaction: the client keeps the server that listens, so NOTIFYs
+    from other clients reach it; UNLISTEN * gives the server back."""
+    p = pgtally(ini={'default_pool_size': 2, 'workers': 1, 'query_wait_timeout': 5})
+    got = []
+    with p.connect() as a, p.connect() as b:
+        a.add_notify_handler(lambda n: got.append((n.channel, n.payload)))
+        a.execute('LISTEN pgt_jobs')
+        b.execute("NOTIFY pgt_jobs, 'one'")
+        with b.transaction():
+            b.execute("NOTIFY pgt_jobs, 'two'")
+        deadline = time.monotonic() + 5
+        while len(got) < 2:
+            assert time.monotonic() < deadline, got
+            a.execute('SELECT 1')  # psycopg reads what has come in
+            time.sleep(0.05)
+        assert got == [('pgt_jobs', 'one'), ('pgt_jobs', 'two')]
+        assert _pool(p)['sv_active'] == 1
+        a.execute('UNLISTEN *')
+        _wait_pool(p, sv_active=0)
+
+
+def test_listen_left_is_unlistened_before_the_next_client(one):
+    assert left_then_next(one, 'LISTEN pgt_left',
+                          'SELECT count(*) FROM pg_listening_channels()') == ['0']
