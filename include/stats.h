@@ -48,8 +48,8 @@ struct fp_entry {
 /* Bits: session state a statement may take or let go that outlives its transaction. */
 enum fp_held {
 	FP_HELD_TAKES = 1, /* DECLARE ... WITH HOLD, pg_advisory_lock(), pg_try_advisory_lock(),
-			    * LISTEN */
-	FP_HELD_RELEASES = 2, /* CLOSE, DISCARD, ROLLBACK, pg_advisory_unlock(), UNLISTEN */
+			    * LISTEN, CREATE TEMP ... */
+	FP_HELD_RELEASES = 2, /* CLOSE, DISCARD, ROLLBACK, pg_advisory_unlock(), UNLISTEN, DROP */
 };
 
 struct fp_table {

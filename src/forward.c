@@ -148,8 +148,8 @@ static bool fwd_warn_session_state(struct client *c, struct server *s, const cha
 }
 
 /*
- * A cursor declared WITH HOLD, a session-level advisory lock and LISTEN outlive their
- * transaction, in
+ * A cursor declared WITH HOLD, a session-level advisory lock, LISTEN and a temporary table
+ * outlive their transaction, in
  * the server session, where the client's next transaction may not run (Django's server-side
  * cursors outside atomic() are such cursors). After a statement that may take one, the client
  * keeps its server until the server says none is left (server.c asks at the end of each
@@ -167,9 +167,10 @@ static void fwd_note_held(struct client *c, struct server *s, const struct fp_en
 	if (!c->pool->logged_held) {
 		char who[160];
 		c->pool->logged_held = true;
-		log_warning("%s took a cursor WITH HOLD, a session advisory lock or LISTEN: it "
-			    "keeps its server connection until it lets go (said once per pool; in "
-			    "Django, DISABLE_SERVER_SIDE_CURSORS = True avoids the cursors)",
+		log_warning("%s took session state (a cursor WITH HOLD, a session advisory lock, "
+			    "LISTEN or a temporary table): it keeps its server connection until it "
+			    "lets go (said once per pool; in Django, DISABLE_SERVER_SIDE_CURSORS = "
+			    "True avoids the cursors)",
 			    client_describe(c, who, sizeof(who)));
 	}
 }

@@ -804,7 +804,8 @@ static bool server_clean(const struct server *s)
 }
 
 /*
- * Held session state (cursors WITH HOLD, session advisory locks, LISTEN; fwd_note_held()): how
+ * Held session state (cursors WITH HOLD, session advisory locks, LISTEN, temporary tables;
+ * fwd_note_held()): how
  * much of it the session has, asked at the end of a transaction, and how a client that left
  * some is cleaned up after, before anyone else gets the server.
  */
@@ -812,9 +813,11 @@ static const char held_check_sql[] =
 	"SELECT (SELECT count(*) FROM pg_catalog.pg_cursors WHERE is_holdable) + "
 	"(SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND "
 	"pid = pg_catalog.pg_backend_pid()) + "
-	"(SELECT count(*) FROM pg_catalog.pg_listening_channels())";
+	"(SELECT count(*) FROM pg_catalog.pg_listening_channels()) + "
+	"(SELECT count(*) FROM pg_catalog.pg_class WHERE "
+	"relnamespace = pg_catalog.pg_my_temp_schema())";
 static const char held_cleanup_sql[] =
-	"CLOSE ALL; SELECT pg_catalog.pg_advisory_unlock_all(); UNLISTEN *";
+	"CLOSE ALL; SELECT pg_catalog.pg_advisory_unlock_all(); UNLISTEN *; DISCARD TEMP";
 
 static void server_check_held(struct server *s)
 {

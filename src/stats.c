@@ -71,7 +71,8 @@ static void fp_evict(struct fp_table *t)
 
 /*
  * What a statement (normalized text) may do to session state that outlives transactions
- * (cursors WITH HOLD, session advisory locks, LISTEN): worked out once per fingerprint. The
+ * (cursors WITH HOLD, session advisory locks, LISTEN, temporary tables): worked out once per
+ * fingerprint. The
  * _xact_ advisory locks end with their transaction.
  */
 static int fp_held_of(const char *q)
@@ -80,6 +81,16 @@ static int fp_held_of(const char *q)
 		return strcasestr(q, " cursor with hold for ") ? FP_HELD_TAKES : 0;
 	if (strncasecmp(q, "listen ", 7) == 0)
 		return FP_HELD_TAKES;
+	if (strncasecmp(q, "create ", 7) == 0) {
+		const char *p = q + 7;
+		if (strncasecmp(p, "global ", 7) == 0 || strncasecmp(p, "local ", 6) == 0)
+			p += *p == 'g' || *p == 'G' ? 7 : 6;
+		return strncasecmp(p, "temp ", 5) == 0 || strncasecmp(p, "temporary ", 10) == 0
+			       ? FP_HELD_TAKES
+			       : 0;
+	}
+	if (strncasecmp(q, "drop ", 5) == 0)
+		return FP_HELD_RELEASES;
 	if (strncasecmp(q, "close ", 6) == 0 || strncasecmp(q, "discard ", 8) == 0 ||
 	    strncasecmp(q, "rollback", 8) == 0 || strncasecmp(q, "abort", 5) == 0 ||
 	    strncasecmp(q, "unlisten ", 9) == 0)

@@ -249,7 +249,7 @@ def test_cursor_with_hold_keeps_its_server(pgtally):
         while [r for r in p.admin('SHOW POOLS') if r['database'] == 'app'][0]['sv_idle'] != 2:
             assert time.monotonic() < deadline
             time.sleep(0.05)
-    assert 'took a cursor WITH HOLD, a session advisory lock or LISTEN' in p.log()
+    assert 'took session state (a cursor WITH HOLD' in p.log()
 
 
 def left_then_next(p, sql, count_sql):
@@ -364,3 +364,27 @@ def test_listen_keeps_its_server_and_gets_notifications(pgtally):
 def test_listen_left_is_unlistened_before_the_next_client(one):
     assert left_then_next(one, 'LISTEN pgt_left',
                           'SELECT count(*) FROM pg_listening_channels()') == ['0']
+
+
+def test_temp_table_keeps_its_server_until_dropped(pgtally):
+    """A temporary table made outside a transaction lives in the server session: its client
+    keeps that server until it drops the table; ON COMMIT DROP ones hold nothing."""
+    p = pgtally(ini={'default_pool_size': 2, 'workers': 1, 'query_wait_timeout': 5})
+    with p.connect() as a, p.connect() as b:
+        a.execute('CREATE TEMP TABLE scratch (n int)')
+        a.execute('INSERT INTO scratch VALUES (1), (2)')
+        b.execute('BEGIN')
+        b.execute('SELECT 1')
+        assert a.execute('SELECT sum(n) FROM scratch').fetchone() == (3,)
+        b.execute('COMMIT')
+        assert _pool(p)['sv_active'] == 1
+        a.execute('DROP TABLE scratch')
+        _wait_pool(p, sv_active=0)
+        with a.transaction():
+            a.execute('CREATE TEMPORARY TABLE gone (n int) ON COMMIT DROP')
+        _wait_pool(p, sv_active=0)
+
+
+def test_temp_table_left_is_dropped_before_the_next_client(one):
+    assert left_then_next(one, 'CREATE TEMP TABLE left_behind AS SELECT 42 AS secret',
+                          'SELECT count(*) FROM pg_class WHERE relname = \'left_behind\'') == ['0']
