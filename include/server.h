@@ -58,6 +58,7 @@ struct server {
 	bool held_recheck;  /* a statement since the last check may have released some */
 	bool held_checking; /* the check query is out */
 	uint32_t held_count; /* what the check query found */
+	bool set_dirty;      /* a session-level SET pgtally does not track: RESET ALL on release */
 	/* line 2 */
 	alignas(CACHE_LINE) const char *params[PARAM_COUNT]; /* values this session has */
 	uint8_t params_own;                /* bit i: params[i] is ours (else the pool's default) */

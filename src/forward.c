@@ -175,6 +175,24 @@ static void fwd_note_held(struct client *c, struct server *s, const struct fp_en
 	}
 }
 
+/*
+ * A session-level SET of a parameter pgtally does not track stays with the server: the server
+ * gets RESET ALL before it serves another client (server.c), and outside a transaction the
+ * client is warned, once. false when the client closed.
+ */
+static bool fwd_note_set(struct client *c, struct server *s, const struct fp_entry *fe,
+			 usec_t now)
+{
+	char what[96];
+	if (c->pool->pool_mode == POOL_MODE_SESSION ||
+	    !session_state_leaks(c->pool, fe->query, what, sizeof(what)))
+		return true;
+	s->set_dirty = true;
+	if (c->in_txn || c->warned_session_state)
+		return true;
+	return fwd_warn_session_state(c, s, what, now);
+}
+
 /* sqlcommenter tags of the latest statement text, kept only when there are some. */
 static void fwd_clear_tags(struct client *c)
 {
@@ -317,12 +335,7 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 			uint32_t fe_gen = w->fps.gen; /* fe is valid while this holds */
 			if (fe && fe->held)
 				fwd_note_held(c, s, fe);
-			char what[96];
-			if (st.kind == FP_KIND_SESSION && fe &&
-			    !c->in_txn && !c->warned_session_state &&
-			    c->pool->pool_mode != POOL_MODE_SESSION &&
-			    session_state_leaks(c->pool, fe->query, what, sizeof(what)) &&
-			    !fwd_warn_session_state(c, s, what, now))
+			if (st.kind == FP_KIND_SESSION && fe && !fwd_note_set(c, s, fe, now))
 				return FWD_FAILED;
 			int act = fwd_np_before(c, s, fe, st.id, st.params_hash, (uint8_t)st.kind,
 						now);
@@ -783,6 +796,8 @@ enum fwd_action fwd_execute(struct client *c, struct server *s, const uint8_t *b
 		fe = stats_fp_find(&c->w->fps, c->pool, c->unnamed_portal.fp);
 		if (fe && fe->held)
 			fwd_note_held(c, s, fe);
+		if (fe && c->unnamed_portal.kind == FP_KIND_SESSION && !fwd_note_set(c, s, fe, now))
+			return FWD_FAILED;
 		int act = fwd_np_before(c, s, fe, c->unnamed_portal.fp, c->unnamed_portal.params,
 					c->unnamed_portal.kind, now);
 		if (act < 0)

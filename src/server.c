@@ -818,6 +818,7 @@ static const char held_check_sql[] =
 	"relnamespace = pg_catalog.pg_my_temp_schema())";
 static const char held_cleanup_sql[] =
 	"CLOSE ALL; SELECT pg_catalog.pg_advisory_unlock_all(); UNLISTEN *; DISCARD TEMP";
+static const char set_cleanup_sql[] = "RESET ALL";
 
 static void server_check_held(struct server *s)
 {
@@ -849,14 +850,24 @@ static void server_held_row(struct server *s, const uint8_t *body, size_t len)
 		s->held_count = (uint32_t)n;
 }
 
-static void server_clean_held(struct server *s)
+/*
+ * Before the server serves another client: undo what this one left (held state, session-level
+ * SETs). false when there is nothing to undo; else the server is ready once it has answered.
+ */
+static bool server_clean_session(struct server *s)
 {
+	if (!s->held_dirty && !s->set_dirty)
+		return false;
+	char sql[sizeof(held_cleanup_sql) + sizeof(set_cleanup_sql) + 2];
+	snprintf(sql, sizeof(sql), "%s%s%s", s->held_dirty ? held_cleanup_sql : "",
+		 s->held_dirty && s->set_dirty ? "; " : "", s->set_dirty ? set_cleanup_sql : "");
+	s->held_dirty = s->held_recheck = s->set_dirty = false;
 	struct iobuf b = {0};
-	s->held_dirty = s->held_recheck = false;
-	proto_build_query(&b, held_cleanup_sql);
+	proto_build_query(&b, sql);
 	server_set_state(s, SV_TESTED);
 	server_send_internal(s, &b);
 	iobuf_release(&b);
+	return true;
 }
 
 void server_release(struct server *s)
@@ -879,10 +890,8 @@ void server_release(struct server *s)
 		iobuf_release(&b);
 		return;
 	}
-	if (s->held_dirty) {
-		server_clean_held(s);
+	if (server_clean_session(s))
 		return;
-	}
 	pool_server_ready(s->pool, s);
 }
 
@@ -904,7 +913,8 @@ static void server_txn_done(struct server *s)
 	c->server = NULL;
 	s->client = NULL;
 	client_set_state(c, CL_IDLE);
-	pool_server_ready(pool, s);
+	if (!server_clean_session(s)) /* a session-level SET: RESET ALL first */
+		pool_server_ready(pool, s);
 }
 
 void server_release_if_done(struct server *s)
@@ -1084,7 +1094,8 @@ static void server_session_discarded(struct server *s, bool discard_all)
 			s->close_needed = true; /* out of memory: do not trust what it holds */
 	}
 	if (discard_all) {
-		s->held_dirty = false; /* DISCARD ALL closed every cursor and advisory lock */
+		/* DISCARD ALL closed every cursor, lock, listen and table, and did RESET ALL */
+		s->held_dirty = s->set_dirty = false;
 		/* Reported parameters come back in ParameterStatus; the others are unknown. */
 		for (int i = 0; i < PARAM_COUNT; i++)
 			if (!s->pool->welcome_params[i])

@@ -388,3 +388,28 @@ def test_temp_table_keeps_its_server_until_dropped(pgtally):
 def test_temp_table_left_is_dropped_before_the_next_client(one):
     assert left_then_next(one, 'CREATE TEMP TABLE left_behind AS SELECT 42 AS secret',
                           'SELECT count(*) FROM pg_class WHERE relname = \'left_behind\'') == ['0']
+
+
+@pytest.mark.parametrize('how', ['simple', 'extended', 'in-transaction'])
+def test_session_set_does_not_reach_the_next_client(one, how):
+    # A session-level SET of a parameter pgtally does not track stays in the server session:
+    # the next client must get the server with the default again.
+    a = trust_conn(one)
+    if how == 'simple':
+        simple(a, "SET work_mem = '7MB'")
+    elif how == 'extended':
+        a.send(parse('', "SET work_mem = '7MB'") + bind('') + execute() + SYNC)
+        # The WARNING that the SET stays with the server (N), as for the simple protocol.
+        assert [m[0] for m in a.read_until('Z')] == ['1', '2', 'N', 'C', 'Z']
+    else:
+        simple(a, 'BEGIN')
+        simple(a, "SET work_mem = '7MB'")
+        simple(a, 'COMMIT')
+    # Gone for this client too once its transaction ended (what the WARNING says).
+    assert data_values(simple(a, 'SHOW work_mem')) == ['4MB']
+    a.send(message('X', b''))
+    a.close()
+    time.sleep(0.3)
+    c = Conn(one.host, one.port, timeout=5)
+    rawpg.login_trust(c, 'app', 'app')
+    assert data_values(simple(c, 'SHOW work_mem')) == ['4MB']
