@@ -50,6 +50,7 @@ enum fp_held {
 	FP_HELD_TAKES = 1, /* DECLARE ... WITH HOLD, pg_advisory_lock(), pg_try_advisory_lock(),
 			    * LISTEN, CREATE TEMP ... */
 	FP_HELD_RELEASES = 2, /* CLOSE, DISCARD, ROLLBACK, pg_advisory_unlock(), UNLISTEN, DROP */
+	FP_HELD_SETS = 4,     /* set_config(): may change a setting for the session */
 };
 
 struct fp_table {

@@ -159,6 +159,8 @@ static void fwd_note_held(struct client *c, struct server *s, const struct fp_en
 {
 	if (c->pool->pool_mode == POOL_MODE_SESSION)
 		return;
+	if (fe->held & FP_HELD_SETS)
+		s->set_dirty = true; /* like a session-level SET: RESET ALL on release */
 	if (fe->held & FP_HELD_RELEASES)
 		s->held_recheck = s->held_dirty;
 	if (!(fe->held & FP_HELD_TAKES))

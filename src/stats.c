@@ -100,6 +100,8 @@ static int fp_held_of(const char *q)
 		held |= FP_HELD_TAKES;
 	if (strcasestr(q, "pg_advisory_unlock"))
 		held |= FP_HELD_RELEASES;
+	if (strcasestr(q, "set_config("))
+		held |= FP_HELD_SETS; /* is_local is a parameter: assume false */
 	return held;
 }
 

@@ -390,7 +390,7 @@ def test_temp_table_left_is_dropped_before_the_next_client(one):
                           'SELECT count(*) FROM pg_class WHERE relname = \'left_behind\'') == ['0']
 
 
-@pytest.mark.parametrize('how', ['simple', 'extended', 'in-transaction'])
+@pytest.mark.parametrize('how', ['simple', 'extended', 'in-transaction', 'set_config'])
 def test_session_set_does_not_reach_the_next_client(one, how):
     # A session-level SET of a parameter pgtally does not track stays in the server session:
     # the next client must get the server with the default again.
@@ -401,6 +401,8 @@ def test_session_set_does_not_reach_the_next_client(one, how):
         a.send(parse('', "SET work_mem = '7MB'") + bind('') + execute() + SYNC)
         # The WARNING that the SET stays with the server (N), as for the simple protocol.
         assert [m[0] for m in a.read_until('Z')] == ['1', '2', 'N', 'C', 'Z']
+    elif how == 'set_config':
+        simple(a, "SELECT set_config('work_mem', '7MB', false)")
     else:
         simple(a, 'BEGIN')
         simple(a, "SET work_mem = '7MB'")
