@@ -1203,7 +1203,9 @@ static void server_internal_message(struct server *s, uint8_t type, const uint8_
 		rq_pop(&s->rq);
 		s->txn_status = len ? (char)body[0] : 'I';
 		s->held_checking = false;
-		if (s->held_count == 0)
+		/* Not when a statement sent after the check may have taken some (held_recheck is
+		 * set again then): the answer is older than that statement. */
+		if (s->held_count == 0 && !s->held_recheck)
 			s->held_dirty = false;
 		server_release_if_done(s); /* a client that left during it closed the server */
 	} else if (type == 'Z') {
