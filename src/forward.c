@@ -98,7 +98,8 @@ static bool fwd_send_rewritten(struct client *c, struct server *s, size_t *run_s
 /*
  * Does this normalized statement leave state in the server session that transaction pooling
  * cannot carry (a session-level SET of a parameter pgtally does not track)? Names what in
- * `what`. (Cursors WITH HOLD, advisory locks and LISTEN keep the server: fwd_note_held().)
+ * `what`. (Cursors WITH HOLD, advisory locks, LISTEN and temporary tables keep the server:
+ * fwd_note_held().)
  */
 static bool session_state_leaks(const struct pool *pool, const char *q, char *what, size_t cap)
 {
@@ -149,11 +150,11 @@ static bool fwd_warn_session_state(struct client *c, struct server *s, const cha
 
 /*
  * A cursor declared WITH HOLD, a session-level advisory lock, LISTEN and a temporary table
- * outlive their transaction, in
- * the server session, where the client's next transaction may not run (Django's server-side
- * cursors outside atomic() are such cursors). After a statement that may take one, the client
- * keeps its server until the server says none is left (server.c asks at the end of each
- * transaction that followed a statement which may have let one go).
+ * outlive their transaction, in the server session, where the client's next transaction may
+ * not run (Django's server-side cursors outside atomic() are such cursors). After a statement
+ * that may take one, the client keeps its server until the server says none is left
+ * (server.c asks at the end of each transaction that followed a statement which may have
+ * taken or let go of one). set_config() is treated as a session-level SET.
  */
 static void fwd_note_held(struct client *c, struct server *s, const struct fp_entry *fe)
 {

@@ -805,9 +805,8 @@ static bool server_clean(const struct server *s)
 
 /*
  * Held session state (cursors WITH HOLD, session advisory locks, LISTEN, temporary tables;
- * fwd_note_held()): how
- * much of it the session has, asked at the end of a transaction, and how a client that left
- * some is cleaned up after, before anyone else gets the server.
+ * fwd_note_held()): how much of it the session has, asked at the end of a transaction, and
+ * how what a client left is cleaned up before anyone else gets the server.
  */
 static const char held_check_sql[] =
 	"SELECT (SELECT count(*) FROM pg_catalog.pg_cursors WHERE is_holdable) + "

@@ -71,9 +71,8 @@ static void fp_evict(struct fp_table *t)
 
 /*
  * What a statement (normalized text) may do to session state that outlives transactions
- * (cursors WITH HOLD, session advisory locks, LISTEN, temporary tables): worked out once per
- * fingerprint. The
- * _xact_ advisory locks end with their transaction.
+ * (cursors WITH HOLD, session advisory locks, LISTEN, temporary tables, set_config()): worked
+ * out once per fingerprint. The _xact_ advisory locks end with their transaction.
  */
 static int fp_held_of(const char *q)
 {
