@@ -231,6 +231,9 @@ const struct config_db *config_find_db(const struct config *cfg, const char *nam
 #define CONFIG_HOST_MAX 256
 #define CONFIG_HOSTS_MAX 64 /* host_list_problem says 64 */
 
+/* Is this host (an entry of a list) a unix socket: none (the default socket) or a directory? */
+bool config_host_is_unix(const char *host);
+
 /* The entries of a [databases] host value: 1 for NULL or a single host. */
 int config_host_count(const char *hosts);
 

@@ -107,7 +107,7 @@ struct pool {
 	char *welcome_params[PARAM_COUNT]; /* defaults for clients that do not set them */
 
 	usec_t last_connect_failed; /* 0 = none: wait server_login_retry before trying again */
-	bool logged_held; /* said once that a client kept its server for a held cursor or lock */
+	bool logged_held; /* said once that a client kept its server for held session state */
 	/* For the next launch, a retry after a failed login: the hosts of the list tried so far,
 	 * and the one to try next. */
 	unsigned host_tries;

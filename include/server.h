@@ -52,13 +52,14 @@ struct server {
 	bool ready;      /* login done */
 	bool close_needed; /* e.g. after RECONNECT: close instead of reuse */
 	bool closing;
-	/* Session state that outlives a transaction (cursors WITH HOLD, session advisory locks)
-	 * may be held: the client keeps the server until the server says none is left. */
+	/* Session state that outlives a transaction (cursors WITH HOLD, session advisory locks,
+	 * LISTEN, temporary tables) may be held: the client keeps the server until the server
+	 * says none is left. */
 	bool held_dirty;
-	bool held_recheck;  /* a statement since the last check may have released some */
+	bool held_recheck;  /* a statement since the last check may have taken or let go some */
 	bool held_checking; /* the check query is out */
-	uint32_t held_count; /* what the check query found */
-	bool set_dirty;      /* a session-level SET pgtally does not track: RESET ALL on release */
+	bool held_none;     /* its answer: none left */
+	bool set_dirty;     /* a session-level SET pgtally does not track: RESET ALL on release */
 	/* line 2 */
 	alignas(CACHE_LINE) const char *params[PARAM_COUNT]; /* values this session has */
 	uint8_t params_own;                /* bit i: params[i] is ours (else the pool's default) */

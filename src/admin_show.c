@@ -364,7 +364,7 @@ static void server_row(struct iobuf *b, struct server *s, usec_t now)
 	int lport;
 	char hbuf[CONFIG_HOST_MAX];
 	const char *host = config_host_entry(db->cfg.host, s->host_idx, hbuf);
-	if (!host || !*host || host[0] == '/')
+	if (config_host_is_unix(host))
 		host = "unix";
 	usec_t wait = s->state == SV_ACTIVE && s->rq.count > 0 && now > s->request_time
 			      ? now - s->request_time
@@ -423,9 +423,8 @@ static void database_row(struct iobuf *b, const struct config *cfg, const struct
 	const struct config_db *cd = d->cfg;
 	struct row r = {0};
 	/* NULL for a unix socket, as in PgBouncer; a host list as written */
-	const char *host = cd->host && *cd->host && (cd->host[0] != '/' || strchr(cd->host, ','))
-				   ? cd->host
-				   : NULL;
+	const char *host =
+		config_host_count(cd->host) > 1 || !config_host_is_unix(cd->host) ? cd->host : NULL;
 	int pool_size = cd->pool_size >= 0 ? cd->pool_size : cfg->default_pool_size;
 	int min_pool = cd->min_pool_size >= 0 ? cd->min_pool_size : cfg->min_pool_size;
 	int reserve = cd->reserve_pool >= 0 ? cd->reserve_pool : cfg->reserve_pool_size;

@@ -815,6 +815,11 @@ static const char *const ignored_db_keys[] = {"max_db_client_connections", NULL}
 
 static const char *const lb_hosts_words[] = {"round-robin", "disable", NULL};
 
+bool config_host_is_unix(const char *host)
+{
+	return !host || !*host || host[0] == '/';
+}
+
 int config_host_count(const char *hosts)
 {
 	int n = 1;

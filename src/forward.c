@@ -196,6 +196,20 @@ static bool fwd_note_set(struct client *c, struct server *s, const struct fp_ent
 	return fwd_warn_session_state(c, s, what, now);
 }
 
+/*
+ * Before a statement with fingerprint entry fe (or none) goes out: what it may leave in the
+ * server session (fwd_note_held(), fwd_note_set()). false when the client closed.
+ */
+static bool fwd_note_session(struct client *c, struct server *s, const struct fp_entry *fe,
+			     int kind, usec_t now)
+{
+	if (!fe)
+		return true;
+	if (fe->held)
+		fwd_note_held(c, s, fe);
+	return kind != FP_KIND_SESSION || fwd_note_set(c, s, fe, now);
+}
+
 /* sqlcommenter tags of the latest statement text, kept only when there are some. */
 static void fwd_clear_tags(struct client *c)
 {
@@ -336,9 +350,7 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 			struct fp_entry *fe =
 				stats_fp_note(w, c->pool, st.id, st.kind, sql, st.start, st.end);
 			uint32_t fe_gen = w->fps.gen; /* fe is valid while this holds */
-			if (fe && fe->held)
-				fwd_note_held(c, s, fe);
-			if (st.kind == FP_KIND_SESSION && fe && !fwd_note_set(c, s, fe, now))
+			if (!fwd_note_session(c, s, fe, st.kind, now))
 				return FWD_FAILED;
 			int act = fwd_np_before(c, s, fe, st.id, st.params_hash, (uint8_t)st.kind,
 						now);
@@ -797,9 +809,7 @@ enum fwd_action fwd_execute(struct client *c, struct server *s, const uint8_t *b
 	uint32_t fe_gen = c->w->fps.gen;
 	if (tracked) {
 		fe = stats_fp_find(&c->w->fps, c->pool, c->unnamed_portal.fp);
-		if (fe && fe->held)
-			fwd_note_held(c, s, fe);
-		if (fe && c->unnamed_portal.kind == FP_KIND_SESSION && !fwd_note_set(c, s, fe, now))
+		if (!fwd_note_session(c, s, fe, c->unnamed_portal.kind, now))
 			return FWD_FAILED;
 		int act = fwd_np_before(c, s, fe, c->unnamed_portal.fp, c->unnamed_portal.params,
 					c->unnamed_portal.kind, now);

@@ -70,11 +70,6 @@ static int unix_socket_path(const char *host, int port, char *buf, size_t cap)
 			port);
 }
 
-static bool host_is_unix(const char *host)
-{
-	return !host || !*host || host[0] == '/';
-}
-
 /* The entry of its database's host list s connected to; buf holds CONFIG_HOST_MAX bytes. */
 static const char *server_host(const struct server *s, char *buf)
 {
@@ -87,7 +82,7 @@ static const char *server_where(const struct server *s, char *buf, size_t cap)
 	char hbuf[CONFIG_HOST_MAX];
 	const char *host = server_host(s, hbuf);
 	int port = s->pool->db->cfg.port > 0 ? s->pool->db->cfg.port : 5432;
-	if (host_is_unix(host))
+	if (config_host_is_unix(host))
 		(void)unix_socket_path(host, port, buf, cap);
 	else
 		snprintf(buf, cap, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
@@ -102,7 +97,7 @@ int server_connect_socket(const struct pool_db *db, int host_idx, const struct c
 	int port = db->cfg.port > 0 ? db->cfg.port : 5432;
 	int fd;
 
-	if (host_is_unix(host)) {
+	if (config_host_is_unix(host)) {
 		struct sockaddr_un sun;
 		memset(&sun, 0, sizeof(sun));
 		sun.sun_family = AF_UNIX;
@@ -177,6 +172,23 @@ static void pool_fail_logins(struct pool *pool, const char *sqlstate, const char
 	}
 }
 
+/*
+ * A server login failed (why), with no host of the list left to try: hold further attempts
+ * for server_login_retry and fail the clients waiting for a login, unless another login is
+ * still under way for them.
+ */
+static void pool_login_failed(struct pool *pool, const char *why, bool another_login)
+{
+	pool->last_connect_failed = worker_now(pool->w);
+	free(pool->last_error);
+	pool->last_error = strdup(why);
+	if (another_login)
+		return;
+	char msg[600];
+	snprintf(msg, sizeof(msg), "server login failed: %s", why);
+	pool_fail_logins(pool, "08006", msg);
+}
+
 /* The entry of db's host list for a new connection: the next one, or with
  * load_balance_hosts = disable the current one. */
 static int host_pick(struct pool_db *db)
@@ -231,12 +243,7 @@ bool server_launch(struct pool *pool)
 			tries++;
 			continue;
 		}
-		pool->last_connect_failed = worker_now(w);
-		free(pool->last_error);
-		pool->last_error = strdup(err);
-		char msg[320];
-		snprintf(msg, sizeof(msg), "server login failed: %s", err);
-		pool_fail_logins(pool, "08006", msg);
+		pool_login_failed(pool, err, false);
 		return false;
 	}
 	struct server *s = objcache_alloc(&w->servers);
@@ -264,7 +271,7 @@ bool server_launch(struct pool *pool)
 	char hbuf[CONFIG_HOST_MAX];
 	const char *host = server_host(s, hbuf);
 	/* PostgreSQL has no TLS on unix sockets */
-	if (w->tls_connect && !host_is_unix(host) && !sbuf_request_tls(&s->sb, w->tls_connect, host)) {
+	if (w->tls_connect && !config_host_is_unix(host) && !sbuf_request_tls(&s->sb, w->tls_connect, host)) {
 		char where[300];
 		server_close(s, "cannot start TLS with %s: %s", server_where(s, where, sizeof(where)),
 			     sbuf_strerror(&s->sb, errno));
@@ -360,18 +367,14 @@ void server_close(struct server *s, const char *fmt, ...)
 		client_server_lost(c, "08006", msg);
 	}
 	if (was_login) {
-		free(pool->last_error);
-		pool->last_error = strdup(why);
 		/* With a host list, the next host is tried before anyone is told. */
 		if (host_failed(pool->db, s->host_idx, s->host_tries)) {
 			retry_tries = s->host_tries + 1u;
 			pool->host_retry = host_after(pool->db, s->host_idx);
+			free(pool->last_error);
+			pool->last_error = strdup(why);
 		} else {
-			pool->last_connect_failed = worker_now(w);
-			char msg[600];
-			snprintf(msg, sizeof(msg), "server login failed: %s", why);
-			if (list_count(&pool->login_servers) <= 1)
-				pool_fail_logins(pool, "08006", msg);
+			pool_login_failed(pool, why, list_count(&pool->login_servers) > 1);
 		}
 	}
 	if (s->ready) {
@@ -634,6 +637,15 @@ static void server_send_internal(struct server *s, struct iobuf *b)
 	(void)server_send(s, b);
 }
 
+/* One of pgtally's own simple queries (sql), its replies hidden. */
+static void server_internal_query(struct server *s, const char *sql)
+{
+	struct iobuf b = {0};
+	proto_build_query(&b, sql);
+	server_send_internal(s, &b);
+	iobuf_release(&b);
+}
+
 /*
  * The database's connect_query, once per new connection before any client may use it, as
  * in PgBouncer; its replies go through server_internal_message(). false when there is none.
@@ -643,11 +655,8 @@ static bool server_run_connect_query(struct server *s)
 	const char *q = s->pool->db->cfg.connect_query;
 	if (!q || !*q)
 		return false;
-	struct iobuf b = {0};
-	proto_build_query(&b, q);
 	s->in_connect_query = true;
-	server_send_internal(s, &b);
-	iobuf_release(&b);
+	server_internal_query(s, q);
 	return true;
 }
 
@@ -788,13 +797,10 @@ void server_run_auth_query(struct server *s, struct client *c)
 
 void server_start_check(struct server *s)
 {
-	struct iobuf b = {0};
 	const char *q = s->w->cfg->server_check_query;
-	/* "<empty>" (the default) means an empty query: the cheapest round trip there is. */
-	proto_build_query(&b, strcmp(q, "<empty>") == 0 ? "" : q);
 	server_set_state(s, SV_TESTED);
-	server_send_internal(s, &b);
-	iobuf_release(&b);
+	/* "<empty>" (the default) means an empty query: the cheapest round trip there is. */
+	server_internal_query(s, strcmp(q, "<empty>") == 0 ? "" : q);
 }
 
 static bool server_clean(const struct server *s)
@@ -821,32 +827,21 @@ static const char set_cleanup_sql[] = "RESET ALL";
 
 static void server_check_held(struct server *s)
 {
-	struct iobuf b = {0};
 	s->held_recheck = false;
 	s->held_checking = true;
-	s->held_count = UINT32_MAX; /* unknown until its row comes */
-	proto_build_query(&b, held_check_sql);
-	server_send_internal(s, &b);
-	iobuf_release(&b);
+	s->held_none = false; /* until its row says 0 */
+	server_internal_query(s, held_check_sql);
 }
 
-/* The held check's row: one count, as text. */
+/* The held check's row: one count, as text; all that matters is whether it is 0. */
 static void server_held_row(struct server *s, const uint8_t *body, size_t len)
 {
 	struct proto_reader r;
 	proto_reader_init(&r, body, len);
 	uint16_t ncol = proto_get_u16(&r);
 	uint32_t l = proto_get_u32(&r);
-	const uint8_t *v = ncol == 1 && l != 0xffffffffu && l < 12 ? proto_get_bytes(&r, l) : NULL;
-	if (!v || r.bad)
-		return;
-	char buf[12];
-	memcpy(buf, v, l);
-	buf[l] = '\0';
-	char *end;
-	unsigned long n = strtoul(buf, &end, 10);
-	if (end != buf && *end == '\0' && n < UINT32_MAX)
-		s->held_count = (uint32_t)n;
+	const uint8_t *v = ncol == 1 && l == 1 ? proto_get_bytes(&r, 1) : NULL;
+	s->held_none = v && !r.bad && v[0] == '0';
 }
 
 /*
@@ -861,11 +856,8 @@ static bool server_clean_session(struct server *s)
 	snprintf(sql, sizeof(sql), "%s%s%s", s->held_dirty ? held_cleanup_sql : "",
 		 s->held_dirty && s->set_dirty ? "; " : "", s->set_dirty ? set_cleanup_sql : "");
 	s->held_dirty = s->held_recheck = s->set_dirty = false;
-	struct iobuf b = {0};
-	proto_build_query(&b, sql);
 	server_set_state(s, SV_TESTED);
-	server_send_internal(s, &b);
-	iobuf_release(&b);
+	server_internal_query(s, sql);
 	return true;
 }
 
@@ -882,11 +874,8 @@ void server_release(struct server *s)
 	const char *reset = w->cfg->server_reset_query;
 	if (reset && *reset &&
 	    (s->pool->pool_mode == POOL_MODE_SESSION || w->cfg->server_reset_query_always)) {
-		struct iobuf b = {0};
-		proto_build_query(&b, reset);
 		server_set_state(s, SV_TESTED);
-		server_send_internal(s, &b);
-		iobuf_release(&b);
+		server_internal_query(s, reset);
 		return;
 	}
 	if (server_clean_session(s))
@@ -1142,7 +1131,7 @@ static void server_internal_message(struct server *s, uint8_t type, const uint8_
 		log_warning("S-%llu %s/%s: the check for held cursors and locks failed: %s",
 			    (unsigned long long)s->id, s->pool->db->name, s->pool->user->name,
 			    ok && e.message ? e.message : "?");
-		return; /* held_count stays unknown: the client keeps the server */
+		return; /* held_none stays false: the client keeps the server */
 	}
 	if (type == 'D' && s->auth_client) {
 		/* auth_query row: (user name, password); a NULL password means no login. */
@@ -1198,18 +1187,18 @@ static void server_internal_message(struct server *s, uint8_t type, const uint8_
 		const char *v = proto_get_str(&r);
 		if (k && v)
 			server_set_param(s, k, v);
-	} else if (type == 'Z' && s->held_checking) {
-		rq_pop(&s->rq);
-		s->txn_status = len ? (char)body[0] : 'I';
-		s->held_checking = false;
-		/* Not when a statement sent after the check may have taken some (held_recheck is
-		 * set again then): the answer is older than that statement. */
-		if (s->held_count == 0 && !s->held_recheck)
-			s->held_dirty = false;
-		server_release_if_done(s); /* a client that left during it closed the server */
 	} else if (type == 'Z') {
 		rq_pop(&s->rq);
 		s->txn_status = len ? (char)body[0] : 'I';
+		if (s->held_checking) {
+			s->held_checking = false;
+			/* Not when a statement sent after the check may have taken some (held_recheck
+			 * is set again then): the answer is older than that statement. */
+			if (s->held_none && !s->held_recheck)
+				s->held_dirty = false;
+			server_release_if_done(s); /* a client that left during it closed the server */
+			return;
+		}
 		if (s->auth_client) {
 			struct client *c = s->auth_client;
 			s->auth_client = NULL;

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 import rawpg
+from harness.util import wait_for
 from rawpg import (FLUSH, SYNC, Conn, bind, data_values, execute, message, parse, query,
                    simple, trust_conn, types)
 
@@ -23,6 +24,21 @@ def one(pgtally):
     worker has its own servers and its own names for shared statements)."""
     return pgtally(ini={'default_pool_size': 1, 'auth_type': 'trust', 'query_wait_timeout': 3,
                         'workers': 1})
+
+
+@pytest.fixture
+def two(pgtally):
+    """pgtally with two servers on one event loop; a queued client gives up after 5 s."""
+    return pgtally(ini={'default_pool_size': 2, 'workers': 1, 'query_wait_timeout': 5})
+
+
+def _pool(p):
+    return [r for r in p.admin('SHOW POOLS') if r['database'] == 'app'][0]
+
+
+def _wait_pool(p, **want):
+    assert wait_for(lambda: all(_pool(p)[k] == v for k, v in want.items()), timeout=5), \
+        (_pool(p), want)
 
 
 @pytest.fixture
@@ -228,11 +244,11 @@ def test_deallocate_all_in_a_transaction_reaches_the_server(one):
     assert data_values(simple(b, 'SELECT count(*) FROM pg_prepared_statements')) == ['0']
 
 
-def test_cursor_with_hold_keeps_its_server(pgtally):
+def test_cursor_with_hold_keeps_its_server(two):
     """DECLARE ... WITH HOLD (Django's server-side cursors outside atomic(): psycopg's
     withhold=True) outlives its transaction: its client keeps the server until it closes the
     cursor, so every FETCH finds it, and the others get another server meanwhile."""
-    p = pgtally(ini={'default_pool_size': 2, 'workers': 1, 'query_wait_timeout': 5})
+    p = two
     with p.connect() as a, p.connect() as b:
         cur = a.cursor(name='held', withhold=True)  # autocommit: each FETCH its own statement
         cur.execute('SELECT generate_series(1, 10)')
@@ -242,22 +258,16 @@ def test_cursor_with_hold_keeps_its_server(pgtally):
         b_pid = b.execute('SELECT pg_backend_pid()').fetchone()[0]
         assert a.execute('SELECT pg_backend_pid()').fetchone()[0] != b_pid
         assert cur.fetchmany(3) == [(4,), (5,), (6,)]
-        pools = [r for r in p.admin('SHOW POOLS') if r['database'] == 'app'][0]
-        assert pools['sv_active'] == 2 and pools['sv_idle'] == 0
+        assert (_pool(p)['sv_active'], _pool(p)['sv_idle']) == (2, 0)
         b.execute('COMMIT')
         assert cur.fetchall() == [(7,), (8,), (9,), (10,)]
         cur.close()  # CLOSE "held": the server goes back to the pool
-        deadline = time.monotonic() + 5
-        while [r for r in p.admin('SHOW POOLS') if r['database'] == 'app'][0]['sv_idle'] != 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        _wait_pool(p, sv_idle=2)
     assert 'took session state (a cursor WITH HOLD' in p.log()
 
 
-def left_then_next(p, sql, count_sql):
-    """A client runs sql and leaves; what count_sql finds for the next client (same server)."""
-    a = trust_conn(p)
-    simple(a, sql)
+def leave_then_next(p, a, count_sql):
+    """a leaves (Terminate); what count_sql finds for the next client, on the same server."""
     a.send(message('X', b''))
     a.close()
     time.sleep(0.3)
@@ -266,18 +276,27 @@ def left_then_next(p, sql, count_sql):
     return data_values(simple(c, count_sql))
 
 
-def test_cursor_with_hold_left_open_is_closed_before_the_next_client(one):
-    # The next client on that server must not be able to read the cursor.
-    assert left_then_next(one, 'DECLARE left_open CURSOR WITH HOLD FOR SELECT 42',
-                          'SELECT count(*) FROM pg_cursors') == ['0']
+@pytest.mark.parametrize('sql,count_sql', [
+    # the next client must not be able to read the cursor, or the table
+    ('DECLARE left_open CURSOR WITH HOLD FOR SELECT 42', 'SELECT count(*) FROM pg_cursors'),
+    ('SELECT pg_advisory_lock(777)',
+     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+    ('LISTEN pgt_left', 'SELECT count(*) FROM pg_listening_channels()'),
+    ('CREATE TEMP TABLE left_behind AS SELECT 42 AS secret',
+     "SELECT count(*) FROM pg_class WHERE relname = 'left_behind'"),
+], ids=['cursor', 'advisory-lock', 'listen', 'temp-table'])
+def test_held_state_left_is_undone_before_the_next_client(one, sql, count_sql):
+    a = trust_conn(one)
+    simple(a, sql)
+    assert leave_then_next(one, a, count_sql) == ['0']
 
 
-def test_cursor_with_hold_psycopg2_as_django_iterates(pgtally):
+def test_cursor_with_hold_psycopg2_as_django_iterates(two):
     """What Django 3.2 does for QuerySet.iterator() outside atomic() when server-side cursors
     are on (DISABLE_SERVER_SIDE_CURSORS = False): a psycopg2 named cursor WITH HOLD in
     autocommit, FETCH FORWARD itersize at a time, while other clients come and go."""
     import psycopg2
-    p = pgtally(ini={'default_pool_size': 2, 'workers': 1, 'query_wait_timeout': 5})
+    p = two
     a = psycopg2.connect(p.dsn())
     a.autocommit = True
     try:
@@ -297,17 +316,6 @@ def test_cursor_with_hold_psycopg2_as_django_iterates(pgtally):
         cur.close()
     finally:
         a.close()
-
-
-def _pool(p):
-    return [r for r in p.admin('SHOW POOLS') if r['database'] == 'app'][0]
-
-
-def _wait_pool(p, **want):
-    deadline = time.monotonic() + 5
-    while any(_pool(p)[k] != v for k, v in want.items()):
-        assert time.monotonic() < deadline, (_pool(p), want)
-        time.sleep(0.05)
 
 
 def test_session_advisory_lock_keeps_its_server(pgtally):
@@ -336,15 +344,10 @@ def test_session_advisory_lock_keeps_its_server(pgtally):
         _wait_pool(p, sv_active=0)
 
 
-def test_session_advisory_lock_left_is_released_before_the_next_client(one):
-    assert left_then_next(one, 'SELECT pg_advisory_lock(777)',
-                          "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == ['0']
-
-
-def test_listen_keeps_its_server_and_gets_notifications(pgtally):
+def test_listen_keeps_its_server_and_gets_notifications(two):
     """LISTEN outside a transaction: the client keeps the server that listens, so NOTIFYs
     from other clients reach it; UNLISTEN * gives the server back."""
-    p = pgtally(ini={'default_pool_size': 2, 'workers': 1, 'query_wait_timeout': 5})
+    p = two
     got = []
     with p.connect() as a, p.connect() as b:
         a.add_notify_handler(lambda n: got.append((n.channel, n.payload)))
@@ -352,26 +355,18 @@ def test_listen_keeps_its_server_and_gets_notifications(pgtally):
         b.execute("NOTIFY pgt_jobs, 'one'")
         with b.transaction():
             b.execute("NOTIFY pgt_jobs, 'two'")
-        deadline = time.monotonic() + 5
-        while len(got) < 2:
-            assert time.monotonic() < deadline, got
-            a.execute('SELECT 1')  # psycopg reads what has come in
-            time.sleep(0.05)
+        # psycopg reads what has come in when it runs something
+        assert wait_for(lambda: a.execute('SELECT 1') and len(got) >= 2, timeout=5), got
         assert got == [('pgt_jobs', 'one'), ('pgt_jobs', 'two')]
         assert _pool(p)['sv_active'] == 1
         a.execute('UNLISTEN *')
         _wait_pool(p, sv_active=0)
 
 
-def test_listen_left_is_unlistened_before_the_next_client(one):
-    assert left_then_next(one, 'LISTEN pgt_left',
-                          'SELECT count(*) FROM pg_listening_channels()') == ['0']
-
-
-def test_temp_table_keeps_its_server_until_dropped(pgtally):
+def test_temp_table_keeps_its_server_until_dropped(two):
     """A temporary table made outside a transaction lives in the server session: its client
     keeps that server until it drops the table; ON COMMIT DROP ones hold nothing."""
-    p = pgtally(ini={'default_pool_size': 2, 'workers': 1, 'query_wait_timeout': 5})
+    p = two
     with p.connect() as a, p.connect() as b:
         a.execute('CREATE TEMP TABLE scratch (n int)')
         a.execute('INSERT INTO scratch VALUES (1), (2)')
@@ -385,11 +380,6 @@ def test_temp_table_keeps_its_server_until_dropped(pgtally):
         with a.transaction():
             a.execute('CREATE TEMPORARY TABLE gone (n int) ON COMMIT DROP')
         _wait_pool(p, sv_active=0)
-
-
-def test_temp_table_left_is_dropped_before_the_next_client(one):
-    assert left_then_next(one, 'CREATE TEMP TABLE left_behind AS SELECT 42 AS secret',
-                          'SELECT count(*) FROM pg_class WHERE relname = \'left_behind\'') == ['0']
 
 
 @pytest.mark.parametrize('how', ['simple', 'extended', 'in-transaction', 'set_config'])
@@ -411,12 +401,7 @@ def test_session_set_does_not_reach_the_next_client(one, how):
         simple(a, 'COMMIT')
     # Gone for this client too once its transaction ended (what the WARNING says).
     assert data_values(simple(a, 'SHOW work_mem')) == ['4MB']
-    a.send(message('X', b''))
-    a.close()
-    time.sleep(0.3)
-    c = Conn(one.host, one.port, timeout=5)
-    rawpg.login_trust(c, 'app', 'app')
-    assert data_values(simple(c, 'SHOW work_mem')) == ['4MB']
+    assert leave_then_next(one, a, 'SHOW work_mem') == ['4MB']
 
 
 @pytest.mark.parametrize('seed', [6, 11, 20261207])

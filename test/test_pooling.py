@@ -10,7 +10,7 @@ import psycopg
 import psycopg2
 import pytest
 
-from harness.util import backends, wait_no_backends
+from harness.util import backends, wait_for, wait_no_backends
 
 TRUST = {'auth_type': 'trust'}
 
@@ -304,10 +304,7 @@ def test_user_pool_size_wins_over_the_database_one(pgtally, pg):
         done = []
         t = threading.Thread(target=lambda: done.append(b2.execute('SELECT 2').fetchone()))
         t.start()
-        deadline = time.monotonic() + 10
-        while pools()['md5user']['cl_waiting'] != 1:
-            assert time.monotonic() < deadline, pools()
-            time.sleep(0.05)
+        assert wait_for(lambda: pools()['md5user']['cl_waiting'] == 1), pools()
         assert pools()['md5user']['sv_active'] == 1
         b1.rollback()
         t.join(10)
