@@ -78,6 +78,23 @@ uint64_t fp_hash(const void *data, size_t len);
 /* Fold v into h (order matters); e.g. Bind parameter hashes into params_hash. */
 uint64_t fp_mix(uint64_t h, uint64_t v);
 
+/* Bits: session state a statement may take or let go that outlives its transaction. */
+enum fp_held {
+	FP_HELD_TAKES = 1, /* DECLARE ... WITH HOLD, pg_advisory_lock(), pg_try_advisory_lock(),
+			    * LISTEN, CREATE TEMP ..., SELECT ... INTO TEMP */
+	FP_HELD_RELEASES = 2, /* CLOSE, DISCARD, ROLLBACK, pg_advisory_unlock(), UNLISTEN, DROP */
+	FP_HELD_SETS = 4,     /* set_config(): may change a setting for the session */
+	FP_HELD_MAYBE_SET = 8, /* a statement may begin with SET (fp_next() tells which) */
+};
+
+/*
+ * What sql[0..len) (raw text, one or several statements, or a normalized text) may do to
+ * session state that outlives transactions: enum fp_held bits. One pass over the text, no
+ * lexing: it errs towards too many bits (a keyword inside a literal or a comment counts),
+ * never too few, for statements that name the state. Never reads outside sql[0..len).
+ */
+int fp_session_effect(const char *sql, size_t len);
+
 /* Hex form of an id: 16 lowercase digits and a NUL. */
 void fp_hex(uint64_t id, char buf[FP_HEX_LEN]);
 

@@ -20,6 +20,7 @@ struct pstmt_shared;
 struct stmt_info {
 	uint64_t fp;
 	uint8_t kind; /* enum fp_kind */
+	uint8_t held; /* enum fp_held bits, noted at each Bind (also with fingerprints off) */
 	bool valid;
 	struct pstmt_shared *shared;
 };

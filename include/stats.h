@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "fingerprint.h"
 #include "objcache.h"
 
 struct client;
@@ -42,15 +43,7 @@ struct fp_entry {
 	uint64_t nplus1;   /* N+1 findings naming this fingerprint */
 	usec_t first_seen; /* when it was first sent */
 	uint8_t kind;      /* enum fp_kind */
-	uint8_t held;      /* enum fp_held bits: what it may do to state held past transactions */
-};
-
-/* Bits: session state a statement may take or let go that outlives its transaction. */
-enum fp_held {
-	FP_HELD_TAKES = 1, /* DECLARE ... WITH HOLD, pg_advisory_lock(), pg_try_advisory_lock(),
-			    * LISTEN, CREATE TEMP ... */
-	FP_HELD_RELEASES = 2, /* CLOSE, DISCARD, ROLLBACK, pg_advisory_unlock(), UNLISTEN, DROP */
-	FP_HELD_SETS = 4,     /* set_config(): may change a setting for the session */
+	uint8_t held;      /* enum fp_held bits (fingerprint.h): fp_session_effect() */
 };
 
 struct fp_table {

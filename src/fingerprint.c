@@ -3,6 +3,7 @@
 #include "fphash.h"
 
 #include <string.h>
+#include <strings.h>
 
 /*
  * The lexer follows PostgreSQL's scanner (src/backend/parser/scan.l) closely enough that
@@ -2213,4 +2214,89 @@ bool fp_next(const char *sql, size_t len, size_t *pos, char *out, size_t outcap,
 	st->end = started ? end : p;
 	*pos = p;
 	return t.ntok > 0;
+}
+
+/* Whether s[p..len) starts with the word w (lowercase letters and '_'), in any case. */
+static bool word_is(const unsigned char *s, size_t len, size_t p, const char *w)
+{
+	size_t n = strlen(w);
+	if (len - p < n || strncasecmp((const char *)s + p, w, n) != 0)
+		return false;
+	return p + n == len || !(cc[s[p + n]] & CC_IDC);
+}
+
+/* The next word after the one at p (which ends where ident_end says), past blanks. */
+static size_t next_word(const unsigned char *s, size_t len, size_t p)
+{
+	size_t cs, ce;
+	return skip_blank(s, len, p < len ? ident_end(s, len, p) : len, &cs, &ce);
+}
+
+/* A word w at or after p before the statement's end (a ';', or len). */
+static bool has_word(const unsigned char *s, size_t len, size_t p, const char *w)
+{
+	for (; p < len && s[p] != ';'; p++)
+		if ((p == 0 || !(cc[s[p - 1]] & CC_IDC)) && word_is(s, len, p, w))
+			return true;
+	return false;
+}
+
+/* What the statement whose first word is at p says by its first words. */
+static int session_effect_head(const unsigned char *s, size_t len, size_t p)
+{
+	if (p >= len)
+		return 0;
+	if (word_is(s, len, p, "declare"))
+		return has_word(s, len, p, "hold") ? FP_HELD_TAKES : 0; /* WITHOUT HOLD too */
+	if (word_is(s, len, p, "listen"))
+		return FP_HELD_TAKES;
+	if (word_is(s, len, p, "set"))
+		return FP_HELD_MAYBE_SET;
+	if (word_is(s, len, p, "create")) {
+		p = next_word(s, len, p);
+		if (word_is(s, len, p, "or")) /* OR REPLACE TEMP VIEW */
+			p = next_word(s, len, next_word(s, len, p));
+		if (word_is(s, len, p, "global") || word_is(s, len, p, "local"))
+			p = next_word(s, len, p);
+		return word_is(s, len, p, "temp") || word_is(s, len, p, "temporary") ? FP_HELD_TAKES
+										    : 0;
+	}
+	static const char *const releases[] = {"drop",	   "close", "discard", "rollback",
+					       "abort",	   "unlisten"};
+	for (size_t i = 0; i < sizeof(releases) / sizeof(releases[0]); i++)
+		if (word_is(s, len, p, releases[i]))
+			return FP_HELD_RELEASES;
+	return 0;
+}
+
+int fp_session_effect(const char *sql, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)sql;
+	size_t cs, ce;
+	int held = session_effect_head(s, len, skip_blank(s, len, 0, &cs, &ce));
+	for (size_t p = 0; p < len; p++) {
+		unsigned char c = s[p];
+		if (c == ';') {
+			/* the next statement's first words (a ';' in a literal is one too many) */
+			held |= session_effect_head(s, len, skip_blank(s, len, p + 1, &cs, &ce));
+		} else if (c == '_' && p + 1 < len) {
+			/* pg_[try_]advisory_[un]lock[_shared]; the _xact_ ones end with their
+			 * transaction */
+			if (word_is(s, len, p + 1, "advisory_lock") ||
+			    word_is(s, len, p + 1, "advisory_lock_shared"))
+				held |= FP_HELD_TAKES;
+			else if (len - (p + 1) >= 15 &&
+				 strncasecmp(sql + p + 1, "advisory_unlock", 15) == 0)
+				held |= FP_HELD_RELEASES;
+			else if (p >= 3 && strncasecmp(sql + p - 3, "set", 3) == 0 &&
+				 word_is(s, len, p + 1, "config"))
+				held |= FP_HELD_SETS; /* is_local is a parameter: assume false */
+		} else if ((c == 'i' || c == 'I') && (p == 0 || !(cc[s[p - 1]] & CC_IDC)) &&
+			   word_is(s, len, p, "into")) {
+			size_t q = next_word(s, len, p); /* SELECT ... INTO TEMP [TABLE] t */
+			if (word_is(s, len, q, "temp") || word_is(s, len, q, "temporary"))
+				held |= FP_HELD_TAKES;
+		}
+	}
+	return held;
 }

@@ -156,15 +156,15 @@ static bool fwd_warn_session_state(struct client *c, struct server *s, const cha
  * (server.c asks at the end of each transaction that followed a statement which may have
  * taken or let go of one). set_config() is treated as a session-level SET.
  */
-static void fwd_note_held(struct client *c, struct server *s, const struct fp_entry *fe)
+static void fwd_note_held(struct client *c, struct server *s, int held)
 {
 	if (c->pool->pool_mode == POOL_MODE_SESSION)
 		return;
-	if (fe->held & FP_HELD_SETS)
+	if (held & FP_HELD_SETS)
 		s->set_dirty = true; /* like a session-level SET: RESET ALL on release */
-	if (fe->held & FP_HELD_RELEASES)
+	if (held & FP_HELD_RELEASES)
 		s->held_recheck = s->held_dirty;
-	if (!(fe->held & FP_HELD_TAKES))
+	if (!(held & FP_HELD_TAKES))
 		return;
 	s->held_dirty = s->held_recheck = true;
 	if (!c->pool->logged_held) {
@@ -197,16 +197,44 @@ static bool fwd_note_set(struct client *c, struct server *s, const struct fp_ent
 }
 
 /*
- * Before a statement with fingerprint entry fe (or none) goes out: what it may leave in the
- * server session (fwd_note_held(), fwd_note_set()). false when the client closed.
+ * What the statements of sql[0..n) may leave in the server session, from their text alone
+ * (for statements with no fingerprint entry: fingerprints = 0, stats_max_fingerprints = 0):
+ * fp_session_effect() bits, with FP_HELD_SETS also for a session-level SET that leaks
+ * (session_state_leaks(); only texts that may hold a SET are normalized for it).
+ */
+static int fwd_text_effect(const struct pool *pool, const char *sql, size_t n)
+{
+	int held = fp_session_effect(sql, n);
+	if (held & FP_HELD_MAYBE_SET) {
+		char norm[128], what[96];
+		struct fp_stmt st;
+		size_t pos = 0;
+		while (fp_next(sql, n, &pos, norm, sizeof(norm), &st))
+			if (st.kind == FP_KIND_SESSION &&
+			    session_state_leaks(pool, norm, what, sizeof(what))) {
+				held |= FP_HELD_SETS;
+				break;
+			}
+	}
+	return held & ~FP_HELD_MAYBE_SET;
+}
+
+/*
+ * Before a statement with fingerprint entry fe goes out: what it may leave in the server
+ * session (fwd_note_held(), fwd_note_set()). With no entry, its text sql[0..n) tells
+ * (without the warning a SET gets). false when the client closed.
  */
 static bool fwd_note_session(struct client *c, struct server *s, const struct fp_entry *fe,
-			     int kind, usec_t now)
+			     int kind, const char *sql, size_t n, usec_t now)
 {
-	if (!fe)
+	if (!fe) {
+		int held = fwd_text_effect(c->pool, sql, n);
+		if (held)
+			fwd_note_held(c, s, held);
 		return true;
+	}
 	if (fe->held)
-		fwd_note_held(c, s, fe);
+		fwd_note_held(c, s, fe->held);
 	return kind != FP_KIND_SESSION || fwd_note_set(c, s, fe, now);
 }
 
@@ -350,7 +378,8 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 			struct fp_entry *fe =
 				stats_fp_note(w, c->pool, st.id, st.kind, sql, st.start, st.end);
 			uint32_t fe_gen = w->fps.gen; /* fe is valid while this holds */
-			if (!fwd_note_session(c, s, fe, st.kind, now))
+			if (!fwd_note_session(c, s, fe, st.kind, sql + st.start, st.end - st.start,
+					      now))
 				return FWD_FAILED;
 			int act = fwd_np_before(c, s, fe, st.id, st.params_hash, (uint8_t)st.kind,
 						now);
@@ -368,6 +397,8 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 			st = next;
 			have = more;
 		}
+	} else if (whole) {
+		(void)fwd_note_session(c, s, NULL, FP_KIND_EMPTY, sql, strnlen(sql, len), now);
 	}
 	if (refuse) {
 		struct iobuf b = {0};
@@ -541,10 +572,12 @@ static bool fwd_ensure_pstmt(struct client *c, struct server *s, struct pstmt_sh
  */
 static void fwd_fingerprint(struct client *c, const char *sql, struct stmt_info *info)
 {
-	if (!c->w->cfg->fingerprints)
-		return;
-	struct fp_stmt st;
 	size_t pos = 0, n = strlen(sql);
+	if (!c->w->cfg->fingerprints) {
+		info->held = (uint8_t)fwd_text_effect(c->pool, sql, n);
+		return;
+	}
+	struct fp_stmt st;
 	bool ok = fp_cache_get(c->w->fpcache, sql, n, &st);
 	if (!ok && (ok = fp_next(sql, n, &pos, NULL, 0, &st)))
 		fp_cache_put(c->w->fpcache, sql, n, &st);
@@ -552,7 +585,12 @@ static void fwd_fingerprint(struct client *c, const char *sql, struct stmt_info 
 		info->fp = st.id;
 		info->kind = (uint8_t)st.kind;
 		info->valid = true;
-		stats_fp_note(c->w, c->pool, st.id, st.kind, sql, st.start, st.end);
+		struct fp_entry *fe =
+			stats_fp_note(c->w, c->pool, st.id, st.kind, sql, st.start, st.end);
+		/* Kept with the statement: its entry may be gone by the time it runs. */
+		info->held = fe ? fe->held : 0;
+		if (!fe || st.kind == FP_KIND_SESSION)
+			info->held |= (uint8_t)fwd_text_effect(c->pool, sql, n);
 	}
 }
 
@@ -683,6 +721,8 @@ enum fwd_action fwd_bind(struct client *c, struct server *s, const uint8_t *body
 	const struct stmt_info *si = NULL;
 	if (stmt)
 		si = *stmt ? pstmt_find(c->pstmts, stmt) : &c->unnamed_stmt;
+	if (si && si->held)
+		fwd_note_held(c, s, si->held); /* a named portal's too */
 	if (si && si->valid) {
 		pi.fp = si->fp;
 		pi.kind = si->kind;
@@ -737,6 +777,8 @@ enum fwd_action fwd_bind_streamed(struct client *c, struct server *s, const uint
 	const struct stmt_info *si = pstmt_find(c->pstmts, stmt);
 	if (!si || !si->shared)
 		return fwd_unknown_stmt(c, s, stmt, now);
+	if (si->held)
+		fwd_note_held(c, s, si->held);
 	if (!*portal && si->valid) {
 		/* Statistics and N+1 detection see it; its parameter values pass unhashed. */
 		c->unnamed_portal.fp = si->fp;
@@ -809,7 +851,8 @@ enum fwd_action fwd_execute(struct client *c, struct server *s, const uint8_t *b
 	uint32_t fe_gen = c->w->fps.gen;
 	if (tracked) {
 		fe = stats_fp_find(&c->w->fps, c->pool, c->unnamed_portal.fp);
-		if (!fwd_note_session(c, s, fe, c->unnamed_portal.kind, now))
+		/* What it may hold was noted at Bind; a SET is warned of here. */
+		if (fe && fe->kind == FP_KIND_SESSION && !fwd_note_set(c, s, fe, now))
 			return FWD_FAILED;
 		int act = fwd_np_before(c, s, fe, c->unnamed_portal.fp, c->unnamed_portal.params,
 					c->unnamed_portal.kind, now);

@@ -69,41 +69,6 @@ static void fp_evict(struct fp_table *t)
 	free(all);
 }
 
-/*
- * What a statement (normalized text) may do to session state that outlives transactions
- * (cursors WITH HOLD, session advisory locks, LISTEN, temporary tables, set_config()): worked
- * out once per fingerprint. The _xact_ advisory locks end with their transaction.
- */
-static int fp_held_of(const char *q)
-{
-	if (strncasecmp(q, "declare ", 8) == 0)
-		return strcasestr(q, " cursor with hold for ") ? FP_HELD_TAKES : 0;
-	if (strncasecmp(q, "listen ", 7) == 0)
-		return FP_HELD_TAKES;
-	if (strncasecmp(q, "create ", 7) == 0) {
-		const char *p = q + 7;
-		if (strncasecmp(p, "global ", 7) == 0 || strncasecmp(p, "local ", 6) == 0)
-			p += *p == 'g' || *p == 'G' ? 7 : 6;
-		return strncasecmp(p, "temp ", 5) == 0 || strncasecmp(p, "temporary ", 10) == 0
-			       ? FP_HELD_TAKES
-			       : 0;
-	}
-	if (strncasecmp(q, "drop ", 5) == 0)
-		return FP_HELD_RELEASES;
-	if (strncasecmp(q, "close ", 6) == 0 || strncasecmp(q, "discard ", 8) == 0 ||
-	    strncasecmp(q, "rollback", 8) == 0 || strncasecmp(q, "abort", 5) == 0 ||
-	    strncasecmp(q, "unlisten ", 9) == 0)
-		return FP_HELD_RELEASES;
-	int held = 0;
-	if (strcasestr(q, "pg_advisory_lock") || strcasestr(q, "pg_try_advisory_lock"))
-		held |= FP_HELD_TAKES;
-	if (strcasestr(q, "pg_advisory_unlock"))
-		held |= FP_HELD_RELEASES;
-	if (strcasestr(q, "set_config("))
-		held |= FP_HELD_SETS; /* is_local is a parameter: assume false */
-	return held;
-}
-
 struct fp_entry *stats_fp_note(struct worker *w, struct pool *pool, uint64_t fp, int kind,
 			       const char *sql, size_t start, size_t end)
 {
@@ -142,7 +107,8 @@ struct fp_entry *stats_fp_note(struct worker *w, struct pool *pool, uint64_t fp,
 	e->pool = pool;
 	e->fp = fp;
 	e->kind = (uint8_t)kind;
-	e->held = (uint8_t)fp_held_of(e->query);
+	/* from the whole statement, not the text kept (track_query_len may cut it) */
+	e->held = (uint8_t)(fp_session_effect(sql + start, end - start) & ~FP_HELD_MAYBE_SET);
 	e->min_time = UINT64_MAX;
 	e->first_seen = worker_now(w);
 	size_t b = fp_bucket(t, pool, fp);

@@ -244,11 +244,13 @@ def test_deallocate_all_in_a_transaction_reaches_the_server(one):
     assert data_values(simple(b, 'SELECT count(*) FROM pg_prepared_statements')) == ['0']
 
 
-def test_cursor_with_hold_keeps_its_server(two):
+@pytest.mark.parametrize('ini', [{}, {'fingerprints': 0}], ids=['default', 'fingerprints-off'])
+def test_cursor_with_hold_keeps_its_server(pgtally, ini):
     """DECLARE ... WITH HOLD (Django's server-side cursors outside atomic(): psycopg's
     withhold=True) outlives its transaction: its client keeps the server until it closes the
-    cursor, so every FETCH finds it, and the others get another server meanwhile."""
-    p = two
+    cursor, so every FETCH finds it, and the others get another server meanwhile; with
+    fingerprints off too (the statement's text tells)."""
+    p = pgtally(ini=dict(ini, default_pool_size=2, workers=1, query_wait_timeout=5))
     with p.connect() as a, p.connect() as b:
         cur = a.cursor(name='held', withhold=True)  # autocommit: each FETCH its own statement
         cur.execute('SELECT generate_series(1, 10)')
@@ -289,6 +291,42 @@ def test_held_state_left_is_undone_before_the_next_client(one, sql, count_sql):
     a = trust_conn(one)
     simple(a, sql)
     assert leave_then_next(one, a, count_sql) == ['0']
+
+
+@pytest.mark.parametrize('how', ['simple', 'extended', 'named-portal'])
+@pytest.mark.parametrize('ini', [{}, {'fingerprints': 0}, {'stats_max_fingerprints': 0},
+                                 {'track_query_len': 16}],
+                         ids=['default', 'fingerprints-off', 'no-statistics',
+                              'short-track_query_len'])
+def test_session_state_is_undone_without_fingerprint_statistics(pgtally, ini, how):
+    """What may leave state in the server session is told from each statement's whole text,
+    not from the fingerprint table: with fingerprints or their statistics off, or a lock call
+    past the text track_query_len keeps, the next client still finds none of it."""
+    p = pgtally(ini=dict(ini, default_pool_size=1, auth_type='trust', workers=1,
+                         query_wait_timeout=3))
+    for sql, count_sql, want in [
+        ('SELECT 1 AS padding_past_the_kept_text, pg_advisory_lock(778)',
+         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'", '0'),
+        ('declare left_open cursor\n  with hold for select 42',
+         'SELECT count(*) FROM pg_cursors', '0'),
+        ('/* a comment first */ LISTEN pgt_left', 'SELECT count(*) FROM pg_listening_channels()',
+         '0'),
+        ('CREATE TEMP TABLE left_behind AS SELECT 42 AS secret',
+         "SELECT count(*) FROM pg_class WHERE relname = 'left_behind'", '0'),
+        ("SET work_mem = '7MB'", 'SHOW work_mem', '4MB'),
+        ("SELECT 1 AS padding_past_the_kept_text, set_config('work_mem', '7MB', false)",
+         'SHOW work_mem', '4MB'),
+    ]:
+        a = trust_conn(p)
+        if how == 'simple':
+            simple(a, sql)
+        elif how == 'extended':
+            a.send(parse('', sql) + bind('') + execute() + SYNC)
+            assert 'E' not in types(a.read_until('Z')), sql
+        else:  # a prepared statement run through a named portal
+            a.send(parse('st', sql) + bind('st', portal='pt') + execute('pt') + SYNC)
+            assert 'E' not in types(a.read_until('Z')), sql
+        assert leave_then_next(p, a, count_sql) == [want], (sql, ini, how)
 
 
 def test_cursor_with_hold_psycopg2_as_django_iterates(two):
@@ -404,8 +442,10 @@ def test_session_set_does_not_reach_the_next_client(one, how):
     assert leave_then_next(one, a, 'SHOW work_mem') == ['4MB']
 
 
-@pytest.mark.parametrize('seed', [6, 11, 20261207])
-def test_random_session_state_never_reaches_a_new_client(pgtally, seed):
+@pytest.mark.parametrize('seed,ini', [(6, {}), (11, {}), (20261207, {}),
+                                      (7, {'fingerprints': 0})],
+                         ids=['6', '11', '20261207', '7-fingerprints-off'])
+def test_random_session_state_never_reaches_a_new_client(pgtally, seed, ini):
     """A seeded random mix of what leaves state in a server session (SET, cursors WITH HOLD,
     advisory locks, LISTEN, temporary tables, each in or out of a transaction, over either
     protocol, let go or not), with clients leaving cleanly or vanishing: every new client's
@@ -413,8 +453,8 @@ def test_random_session_state_never_reaches_a_new_client(pgtally, seed):
     a check answered ahead of a statement that took state, 6, 7, 11, 15, 26 and 27 failed.)"""
     import random
     rnd = random.Random(seed)
-    p = pgtally(ini={'default_pool_size': 4, 'workers': 1, 'auth_type': 'trust',
-                     'query_wait_timeout': 10})
+    p = pgtally(ini=dict(ini, default_pool_size=4, workers=1, auth_type='trust',
+                         query_wait_timeout=10))
     clean_sql = ("SELECT (SELECT count(*) FROM pg_cursors WHERE is_holdable), "
                  "(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
                  "pid = pg_backend_pid()), (SELECT count(*) FROM pg_listening_channels()), "

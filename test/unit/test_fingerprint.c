@@ -953,6 +953,73 @@ static void test_shape_soup(void **state)
 	fp_cache_free(portable);
 }
 
+/* fp_session_effect(): raw texts in any case and spacing, normalized texts, several statements. */
+static void test_session_effect(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *sql;
+		int want;
+	} cases[] = {
+		{"DECLARE c CURSOR WITH HOLD FOR SELECT 1", FP_HELD_TAKES},
+		{"declare \"c\" no scroll cursor\n  with\thold for select 1", FP_HELD_TAKES},
+		{"/* c */ -- x\n DECLARE c CURSOR FOR SELECT 1", 0},
+		{"SELECT pg_advisory_lock(1)", FP_HELD_TAKES},
+		{"select PG_TRY_ADVISORY_LOCK($1)", FP_HELD_TAKES},
+		{"SELECT pg_advisory_lock_shared(1), pg_try_advisory_lock_shared(2)", FP_HELD_TAKES},
+		{"SELECT pg_advisory_xact_lock(1)", 0},
+		{"SELECT pg_advisory_unlock(1)", FP_HELD_RELEASES},
+		{"SELECT pg_advisory_unlock_all()", FP_HELD_RELEASES},
+		{"UPDATE jobs SET taken = true WHERE id = (SELECT id FROM jobs WHERE "
+		 "pg_try_advisory_lock(id) LIMIT 1)",
+		 FP_HELD_TAKES},
+		{"LISTEN jobs", FP_HELD_TAKES},
+		{"unlisten *", FP_HELD_RELEASES},
+		{"CREATE TEMP TABLE t (n int)", FP_HELD_TAKES},
+		{"create global temporary table t (n int)", FP_HELD_TAKES},
+		{"CREATE OR REPLACE TEMP VIEW v AS SELECT 1", FP_HELD_TAKES},
+		{"CREATE TABLE temp_t (n int)", 0},
+		{"CREATE TABLE t (temp int)", 0},
+		{"SELECT * INTO TEMP t FROM x", FP_HELD_TAKES},
+		{"SELECT * INTO t FROM x", 0},
+		{"DROP TABLE t", FP_HELD_RELEASES},
+		{"CLOSE ALL", FP_HELD_RELEASES},
+		{"DISCARD TEMP", FP_HELD_RELEASES},
+		{"ROLLBACK", FP_HELD_RELEASES},
+		{"abort", FP_HELD_RELEASES},
+		{"SELECT set_config('work_mem', '8MB', false)", FP_HELD_SETS},
+		{"SELECT reset_val FROM pg_settings", 0},
+		{"SET work_mem = '8MB'", FP_HELD_MAYBE_SET},
+		{"BEGIN; set local work_mem = 1; DECLARE c CURSOR WITH HOLD FOR SELECT 1; COMMIT",
+		 FP_HELD_MAYBE_SET | FP_HELD_TAKES},
+		{"SELECT 1;\n  SELECT pg_advisory_lock(3)", FP_HELD_TAKES},
+		{"SELECT author_id, book_id FROM books WHERE id = 1", 0},
+		{"SELECT 'x' AS into_temp", 0},
+		{"", 0},
+		{"_", 0},
+		{"set", FP_HELD_MAYBE_SET},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int got = fp_session_effect(cases[i].sql, strlen(cases[i].sql));
+		if (got != cases[i].want)
+			fail_msg("%s: %d, want %d", cases[i].sql, got, cases[i].want);
+	}
+	/* A cut text is read only as far as it goes: the lock call is past the cut. */
+	const char *lock = "SELECT pg_advisory_lock(1)";
+	assert_int_equal(fp_session_effect(lock, 20), 0);
+	/* Every prefix of each case, for reads past the end (under ASan and valgrind). */
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = strlen(cases[i].sql);
+		for (size_t k = 0; k <= n; k++) {
+			char *copy = malloc(k ? k : 1);
+			assert_non_null(copy);
+			memcpy(copy, cases[i].sql, k);
+			(void)fp_session_effect(copy, k);
+			free(copy);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -972,6 +1039,7 @@ int main(void)
 		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_shapes),
 		cmocka_unit_test(test_shape_soup),
+		cmocka_unit_test(test_session_effect),
 	};
 
 	return cmocka_run_group_tests_name("fingerprint", tests, NULL, NULL);
