@@ -2246,13 +2246,14 @@ static int session_effect_head(const unsigned char *s, size_t len, size_t p)
 {
 	if (p >= len)
 		return 0;
-	if (word_is(s, len, p, "declare"))
-		return has_word(s, len, p, "hold") ? FP_HELD_TAKES : 0; /* WITHOUT HOLD too */
-	if (word_is(s, len, p, "listen"))
-		return FP_HELD_TAKES;
-	if (word_is(s, len, p, "set"))
-		return FP_HELD_MAYBE_SET;
-	if (word_is(s, len, p, "create")) {
+	switch (s[p] | 0x20) {
+	case 'a':
+		return word_is(s, len, p, "abort") ? FP_HELD_RELEASES : 0;
+	case 'c':
+		if (word_is(s, len, p, "close"))
+			return FP_HELD_RELEASES;
+		if (!word_is(s, len, p, "create"))
+			return 0;
 		p = next_word(s, len, p);
 		if (word_is(s, len, p, "or")) /* OR REPLACE TEMP VIEW */
 			p = next_word(s, len, next_word(s, len, p));
@@ -2260,43 +2261,79 @@ static int session_effect_head(const unsigned char *s, size_t len, size_t p)
 			p = next_word(s, len, p);
 		return word_is(s, len, p, "temp") || word_is(s, len, p, "temporary") ? FP_HELD_TAKES
 										    : 0;
+	case 'd':
+		if (word_is(s, len, p, "declare")) /* WITHOUT HOLD counts too */
+			return has_word(s, len, p, "hold") ? FP_HELD_TAKES : 0;
+		return word_is(s, len, p, "drop") || word_is(s, len, p, "discard") ? FP_HELD_RELEASES
+										    : 0;
+	case 'l':
+		return word_is(s, len, p, "listen") ? FP_HELD_TAKES : 0;
+	case 'r':
+		return word_is(s, len, p, "rollback") ? FP_HELD_RELEASES : 0;
+	case 's':
+		return word_is(s, len, p, "set") ? FP_HELD_MAYBE_SET : 0;
+	case 'u':
+		return word_is(s, len, p, "unlisten") ? FP_HELD_RELEASES : 0;
+	default:
+		return 0;
 	}
-	static const char *const releases[] = {"drop",	   "close", "discard", "rollback",
-					       "abort",	   "unlisten"};
-	for (size_t i = 0; i < sizeof(releases) / sizeof(releases[0]); i++)
-		if (word_is(s, len, p, releases[i]))
+}
+
+/* Bit 7 set in the bytes of x that are c (exactly: no carry crosses bytes). */
+static inline uint64_t bytes_eq(uint64_t x, unsigned char c)
+{
+	const uint64_t ones = 0x0101010101010101ull, hi = ones << 7;
+	uint64_t y = x ^ (ones * c);
+	return ~(((y & ~hi) + ~hi) | y) & hi;
+}
+
+/* What the byte at p may start: a next statement, a function name's part, INTO TEMP. */
+static int session_effect_at(const unsigned char *s, size_t len, size_t p)
+{
+	size_t cs, ce;
+	unsigned char c = s[p];
+	if (c == ';') /* the next statement's first words (one too many in a literal) */
+		return session_effect_head(s, len, skip_blank(s, len, p + 1, &cs, &ce));
+	if (c == '_') {
+		if (p + 1 == len)
+			return 0;
+		unsigned char d = s[p + 1] | 0x20;
+		/* pg_[try_]advisory_[un]lock[_shared]; the _xact_ ones end with their transaction */
+		if (d == 'a' && (word_is(s, len, p + 1, "advisory_lock") ||
+				 word_is(s, len, p + 1, "advisory_lock_shared")))
+			return FP_HELD_TAKES;
+		if (d == 'a' && len - (p + 1) >= 15 &&
+		    strncasecmp((const char *)s + p + 1, "advisory_unlock", 15) == 0)
 			return FP_HELD_RELEASES;
-	return 0;
+		if (d == 'c' && p >= 3 && strncasecmp((const char *)s + p - 3, "set", 3) == 0 &&
+		    word_is(s, len, p + 1, "config"))
+			return FP_HELD_SETS; /* is_local is a parameter: assume false */
+		return 0;
+	}
+	/* c is 'i' or 'I': SELECT ... INTO TEMP [TABLE] t */
+	if (p + 1 == len || (s[p + 1] | 0x20) != 'n' || (p > 0 && (cc[s[p - 1]] & CC_IDC)) ||
+	    !word_is(s, len, p, "into"))
+		return 0;
+	size_t q = next_word(s, len, p);
+	return word_is(s, len, q, "temp") || word_is(s, len, q, "temporary") ? FP_HELD_TAKES : 0;
 }
 
 int fp_session_effect(const char *sql, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)sql;
-	size_t cs, ce;
+	size_t cs, ce, p = 0;
 	int held = session_effect_head(s, len, skip_blank(s, len, 0, &cs, &ce));
-	for (size_t p = 0; p < len; p++) {
-		unsigned char c = s[p];
-		if (c == ';') {
-			/* the next statement's first words (a ';' in a literal is one too many) */
-			held |= session_effect_head(s, len, skip_blank(s, len, p + 1, &cs, &ce));
-		} else if (c == '_' && p + 1 < len) {
-			/* pg_[try_]advisory_[un]lock[_shared]; the _xact_ ones end with their
-			 * transaction */
-			if (word_is(s, len, p + 1, "advisory_lock") ||
-			    word_is(s, len, p + 1, "advisory_lock_shared"))
-				held |= FP_HELD_TAKES;
-			else if (len - (p + 1) >= 15 &&
-				 strncasecmp(sql + p + 1, "advisory_unlock", 15) == 0)
-				held |= FP_HELD_RELEASES;
-			else if (p >= 3 && strncasecmp(sql + p - 3, "set", 3) == 0 &&
-				 word_is(s, len, p + 1, "config"))
-				held |= FP_HELD_SETS; /* is_local is a parameter: assume false */
-		} else if ((c == 'i' || c == 'I') && (p == 0 || !(cc[s[p - 1]] & CC_IDC)) &&
-			   word_is(s, len, p, "into")) {
-			size_t q = next_word(s, len, p); /* SELECT ... INTO TEMP [TABLE] t */
-			if (word_is(s, len, q, "temp") || word_is(s, len, q, "temporary"))
-				held |= FP_HELD_TAKES;
+	/* Eight bytes at a time to the next ';', '_', 'i' or 'I'. */
+	for (; p + 8 <= len; p += 8) {
+		uint64_t x = load_le64(s + p);
+		uint64_t m = bytes_eq(x, ';') | bytes_eq(x, '_') | bytes_eq(x | 0x2020202020202020ull, 'i');
+		while (m) {
+			held |= session_effect_at(s, len, p + ((unsigned)__builtin_ctzll(m) >> 3));
+			m &= m - 1;
 		}
 	}
+	for (; p < len; p++)
+		if (s[p] == ';' || s[p] == '_' || (s[p] | 0x20) == 'i')
+			held |= session_effect_at(s, len, p);
 	return held;
 }
