@@ -85,6 +85,7 @@ enum fp_held {
 	FP_HELD_RELEASES = 2, /* CLOSE, DISCARD, ROLLBACK, pg_advisory_unlock(), UNLISTEN, DROP */
 	FP_HELD_SETS = 4,     /* set_config(): may change a setting for the session */
 	FP_HELD_MAYBE_SET = 8, /* a statement may begin with SET (fp_next() tells which) */
+	FP_HELD_UNREAD = 16,   /* forward.c: a text too large to read may do any of the above */
 };
 
 /*

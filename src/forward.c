@@ -160,8 +160,12 @@ static void fwd_note_held(struct client *c, struct server *s, int held)
 {
 	if (c->pool->pool_mode == POOL_MODE_SESSION)
 		return;
-	if (held & FP_HELD_SETS)
+	if (held & (FP_HELD_SETS | FP_HELD_UNREAD))
 		s->set_dirty = true; /* like a session-level SET: RESET ALL on release */
+	if (held & FP_HELD_UNREAD) {
+		s->held_dirty = s->held_recheck = true; /* asked at the end of the transaction */
+		return;
+	}
 	if (held & FP_HELD_RELEASES)
 		s->held_recheck = s->held_dirty;
 	if (!(held & FP_HELD_TAKES))
@@ -397,8 +401,14 @@ int fwd_query(struct client *c, struct server *s, const char *sql, size_t len, b
 			st = next;
 			have = more;
 		}
+		/* Past the statements tracked one by one: the rest of the text, read as one. */
+		if (have && !fwd_note_session(c, s, NULL, FP_KIND_EMPTY, sql + st.start,
+					      n - st.start, now))
+			return FWD_FAILED;
 	} else if (whole) {
 		(void)fwd_note_session(c, s, NULL, FP_KIND_EMPTY, sql, strnlen(sql, len), now);
+	} else {
+		fwd_note_held(c, s, FP_HELD_UNREAD); /* over FWD_INSPECT_MAX: not read */
 	}
 	if (refuse) {
 		struct iobuf b = {0};
@@ -622,6 +632,12 @@ enum fwd_action fwd_parse(struct client *c, struct server *s, const uint8_t *bod
 		/* Unnamed (or the feature is off): forwarded as it is. */
 		if (name && !*name)
 			c->unnamed_stmt = info;
+		else if (!whole && body[0] == '\0') /* too large to read: may hold anything */
+			c->unnamed_stmt = (struct stmt_info){.held = FP_HELD_UNREAD};
+		else if (!whole)
+			fwd_note_held(c, s, FP_HELD_UNREAD);
+		else if (info.held) /* named, not kept (max_prepared_statements = 0): now */
+			fwd_note_held(c, s, info.held);
 		c->pool->stats.server_parse_count++;
 		return fwd_expect(c, s, RQ_PARSE, now) ? FWD_FORWARD : FWD_FAILED;
 	}

@@ -329,6 +329,37 @@ def test_session_state_is_undone_without_fingerprint_statistics(pgtally, ini, ho
         assert leave_then_next(p, a, count_sql) == [want], (sql, ini, how)
 
 
+BIG = "'%s'" % ('x' * (1024 * 1024 + 100))  # a literal past FWD_INSPECT_MAX (1 MiB)
+
+
+@pytest.mark.parametrize('case', ['many-statements', 'large-query', 'large-parse',
+                                  'named-without-prepared-statements'])
+def test_session_state_is_undone_past_what_is_read_statement_by_statement(pgtally, case):
+    """Statements past the 64 a Query has tracked one by one, a Query or Parse too large to
+    read (over 1 MiB) and a named statement pgtally does not keep still count: the next
+    client finds neither the lock nor the SET."""
+    ini = dict(default_pool_size=1, auth_type='trust', workers=1, query_wait_timeout=3)
+    if case == 'named-without-prepared-statements':
+        ini['max_prepared_statements'] = 0
+    p = pgtally(ini=ini)
+    locks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+    for sql, count_sql, want in [('SELECT pg_advisory_lock(779)', locks, '0'),
+                                 ("SET work_mem = '7MB'", 'SHOW work_mem', '4MB')]:
+        a = trust_conn(p)
+        if case == 'many-statements':
+            simple(a, 'SELECT 1; ' * 70 + sql)
+        elif case == 'large-query':
+            simple(a, sql + '; SELECT length(%s)' % BIG)
+        elif case == 'large-parse':  # one statement only over the extended protocol
+            stmt = sql if sql.startswith('SELECT') else "SELECT set_config('work_mem', '7MB', false)"
+            a.send(parse('', stmt + ', length(%s)' % BIG) + bind('') + execute() + SYNC)
+            assert 'E' not in types(a.read_until('Z')), sql
+        else:
+            a.send(parse('st', sql) + bind('st') + execute() + SYNC)
+            assert 'E' not in types(a.read_until('Z')), sql
+        assert leave_then_next(p, a, count_sql) == [want], (sql, case)
+
+
 def test_cursor_with_hold_psycopg2_as_django_iterates(two):
     """What Django 3.2 does for QuerySet.iterator() outside atomic() when server-side cursors
     are on (DISABLE_SERVER_SIDE_CURSORS = False): a psycopg2 named cursor WITH HOLD in
