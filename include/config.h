@@ -118,6 +118,9 @@ struct config {
 	usec_t server_idle_timeout;
 	usec_t server_connect_timeout;
 	usec_t server_login_retry;
+	usec_t dns_max_ttl;      /* how long a host name's addresses are kept (dns.h) */
+	usec_t dns_nxdomain_ttl; /* how long a failed lookup is kept */
+	char *resolv_conf;       /* the resolver's config file; "" for the system's */
 	bool server_round_robin;
 
 	usec_t query_timeout;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "dns.h"
 #include "list.h"
 #include "objcache.h"
 #include "pool.h"
@@ -75,6 +76,8 @@ struct server {
 	bool in_connect_query;      /* login done, the database's connect_query running */
 	uint16_t host_idx;          /* the entry of the database's host list it connected to */
 	uint16_t host_tries;        /* hosts of the list that failed before, for this connection */
+	socklen_t addr_len;         /* 0: a unix socket */
+	union dns_addr addr;        /* where it connected: cancel requests go there */
 	struct scram_client *scram; /* during login */
 	struct iobuf login_params;  /* ParameterStatus pairs seen during login */
 	char *login_error;
@@ -110,13 +113,6 @@ void server_send_cancel(struct server *s);
 
 /* Drop the cancel requests still being forwarded (when the worker is freed). */
 void server_cancels_free(struct worker *w);
-
-/*
- * Open a non-blocking socket connecting to the database's server, with cfg's TCP options;
- * -1 on failure.
- */
-int server_connect_socket(const struct pool_db *db, int host_idx, const struct config *cfg, char *err,
-			  size_t errlen);
 
 /* Send pgtally's own replies that are due (from the client side, between messages). */
 void server_emit_due(struct server *s);

@@ -30,6 +30,9 @@ struct userlist;
 struct worker {
 	int id;
 	struct event_base *base;
+	struct evdns_base *dns;       /* server host names (dns.h) */
+	struct dns_name *dns_names;   /* what they resolved to */
+	bool dns_closing;             /* dns_free() runs */
 	struct config *cfg;          /* current config; replaced on reload */
 	struct userlist *users_file; /* auth_file, or NULL */
 	struct tls_ctx *tls_accept;  /* for clients (client_tls_*); NULL when disabled */

@@ -14,6 +14,7 @@
 #include "app.h"
 #include "fpcache.h"
 #include "client.h"
+#include "dns.h"
 #include "metrics.h"
 #include "nplus1.h"
 #include "pool.h"
@@ -762,9 +763,13 @@ static void show_lists(struct iobuf *b)
 {
 	static const struct col cols[] = {{"list", TXT}, {"items", I4}};
 	size_t dbs = 0, users = 0, pools = 0, clients = 0, login = 0, servers = 0;
-	size_t clients_free = 0, servers_free = 0;
+	size_t clients_free = 0, servers_free = 0, dns_names = 0, dns_queries = 0;
 	struct worker *w;
 	for (int i = 0; (w = app_worker(i)); i++) {
+		int names, queries;
+		dns_counts(w, &names, &queries); /* each worker resolves on its own */
+		dns_names += (size_t)names;
+		dns_queries += (size_t)queries;
 		for (struct list *pos = w->dbs.next; pos != &w->dbs; pos = pos->next)
 			dbs += !container_of(pos, struct pool_db, node)->removed;
 		users += list_count(&w->users);
@@ -789,9 +794,9 @@ static void show_lists(struct iobuf *b)
 		{"login_clients", login},
 		{"free_servers", servers_free},
 		{"used_servers", servers},
-		{"dns_names", 0},
+		{"dns_names", dns_names},
 		{"dns_zones", 0},
-		{"dns_queries", 0},
+		{"dns_queries", dns_queries},
 		{"dns_pending", 0},
 	};
 	send_header(b, cols, NCOLS(cols));

@@ -15,6 +15,7 @@
 
 #include "auth.h"
 #include "client.h"
+#include "dns.h"
 #include "forward.h"
 #include "listener.h"
 #include "log.h"
@@ -89,14 +90,37 @@ static const char *server_where(const struct server *s, char *buf, size_t cap)
 	return buf;
 }
 
-int server_connect_socket(const struct pool_db *db, int host_idx, const struct config *cfg,
-			  char *err, size_t errlen)
+/* A non-blocking socket connecting to addr, with cfg's TCP options; -1 on failure (err). */
+static int connect_addr(const union dns_addr *addr, socklen_t len, const struct config *cfg,
+			const char *where, char *err, size_t errlen)
 {
-	char hbuf[CONFIG_HOST_MAX];
+	int fd = socket(addr->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (addr->sa.sa_family != AF_UNIX)
+		tcp_tune_socket(fd, cfg, true);
+	if (connect(fd, &addr->sa, len) < 0 && errno != EINPROGRESS && errno != EAGAIN) {
+		snprintf(err, errlen, "connect to %s: %s", where, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * A socket connecting to entry host_idx of the database's host list, the address it goes to
+ * in *addr (not for a unix socket: *len is then 0). -1 on failure (err), -2 while the host's
+ * name is being looked up (dns.h: the pools are maintained again when it is done).
+ */
+static int server_connect_socket(struct worker *w, const struct pool_db *db, int host_idx,
+				 union dns_addr *addr, socklen_t *len, char *err, size_t errlen)
+{
+	char hbuf[CONFIG_HOST_MAX], where[CONFIG_HOST_MAX + 16];
 	const char *host = config_host_entry(db->cfg.host, host_idx, hbuf);
 	int port = db->cfg.port > 0 ? db->cfg.port : 5432;
-	int fd;
-
+	*len = 0;
 	if (config_host_is_unix(host)) {
 		struct sockaddr_un sun;
 		memset(&sun, 0, sizeof(sun));
@@ -106,47 +130,19 @@ int server_connect_socket(const struct pool_db *db, int host_idx, const struct c
 			snprintf(err, errlen, "unix socket path too long");
 			return -1;
 		}
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0) {
-			snprintf(err, errlen, "socket: %s", strerror(errno));
-			return -1;
-		}
-		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 && errno != EINPROGRESS &&
-		    errno != EAGAIN) {
-			snprintf(err, errlen, "connect to %s: %s", sun.sun_path, strerror(errno));
-			close(fd);
-			return -1;
-		}
-		return fd;
+		return connect_addr((const union dns_addr *)(const void *)&sun, sizeof(sun), w->cfg,
+				    sun.sun_path, err, errlen);
 	}
-
-	struct addrinfo hints, *res = NULL;
-	char portstr[16];
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	snprintf(portstr, sizeof(portstr), "%d", port);
-	/* Host names resolve here, blocking the loop briefly; numeric hosts do not. */
-	int rc = getaddrinfo(host, portstr, &hints, &res);
-	if (rc != 0 || !res) {
-		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
+	switch (dns_address(w, host, port, addr, len, err, errlen)) {
+	case DNS_PENDING:
+		return -2;
+	case DNS_FAILED:
 		return -1;
+	case DNS_READY:
+		break;
 	}
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		freeaddrinfo(res);
-		return -1;
-	}
-	tcp_tune_socket(fd, cfg, true);
-	if (connect(fd, res->ai_addr, res->ai_addrlen) < 0 && errno != EINPROGRESS) {
-		snprintf(err, errlen, "connect to %s:%d: %s", host, port, strerror(errno));
-		close(fd);
-		freeaddrinfo(res);
-		return -1;
-	}
-	freeaddrinfo(res);
-	return fd;
+	snprintf(where, sizeof(where), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+	return connect_addr(addr, *len, w->cfg, where, err, errlen);
 }
 
 static const char *server_login_user(const struct server *s)
@@ -233,10 +229,20 @@ bool server_launch(struct pool *pool)
 	unsigned tries = pool->host_tries;
 	host_idx = tries ? pool->host_retry : host_pick(pool->db);
 	pool->host_tries = 0;
+	union dns_addr addr;
+	socklen_t addr_len;
 	for (;;) {
-		fd = server_connect_socket(pool->db, host_idx, w->cfg, err, sizeof(err));
+		fd = server_connect_socket(w, pool->db, host_idx, &addr, &addr_len, err, sizeof(err));
 		if (fd >= 0)
 			break;
+		if (fd == -2) {
+			/* The lookup's end maintains the pool again; a host list's retry goes on. */
+			if (tries) {
+				pool->host_tries = tries;
+				pool->host_retry = host_idx;
+			}
+			return false;
+		}
 		log_warning("S-new %s/%s: %s", pool->db->name, pool->user->name, err);
 		if (host_failed(pool->db, host_idx, tries)) {
 			host_idx = host_after(pool->db, host_idx);
@@ -256,6 +262,8 @@ bool server_launch(struct pool *pool)
 	s->id = ++w->next_id;
 	s->host_idx = (uint16_t)host_idx;
 	s->host_tries = (uint16_t)tries;
+	s->addr = addr;
+	s->addr_len = addr_len;
 	s->connect_time = s->request_time = worker_now(w);
 	s->txn_status = 'I';
 	list_init(&s->node);
@@ -366,9 +374,16 @@ void server_close(struct server *s, const char *fmt, ...)
 		snprintf(msg, sizeof(msg), "server connection lost: %s", why);
 		client_server_lost(c, "08006", msg);
 	}
+	char hbuf[CONFIG_HOST_MAX];
 	if (was_login) {
-		/* With a host list, the next host is tried before anyone is told. */
-		if (host_failed(pool->db, s->host_idx, s->host_tries)) {
+		/* Another address of the host's name, or with a host list the next host, is tried
+		 * before anyone is told. */
+		if (s->addr_len && dns_address_failed(w, server_host(s, hbuf), &s->addr)) {
+			retry_tries = s->host_tries;
+			pool->host_retry = s->host_idx;
+			free(pool->last_error);
+			pool->last_error = strdup(why);
+		} else if (host_failed(pool->db, s->host_idx, s->host_tries)) {
 			retry_tries = s->host_tries + 1u;
 			pool->host_retry = host_after(pool->db, s->host_idx);
 			free(pool->last_error);
@@ -1585,8 +1600,13 @@ void server_send_cancel(struct server *s)
 {
 	char err[256];
 	struct iobuf b = {0};
-	/* To the host s is on: the backend to cancel is there. */
-	int fd = server_connect_socket(s->pool->db, s->host_idx, s->pool->w->cfg, err, sizeof(err));
+	/* To the address s is on (the backend to cancel is there), without a lookup. */
+	union dns_addr addr;
+	socklen_t len;
+	int fd = s->addr_len ? connect_addr(&s->addr, s->addr_len, s->w->cfg, "the server", err,
+					    sizeof(err))
+			     : server_connect_socket(s->w, s->pool->db, s->host_idx, &addr, &len, err,
+						     sizeof(err));
 	if (fd < 0) {
 		log_warning("cannot forward cancel request: %s", err);
 		return;

@@ -9,6 +9,7 @@
 #include "admin.h"
 #include "app.h"
 #include "client.h"
+#include "dns.h"
 #include "log.h"
 #include "nplus1.h"
 #include "fpcache.h"
@@ -115,6 +116,11 @@ struct worker *worker_create(struct config *cfg)
 		return NULL;
 	}
 	w->cfg = cfg;
+	if (!dns_init(w)) {
+		event_base_free(w->base);
+		free(w);
+		return NULL;
+	}
 	RAND_bytes(w->scram_mock_key, sizeof(w->scram_mock_key));
 	objcache_init(&w->clients, sizeof(struct client));
 	objcache_init(&w->servers, sizeof(struct server));
@@ -140,6 +146,7 @@ struct worker *worker_create(struct config *cfg)
 			event_free(w->reaper);
 		if (w->log_flusher)
 			event_free(w->log_flusher);
+		dns_free(w);
 		event_base_free(w->base);
 		free(w);
 		return NULL;
@@ -226,6 +233,8 @@ void worker_free(struct worker *w)
 		event_free(w->janitor);
 	event_free(w->reaper);
 	event_free(w->log_flusher);
+	/* After it, no loop runs: a lookup still under way never calls back (dns.c). */
+	dns_free(w);
 	event_base_free(w->base);
 	app_worker_unregister(w);
 	free(w);

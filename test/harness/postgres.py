@@ -27,7 +27,9 @@ host all all 127.0.0.1/32 scram-sha-256
 """
 
 SETTINGS = {
-    'listen_addresses': "'127.0.0.1'",
+    # 127.0.0.5 too, for a host name with two addresses (test_dns.py); nothing listens on
+    # 127.0.0.2 and 127.0.0.3 (test_failures.py)
+    'listen_addresses': "'127.0.0.1,127.0.0.5'",
     'fsync': 'off',
     'synchronous_commit': 'off',
     'full_page_writes': 'off',
