@@ -43,6 +43,14 @@ enum dns_result dns_address(struct worker *w, const char *host, int port, union 
  */
 bool dns_address_failed(struct worker *w, const char *host, const union dns_addr *addr);
 
+/*
+ * For SHOW DNS_HOSTS: each name w keeps with an answer, the seconds that answer still holds
+ * (0 when it has run out) and its addresses ("a,b"); fn's strings last the call.
+ */
+void dns_each(const struct worker *w, void (*fn)(void *arg, const char *name, long long ttl,
+						   const char *addrs),
+	      void *arg);
+
 /* For SHOW LISTS: names known, and lookups under way. */
 void dns_counts(const struct worker *w, int *names, int *pending);
 

@@ -153,7 +153,7 @@ static void show_help(struct iobuf *b)
 {
 	static const char detail[] =
 		"\n\tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION\n"
-		"\tSHOW FDS|LISTS|MEM|STATE|WORKERS\n"
+		"\tSHOW FDS|LISTS|MEM|STATE|WORKERS|DNS_HOSTS|DNS_ZONES\n"
 		"\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
 		"\tSHOW FINGERPRINTS|NPLUS1\n"
 		"\tSET key = arg\n"
@@ -808,6 +808,45 @@ static void show_lists(struct iobuf *b)
 	}
 }
 
+struct dns_rows {
+	struct iobuf *b;
+	const char *seen[256]; /* names already shown (each worker keeps its own) */
+	size_t n_seen;
+};
+
+static void dns_host_row(void *arg, const char *name, long long ttl, const char *addrs)
+{
+	struct dns_rows *d = arg;
+	for (size_t i = 0; i < d->n_seen; i++)
+		if (strcmp(d->seen[i], name) == 0)
+			return;
+	if (d->n_seen < NCOLS(d->seen))
+		d->seen[d->n_seen++] = name;
+	struct row r = {0};
+	row_str(&r, name);
+	row_i64(&r, ttl);
+	row_str(&r, addrs);
+	send_row(d->b, &r);
+}
+
+/* The server host names looked up (dns.h), each once; what the first worker has. */
+static void show_dns_hosts(struct iobuf *b)
+{
+	static const struct col cols[] = {{"hostname", TXT}, {"ttl", I8}, {"addrs", TXT}};
+	struct dns_rows d = {.b = b};
+	send_header(b, cols, NCOLS(cols));
+	struct worker *w;
+	for (int i = 0; (w = app_worker(i)); i++)
+		dns_each(w, dns_host_row, &d);
+}
+
+/* No zones are watched (dns_zone_check_period has no effect): the header only. */
+static void show_dns_zones(struct iobuf *b)
+{
+	static const struct col cols[] = {{"zonename", TXT}, {"serial", I8}, {"count", I4}};
+	send_header(b, cols, NCOLS(cols));
+}
+
 static void show_mem(struct iobuf *b)
 {
 	static const struct col cols[] = {
@@ -1187,6 +1226,10 @@ bool admin_show(struct client *c, const char *arg, struct iobuf *b)
 		show_lists(b);
 	} else if (strcasecmp(arg, "mem") == 0) {
 		show_mem(b);
+	} else if (strcasecmp(arg, "dns_hosts") == 0) {
+		show_dns_hosts(b);
+	} else if (strcasecmp(arg, "dns_zones") == 0) {
+		show_dns_zones(b);
 	} else if (strcasecmp(arg, "state") == 0) {
 		show_state(b);
 	} else if (strcasecmp(arg, "workers") == 0) {

@@ -1,6 +1,7 @@
 /* dns: host names looked up without blocking the loop, kept per worker (include/dns.h). */
 #include "dns.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <event2/dns.h>
 #include <event2/util.h>
@@ -216,6 +217,31 @@ bool dns_address_failed(struct worker *w, const char *host, const union dns_addr
 	if (!left) /* all failed: the next connection tries them all again */
 		memset(n->failed, 0, sizeof(n->failed));
 	return left;
+}
+
+void dns_each(const struct worker *w, void (*fn)(void *arg, const char *name, long long ttl,
+						   const char *addrs),
+	      void *arg)
+{
+	for (const struct dns_name *n = w->dns_names; n; n = n->next) {
+		if (!n->naddr)
+			continue;
+		char addrs[DNS_MAX_ADDRS * (INET6_ADDRSTRLEN + 1)] = "";
+		size_t used = 0;
+		for (int i = 0; i < n->naddr; i++) {
+			char one[INET6_ADDRSTRLEN];
+			const union dns_addr *a = &n->addrs[i];
+			const void *raw = a->sa.sa_family == AF_INET ? (const void *)&a->in.sin_addr
+								     : (const void *)&a->in6.sin6_addr;
+			if (!inet_ntop(a->sa.sa_family, raw, one, sizeof(one)))
+				continue;
+			used += (size_t)snprintf(addrs + used, sizeof(addrs) - used, "%s%s",
+						 used ? "," : "", one);
+		}
+		usec_t now = w->now; /* worker_now() of a const worker */
+		long long ttl = n->expires > now ? (long long)((n->expires - now) / 1000000) : 0;
+		fn(arg, n->name, ttl, addrs);
+	}
 }
 
 void dns_counts(const struct worker *w, int *names, int *pending)

@@ -229,8 +229,8 @@ bool server_launch(struct pool *pool)
 	unsigned tries = pool->host_tries;
 	host_idx = tries ? pool->host_retry : host_pick(pool->db);
 	pool->host_tries = 0;
-	union dns_addr addr;
-	socklen_t addr_len;
+	union dns_addr addr = {0};
+	socklen_t addr_len = 0;
 	for (;;) {
 		fd = server_connect_socket(w, pool->db, host_idx, &addr, &addr_len, err, sizeof(err));
 		if (fd >= 0)

@@ -114,6 +114,11 @@ def test_the_addresses_of_a_name_are_used_in_turn_and_cancels_follow(pgtally, pg
         for c in conns:
             c.close()
     assert dns.count('two.pgt.test') == 1
+    rows = p.admin('SHOW DNS_HOSTS')
+    assert [(r['hostname'], r['addrs']) for r in rows] == [('two.pgt.test',
+                                                           '127.0.0.1,127.0.0.5')], rows
+    assert 0 <= rows[0]['ttl'] <= 15
+    assert p.admin('SHOW DNS_ZONES') == []
 
 
 def test_an_address_that_refuses_is_skipped_at_once(pgtally, pg, dns, tmp_path):

@@ -17,7 +17,7 @@ def test_pg_settings(pg):
     settings = dict(pg.sql("SELECT name, setting FROM pg_settings WHERE name IN "
                            "('listen_addresses', 'port', 'fsync', 'max_connections', "
                            "'unix_socket_directories', 'server_version_num')"))
-    assert settings['listen_addresses'] == '127.0.0.1'
+    assert settings['listen_addresses'] == '127.0.0.1,127.0.0.5'
     assert int(settings['port']) == pg.port
     assert settings['fsync'] == 'off'
     assert settings['max_connections'] == '300'
