@@ -141,6 +141,9 @@ void pool_server_ready(struct pool *pool, struct server *s);
 /* Launch server connections while the pool has waiters or is below min_pool_size. */
 void pool_maintain(struct pool *pool);
 
+/* pool_maintain() for each pool of w (a lookup ended, RESUME). */
+void pool_maintain_all(struct worker *w);
+
 /*
  * The welcome (ParameterStatus set) of a pool is shared with the same pool on the other
  * workers, so a client there logs in without waiting for a server of its own.

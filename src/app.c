@@ -202,8 +202,8 @@ void app_set_paused(struct worker *self, bool paused)
 	app_world_stop(self);
 	for (int i = 0; (w = app_worker(i)); i++) {
 		w->paused = paused;
-		for (struct list *p = w->pools.next; !paused && p != &w->pools; p = p->next)
-			pool_maintain(container_of(p, struct pool, node));
+		if (!paused)
+			pool_maintain_all(w);
 	}
 	app_world_resume(self);
 }

@@ -98,19 +98,23 @@ static void dns_done(int result, struct evutil_addrinfo *res, void *arg)
 		log_warning("cannot resolve %s: %s", n->name, evutil_gai_strerror(n->err));
 	if (n->starting)
 		return; /* answered within dns_address(), which carries on */
-	struct list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &w->pools)
-	{
-		pool_maintain(container_of(pos, struct pool, node));
-	}
+	pool_maintain_all(w);
+}
+
+static struct dns_name *dns_name_find(const struct worker *w, const char *host)
+{
+	struct dns_name *n = w->dns_names;
+	while (n && strcmp(n->name, host) != 0)
+		n = n->next;
+	return n;
 }
 
 static struct dns_name *dns_name_get(struct worker *w, const char *host)
 {
-	for (struct dns_name *n = w->dns_names; n; n = n->next)
-		if (strcmp(n->name, host) == 0)
-			return n;
-	struct dns_name *n = calloc(1, sizeof(*n));
+	struct dns_name *n = dns_name_find(w, host);
+	if (n)
+		return n;
+	n = calloc(1, sizeof(*n));
 	if (!n || !(n->name = strdup(host))) {
 		free(n);
 		return NULL;
@@ -203,9 +207,7 @@ static bool dns_same(const union dns_addr *a, const union dns_addr *b)
 
 bool dns_address_failed(struct worker *w, const char *host, const union dns_addr *addr)
 {
-	struct dns_name *n = w->dns_names;
-	while (n && strcmp(n->name, host) != 0)
-		n = n->next;
+	struct dns_name *n = dns_name_find(w, host);
 	if (!n || n->naddr < 2)
 		return false;
 	bool left = false;
@@ -223,6 +225,7 @@ void dns_each(const struct worker *w, void (*fn)(void *arg, const char *name, lo
 						   const char *addrs),
 	      void *arg)
 {
+	usec_t now = w->now; /* worker_now() of a const worker */
 	for (const struct dns_name *n = w->dns_names; n; n = n->next) {
 		if (!n->naddr)
 			continue;
@@ -238,7 +241,6 @@ void dns_each(const struct worker *w, void (*fn)(void *arg, const char *name, lo
 			used += (size_t)snprintf(addrs + used, sizeof(addrs) - used, "%s%s",
 						 used ? "," : "", one);
 		}
-		usec_t now = w->now; /* worker_now() of a const worker */
 		long long ttl = n->expires > now ? (long long)((n->expires - now) / 1000000) : 0;
 		fn(arg, n->name, ttl, addrs);
 	}

@@ -598,9 +598,14 @@ static void fwd_fingerprint(struct client *c, const char *sql, struct stmt_info 
 		struct fp_entry *fe =
 			stats_fp_note(c->w, c->pool, st.id, st.kind, sql, st.start, st.end);
 		/* Kept with the statement: its entry may be gone by the time it runs. */
-		info->held = fe ? fe->held : 0;
-		if (!fe || st.kind == FP_KIND_SESSION)
-			info->held |= (uint8_t)fwd_text_effect(c->pool, sql, n);
+		char what[96];
+		if (!fe)
+			info->held = (uint8_t)fwd_text_effect(c->pool, sql, n);
+		else if (st.kind == FP_KIND_SESSION &&
+			 session_state_leaks(c->pool, fe->query, what, sizeof(what)))
+			info->held = fe->held | FP_HELD_SETS; /* a SET that stays with the server */
+		else
+			info->held = fe->held;
 	}
 }
 

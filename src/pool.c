@@ -744,6 +744,15 @@ void pool_maintain(struct pool *pool)
 		pool_note_demand(w, pool);
 }
 
+void pool_maintain_all(struct worker *w)
+{
+	struct list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &w->pools)
+	{
+		pool_maintain(container_of(pos, struct pool, node));
+	}
+}
+
 /* Should a server of pool that just became free go to a worker that is short instead? */
 static bool pool_should_yield(struct worker *w, struct pool *pool)
 {

@@ -78,16 +78,21 @@ static const char *server_host(const struct server *s, char *buf)
 }
 
 /* host:port, or the unix socket, of s: for error messages. */
-static const char *server_where(const struct server *s, char *buf, size_t cap)
+/* Where host (an entry of a host list) and port are, for messages. */
+static const char *host_where(const char *host, int port, char *buf, size_t cap)
 {
-	char hbuf[CONFIG_HOST_MAX];
-	const char *host = server_host(s, hbuf);
-	int port = s->pool->db->cfg.port > 0 ? s->pool->db->cfg.port : 5432;
 	if (config_host_is_unix(host))
 		(void)unix_socket_path(host, port, buf, cap);
 	else
 		snprintf(buf, cap, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
 	return buf;
+}
+
+static const char *server_where(const struct server *s, char *buf, size_t cap)
+{
+	char hbuf[CONFIG_HOST_MAX];
+	int port = s->pool->db->cfg.port > 0 ? s->pool->db->cfg.port : 5432;
+	return host_where(server_host(s, hbuf), port, buf, cap);
 }
 
 /* A non-blocking socket connecting to addr, with cfg's TCP options; -1 on failure (err). */
@@ -141,8 +146,8 @@ static int server_connect_socket(struct worker *w, const struct pool_db *db, int
 	case DNS_READY:
 		break;
 	}
-	snprintf(where, sizeof(where), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
-	return connect_addr(addr, *len, w->cfg, where, err, errlen);
+	return connect_addr(addr, *len, w->cfg, host_where(host, port, where, sizeof(where)), err,
+			    errlen);
 }
 
 static const char *server_login_user(const struct server *s)
@@ -378,14 +383,10 @@ void server_close(struct server *s, const char *fmt, ...)
 	if (was_login) {
 		/* Another address of the host's name, or with a host list the next host, is tried
 		 * before anyone is told. */
-		if (s->addr_len && dns_address_failed(w, server_host(s, hbuf), &s->addr)) {
-			retry_tries = s->host_tries;
-			pool->host_retry = s->host_idx;
-			free(pool->last_error);
-			pool->last_error = strdup(why);
-		} else if (host_failed(pool->db, s->host_idx, s->host_tries)) {
-			retry_tries = s->host_tries + 1u;
-			pool->host_retry = host_after(pool->db, s->host_idx);
+		bool next_addr = s->addr_len && dns_address_failed(w, server_host(s, hbuf), &s->addr);
+		if (next_addr || host_failed(pool->db, s->host_idx, s->host_tries)) {
+			retry_tries = s->host_tries + !next_addr;
+			pool->host_retry = next_addr ? s->host_idx : host_after(pool->db, s->host_idx);
 			free(pool->last_error);
 			pool->last_error = strdup(why);
 		} else {
